@@ -1,0 +1,1 @@
+"""splade_lightning: train and evaluate learned sparse retrievers with PyTorch Lightning."""

@@ -1,0 +1,51 @@
+"""Error types with messages that name the file, line, field, bad value and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class SpladeLightningError(Exception):
+    """Base class of every error this package raises on bad user input."""
+
+
+class DataError(SpladeLightningError, ValueError):
+    """Bad input data: a missing file, a malformed record, a missing field, a dangling id.
+
+    Args:
+        message: what is wrong and what was expected.
+        path: the offending file or directory.
+        line: 1-based line (or row) number inside ``path``.
+        field: the offending field / column name.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None, field: str | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = self.path or ""
+        if line is not None:
+            where += f":{line}"
+        prefix = f"{where}: " if where else ""
+        if field is not None:
+            prefix += f"field '{field}': "
+        super().__init__(prefix + message)
+
+
+class DataErrors(DataError):
+    """Several :class:`DataError` collected and reported together (at most ``shown`` printed in full)."""
+
+    def __init__(self, errors: Iterable[DataError], shown: int = 20):
+        self.errors = list(errors)
+        lines = [str(e) for e in self.errors[:shown]]
+        more = len(self.errors) - shown
+        if more > 0:
+            lines.append(f"... and {more} more problem(s)")
+        SpladeLightningError.__init__(self, f"{len(self.errors)} problem(s) found in the input data:\n  " + "\n  ".join(lines))
+        self.path, self.line, self.field, self.reason = None, None, None, "several problems"
+
+
+class ConfigError(SpladeLightningError, ValueError):
+    """A bad constructor / CLI argument: names the argument, the bad value and the allowed values."""

@@ -1,0 +1,102 @@
+"""``python -m splade_lightning {fit,validate,test,...} --config FILE.yaml``: LightningCLI with our defaults."""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
+
+from .callbacks.checkpoint_io import AtomicCheckpointIO
+from .errors import SpladeLightningError
+from .report import write_report
+
+
+class SpladeCLI(LightningCLI):
+    """LightningCLI where ``model:`` and ``data:`` take any LightningModule / LightningDataModule via
+    ``class_path``/``init_args``; optimisers are configured by the module (``--model.optimizer``); checkpoints are
+    written atomically unless another CheckpointIO plugin is configured.
+
+    Extra top-level options (accepted by every subcommand so one YAML serves fit/validate/test; used by ``fit``):
+    ``--eval_before_fit`` runs a full validation before training (the zero-shot baseline, logged at step 0), and
+    ``--export_dir`` is where the fine-tuned model directory is written after ``fit`` (default ``<log_dir>/model``).
+    """
+
+    def __init__(self, args=None, run: bool = True, **kwargs):
+        self.zero_shot_metrics: dict | None = None
+        super().__init__(
+            model_class=pl.LightningModule,
+            datamodule_class=pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            seed_everything_default=42,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--eval_before_fit", type=bool, default=False,
+                            help="fit: validate once before training (zero-shot baseline) and report both")
+        parser.add_argument("--export_dir", type=str | None, default=None,
+                            help="fit: save the final encoder here as a model directory (default <log_dir>/model)")
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _sub(self, key: str):
+        return self.config[self.subcommand].get(key) if self.subcommand else None
+
+    def before_fit(self) -> None:
+        if self._sub("eval_before_fit"):
+            rank_zero_info("Zero-shot evaluation before training (--eval_before_fit)")
+            self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+            self.zero_shot_metrics = copy.deepcopy(getattr(self.model, "last_eval_metrics", None)) or None
+
+    def after_fit(self) -> None:
+        if self.trainer.interrupted or not self.trainer.is_global_zero:
+            return
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        self._export(log_dir)
+        final = getattr(self.model, "last_eval_metrics", None)
+        if final:
+            table = write_report(log_dir, self.zero_shot_metrics, final)
+            print(f"\nRetrieval results (written to {log_dir / 'report.md'}):\n{table}\n", flush=True)
+
+    def _export(self, log_dir: Path) -> None:
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is None or not hasattr(encoder, "export_config"):
+            return
+        from .hub import load_tokenizer
+        from .models.serialization import save_encoder
+
+        target = Path(self._sub("export_dir") or log_dir / "model")
+        lengths = {k: getattr(self.datamodule, k) for k in ("max_query_length", "max_doc_length")
+                   if hasattr(self.datamodule, k)}
+        save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target, **lengths)
+        print(f"Saved the fine-tuned model to {target} (load it with splade_lightning.load({str(target)!r}))",
+              flush=True)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``python -m splade_lightning``; errors on bad input print one message and exit with status 2
+    (set ``SPLADE_LIGHTNING_DEBUG=1`` for the traceback)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        SpladeCLI(args=args)
+    except SpladeLightningError as e:
+        if os.environ.get("SPLADE_LIGHTNING_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

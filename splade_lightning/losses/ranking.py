@@ -1,0 +1,69 @@
+"""Ranking losses on (B, V) sparse representations: tensors in, scalar out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def similarity_matrix(query_reps: torch.Tensor, doc_reps: torch.Tensor, similarity: str = "dot") -> torch.Tensor:
+    """All-pairs similarity.
+
+    Args:
+        query_reps: (B, V).
+        doc_reps: (N, V).
+        similarity: ``dot`` (SPLADE's scoring function) or ``cosine``.
+
+    Returns:
+        (B, N) scores.
+    """
+    if similarity == "cosine":
+        query_reps, doc_reps = F.normalize(query_reps, dim=-1), F.normalize(doc_reps, dim=-1)
+    return query_reps @ doc_reps.transpose(0, 1)
+
+
+class InBatchNegativesLoss(nn.Module):
+    """InfoNCE with in-batch negatives (a.k.a. MultipleNegativesRankingLoss; van den Oord et al., arXiv:1807.03748;
+    in-batch negatives for SPLADE: Formal et al., arXiv:2109.10086).
+
+    Every query is scored against *all* documents of the batch: all B positives and all B·n hard negatives
+    (negatives are shared across the batch). ``loss = mean_i [ -s_{i,i} + logsumexp_j s_{i,j} ]`` with
+    ``s = scale · sim(q, d)``. Equals sentence-transformers 6.x ``SparseMultipleNegativesRankingLoss`` (defaults
+    scale=1, dot product) on the same embeddings.
+
+    Args:
+        scale: multiplies the similarities (= 1 / temperature). SPLADE uses 1 with the raw dot product.
+        similarity: ``dot`` or ``cosine``.
+    """
+
+    def __init__(self, scale: float = 1.0, similarity: Literal["dot", "cosine"] = "dot"):
+        super().__init__()
+        if scale <= 0:
+            raise ConfigError(f"InBatchNegativesLoss: scale={scale!r}: expected a positive number")
+        if similarity not in ("dot", "cosine"):
+            raise ConfigError(f"InBatchNegativesLoss: similarity={similarity!r}: expected 'dot' or 'cosine'")
+        self.scale = scale
+        self.similarity = similarity
+
+    def forward(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int = 0) -> torch.Tensor:
+        """Compute the loss.
+
+        Args:
+            query_reps: (B, V).
+            doc_reps: (B * (1 + num_negatives), V), column-major: rows 0..B-1 are the positives.
+            num_negatives: hard negatives per query (only used to check the shape).
+
+        Returns:
+            Scalar loss.
+        """
+        batch = query_reps.shape[0]
+        if doc_reps.shape[0] != batch * (1 + num_negatives):
+            raise ValueError(f"doc_reps has {doc_reps.shape[0]} rows, expected B*(1+n) = {batch}*(1+{num_negatives})")
+        scores = self.scale * similarity_matrix(query_reps, doc_reps, self.similarity)
+        labels = torch.arange(batch, device=scores.device)
+        return F.cross_entropy(scores.float(), labels)

@@ -1,0 +1,71 @@
+"""Collect encoded evaluation texts during a validation/test epoch and score retrieval at its end."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+
+from ..eval.retrieval import evaluate_retrieval
+from ..index.exact import stack_sparse
+
+
+class EvalBuffer:
+    """Per-dataloader store of (ids, sparse CPU reps) for queries and documents.
+
+    Each encoded batch is moved to the CPU as a sparse CSR tensor right away, so a 100k-document corpus never has to be
+    held as a dense (N, 30522) matrix.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[int, str], list[str]] = defaultdict(list)
+        self._reps: dict[tuple[int, str], list[torch.Tensor]] = defaultdict(list)
+
+    def add(self, dataloader_idx: int, kind: str, ids: Sequence[str], reps: torch.Tensor) -> None:
+        """Store one batch: ``reps`` is (B, V), ``ids`` its B ids."""
+        self._ids[(dataloader_idx, kind)].extend(ids)
+        self._reps[(dataloader_idx, kind)].append(stack_sparse([reps.detach().float().cpu()]))
+
+    def dataloaders(self) -> list[int]:
+        return sorted({idx for idx, _ in self._ids})
+
+    def get(self, dataloader_idx: int, kind: str) -> tuple[list[str], torch.Tensor | None]:
+        reps = self._reps.get((dataloader_idx, kind))
+        return self._ids.get((dataloader_idx, kind), []), (stack_sparse(reps) if reps else None)
+
+    def clear(self) -> None:
+        self._ids.clear()
+        self._reps.clear()
+
+
+def score_buffer(buffer: EvalBuffer, eval_data_for: callable, k: int, measures: Sequence[str]) -> dict[str, dict]:
+    """Run exact retrieval + metrics for every dataloader in ``buffer``.
+
+    Args:
+        buffer: the filled buffer.
+        eval_data_for: ``dataloader_idx -> EvalData`` (name, qrels, min_relevance).
+        k: retrieval depth.
+        measures: metric names, e.g. ``("ndcg@10", "mrr@10", "recall@100")``.
+
+    Returns:
+        ``{dataset_name: metrics}`` where metrics also holds the sparsity figures.
+    """
+    results = {}
+    for idx in buffer.dataloaders():
+        data = eval_data_for(idx)
+        query_ids, query_reps = buffer.get(idx, "query")
+        doc_ids, doc_reps = buffer.get(idx, "doc")
+        if query_reps is None or doc_reps is None:
+            raise RuntimeError(f"evaluation set {data.name!r}: no {'queries' if query_reps is None else 'documents'} "
+                               "were encoded (was the evaluation dataloader limited, e.g. by limit_val_batches?)")
+        result = evaluate_retrieval(query_ids, query_reps, doc_ids, doc_reps, data.qrels,
+                                    min_relevance=data.min_relevance, k=k, measures=tuple(measures))
+        results[data.name] = result.metrics
+    return results
+
+
+def mean_over_datasets(results: dict[str, dict]) -> dict[str, float]:
+    """Unweighted mean of each metric over datasets (as BEIR / NanoBEIR report it)."""
+    keys = set.intersection(*(set(m) for m in results.values())) if results else set()
+    return {key: float(sum(m[key] for m in results.values()) / len(results)) for key in sorted(keys)}

@@ -89,14 +89,26 @@ class SpladeCLI(LightningCLI):
               flush=True)
 
 
+def _user_error(exc: BaseException) -> SpladeLightningError | None:
+    """Our input error behind ``exc``, if any (jsonargparse re-raises constructor errors wrapped in ValueError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, SpladeLightningError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``python -m splade_lightning``; errors on bad input print one message and exit with status 2
     (set ``SPLADE_LIGHTNING_DEBUG=1`` for the traceback)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         SpladeCLI(args=args)
-    except SpladeLightningError as e:
-        if os.environ.get("SPLADE_LIGHTNING_DEBUG"):
+    except Exception as e:
+        user_error = _user_error(e)
+        if user_error is None or os.environ.get("SPLADE_LIGHTNING_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {user_error}", file=sys.stderr)
         sys.exit(2)

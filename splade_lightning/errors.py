@@ -43,7 +43,8 @@ class DataErrors(DataError):
         more = len(self.errors) - shown
         if more > 0:
             lines.append(f"... and {more} more problem(s)")
-        SpladeLightningError.__init__(self, f"{len(self.errors)} problem(s) found in the input data:\n  " + "\n  ".join(lines))
+        header = f"{len(self.errors)} problem(s) found in the input data:\n  "
+        SpladeLightningError.__init__(self, header + "\n  ".join(lines))
         self.path, self.line, self.field, self.reason = None, None, None, "several problems"
 
 

@@ -55,8 +55,9 @@ def toy_beir(tmp_path) -> Path:
         ("d5", "Snakes", "a python is a large snake"), ("d6", "", "lightning strikes twice"),
     ]
     write_jsonl(root / "corpus.jsonl", [{"_id": i, "title": t, "text": x} for i, t, x in docs])
-    write_jsonl(root / "queries.jsonl", [{"_id": "q1", "text": "cat on a mat"}, {"_id": "q2", "text": "python language"},
-                                         {"_id": "q3", "text": "barking dogs"}])
+    queries = [{"_id": "q1", "text": "cat on a mat"}, {"_id": "q2", "text": "python language"},
+               {"_id": "q3", "text": "barking dogs"}]
+    write_jsonl(root / "queries.jsonl", queries)
     (root / "qrels").mkdir()
     (root / "qrels" / "test.tsv").write_text(
         "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td4\t1\nq2\td3\t2\nq2\td5\t1\nq3\td2\t1\n")

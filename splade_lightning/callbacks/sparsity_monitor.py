@@ -26,11 +26,12 @@ class SparsityMonitor(pl.Callback):
     """Log sparsity of the representations a module produces.
 
     Training: every ``every_n_steps`` optimiser steps, aggregated over all batches since the previous log:
-    ``train/active_dims_query`` (mean), ``..._min``, ``..._max``, ``train/zero_fraction_doc`` (share of all-zero vectors,
-    the collapse symptom) and ``train/flops`` = Σ_v p_q(v)·p_d(v) (expected multiply-adds per query-document pair;
-    Paria et al., arXiv:2004.05665). Validation: the extremes per evaluation set (``val/<dataset>/active_dims_doc_min``,
-    ``..._max``, ``zero_fraction_query``) over every encoded text; the means, FLOPS and ``zero_fraction_doc`` there are
-    logged by the module's evaluation. Statistics are torchmetrics states, so they are reduced across DDP processes.
+    ``train/active_dims_query`` (mean), ``..._min``, ``..._max``, ``train/zero_fraction_doc`` (share of all-zero
+    vectors, the collapse symptom) and ``train/flops`` = Σ_v p_q(v)·p_d(v) (expected multiply-adds per
+    query-document pair; Paria et al., arXiv:2004.05665). Validation: the extremes per evaluation set
+    (``val/<dataset>/active_dims_doc_min``, ``..._max``, ``zero_fraction_query``) over every encoded text; the means,
+    FLOPS and ``zero_fraction_doc`` there are logged by the module's evaluation. Statistics are torchmetrics states,
+    so they are reduced across DDP processes.
 
     Reads ``outputs["query_reps"]`` / ``outputs["doc_reps"]`` from ``training_step`` and the (B, V) tensor returned
     by ``validation_step`` together with ``batch.kind``.
@@ -79,6 +80,8 @@ class SparsityMonitor(pl.Callback):
         names = trainer.datamodule.eval_set_names("validate") if trainer.datamodule is not None else []
         logged = {}
         for idx, pair in sorted(self._val.items()):
+            if not (pair[0].update_called and pair[1].update_called):
+                continue  # a limited loop (fast_dev_run / limit_val_batches) saw only one kind of text
             name = names[idx] if idx < len(names) else str(idx)
             figures = sparsity_figures(*pair)
             logged.update({f"val/{name}/{k}": v for k, v in figures.items() if k.endswith(("_min", "_max"))

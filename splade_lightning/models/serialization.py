@@ -39,7 +39,8 @@ def load_tokenizer_files(files: dict[str, bytes]):
         return AutoTokenizer.from_pretrained(tmp)
 
 
-def checkpoint_payload(encoder: SpladeEncoder, prefix: str = "encoder.", tokenizer=None) -> dict:
+def checkpoint_payload(encoder: SpladeEncoder, prefix: str = "encoder.", tokenizer=None,
+                       max_lengths: dict[str, int] | None = None) -> dict:
     """What a Lightning checkpoint carries so :func:`encoder_from_checkpoint` needs neither the original backbone
     directory nor the hub: encoder settings, the backbone's ``config.json`` and the tokenizer files."""
     if tokenizer is None:
@@ -53,7 +54,8 @@ def checkpoint_payload(encoder: SpladeEncoder, prefix: str = "encoder.", tokeniz
     else:
         files = _tokenizer_files(tokenizer)
     return {"format_version": FORMAT_VERSION, "encoder": encoder.export_config(), "state_dict_prefix": prefix,
-            "backbone": encoder.backbone, "backbone_config": encoder.mlm.config.to_dict(), "tokenizer_files": files}
+            "backbone": encoder.backbone, "backbone_config": encoder.mlm.config.to_dict(), "tokenizer_files": files,
+            "max_lengths": dict(max_lengths or {})}
 
 
 def encoder_from_checkpoint(checkpoint: dict) -> tuple[SpladeEncoder, object]:
@@ -128,7 +130,8 @@ def save_encoder(encoder: SpladeEncoder, tokenizer, path: str | os.PathLike, max
 
 def read_dir_settings(path: Path) -> dict:
     """Encoder settings of a model directory: ours (``splade_lightning.json``), a sentence-transformers SparseEncoder
-    (``1_SpladePooling/config.json``), or a bare HF MLM directory (SPLADE max/relu, as sentence-transformers assumes)."""
+    (``1_SpladePooling/config.json``), or a bare HF MLM directory (SPLADE max/relu, as sentence-transformers
+    assumes)."""
     if (path / META_FILE).is_file():
         return json.loads((path / META_FILE).read_text())
     settings: dict = {"architecture": "splade", "pooling": "max", "activation": "relu"}
@@ -150,8 +153,8 @@ def load_encoder_dir(name_or_path: str) -> tuple[SpladeEncoder, object, dict]:
     from ..hub import load_tokenizer, resolve_model_path
 
     path = Path(resolve_model_path(name_or_path))
-    settings = read_dir_settings(path) if path.is_dir() else {"architecture": "splade", "pooling": "max",
-                                                               "activation": "relu"}
+    default = {"architecture": "splade", "pooling": "max", "activation": "relu"}
+    settings = read_dir_settings(path) if path.is_dir() else default
     if settings.get("architecture", "splade") != "splade":
         raise ConfigError(f"{name_or_path}: holds a {settings['architecture']!r} model; this version loads 'splade'")
     encoder = SpladeEncoder(str(name_or_path), pooling=settings["pooling"], activation=settings["activation"])

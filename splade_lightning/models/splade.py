@@ -44,6 +44,7 @@ class SpladeEncoder(nn.Module):
         self.pooling: Literal["max", "sum"] = pooling
         self.activation: Literal["relu", "log1p_relu"] = activation
         self.mlm = load_mlm(backbone, config=backbone_config)
+        self.mlm.train()  # from_pretrained returns eval mode; keep nn.Module semantics (Lightning preserves modes)
         if gradient_checkpointing:
             self.mlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -25,7 +26,7 @@ class EvalBuffer:
     def add(self, dataloader_idx: int, kind: str, ids: Sequence[str], reps: torch.Tensor) -> None:
         """Store one batch: ``reps`` is (B, V), ``ids`` its B ids."""
         self._ids[(dataloader_idx, kind)].extend(ids)
-        self._reps[(dataloader_idx, kind)].append(stack_sparse([reps.detach().float().cpu()]))
+        self._reps[(dataloader_idx, kind)].append(stack_sparse([reps.detach().float()]))  # sparsified on-device
 
     def dataloaders(self) -> list[int]:
         return sorted({idx for idx, _ in self._ids})
@@ -56,9 +57,12 @@ def score_buffer(buffer: EvalBuffer, eval_data_for: callable, k: int, measures: 
         data = eval_data_for(idx)
         query_ids, query_reps = buffer.get(idx, "query")
         doc_ids, doc_reps = buffer.get(idx, "doc")
-        if query_reps is None or doc_reps is None:
-            raise RuntimeError(f"evaluation set {data.name!r}: no {'queries' if query_reps is None else 'documents'} "
-                               "were encoded (was the evaluation dataloader limited, e.g. by limit_val_batches?)")
+        if len(set(query_ids)) != len(data.queries) or len(set(doc_ids)) != len(data.corpus):
+            warnings.warn(f"evaluation set {data.name!r} skipped: only {len(set(query_ids))}/{len(data.queries)} "
+                          f"queries and {len(set(doc_ids))}/{len(data.corpus)} documents were encoded (the evaluation "
+                          "loop was limited, e.g. by fast_dev_run or limit_val_batches); metrics on a partial corpus "
+                          "would be misleading", stacklevel=2)
+            continue
         result = evaluate_retrieval(query_ids, query_reps, doc_ids, doc_reps, data.qrels,
                                     min_relevance=data.min_relevance, k=k, measures=tuple(measures))
         results[data.name] = result.metrics

@@ -174,4 +174,6 @@ class SpladeModule(pl.LightningModule):
         """Embed what :func:`splade_lightning.load` needs to rebuild the encoder from the ``.ckpt`` alone."""
         from ..models.serialization import checkpoint_payload
 
-        checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.")
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        lengths = {k: getattr(datamodule, k) for k in ("max_query_length", "max_doc_length") if hasattr(datamodule, k)}
+        checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.", max_lengths=lengths)

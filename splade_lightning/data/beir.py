@@ -1,0 +1,192 @@
+"""Evaluation sets in the BEIR layout: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+
+Every problem is collected and raised together as one :class:`~splade_lightning.errors.DataErrors`. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError, DataErrors
+from .readers import iter_jsonl, missing_path_error, show
+
+
+@dataclass
+class BeirSet:
+    """One evaluation set in the BEIR layout (a YAML list entry such as ``{path: data/scifact, split: test}``).
+
+    Args:
+        path: directory holding ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+        split: which qrels file to use (``qrels/<split>.tsv``).
+        name: name used in metric keys (``val/<name>/ndcg@10``); default: the directory's basename.
+        min_relevance: minimum qrels grade counted as relevant by binary metrics (MRR, Recall); e.g. 2 for TREC DL.
+    """
+
+    path: str
+    split: str = "test"
+    name: str | None = None
+    min_relevance: int = 1
+
+    @property
+    def display_name(self) -> str:
+        """``name``, or the basename of ``path`` when no name is given."""
+        return self.name if self.name else Path(self.path).resolve().name
+
+
+@dataclass
+class EvalData:
+    """A loaded evaluation set.
+
+    Attributes:
+        name: the set's name (unique among a stage's sets).
+        corpus: doc id -> text (``title + " " + text`` when the title is non-empty, else ``text``; may be empty).
+        queries: query id -> text, only queries with at least one qrels row.
+        qrels: query id -> {doc id: integer grade}, grade-0 (judged non-relevant) rows included.
+        min_relevance: minimum grade counted as relevant by binary metrics.
+        path: the BEIR directory.
+        split: the qrels split.
+    """
+
+    name: str
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    min_relevance: int = 1
+    path: str = ""
+    split: str = "test"
+
+
+def _read_id_text(path: Path, kind: str, errors: list[DataError]) -> dict[str, str]:
+    """Read ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``) into id -> text."""
+    texts: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for line, obj in iter_jsonl(path, errors):
+        if not isinstance(obj, dict):
+            errors.append(DataError(f"expected a JSON object, got {type(obj).__name__} {show(obj)}", path, line))
+            continue
+        missing = [f for f in ("_id", "text") if f not in obj]
+        for field in missing:
+            errors.append(DataError(f"missing field; this record has fields {sorted(obj)}", path, line, field))
+        if missing:
+            continue
+        key, text, title = obj["_id"], obj["text"], obj.get("title") or ""
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        bad = [(f, v) for f, v in (("_id", key), ("text", text), ("title", title)) if not isinstance(v, str)]
+        for field, value in bad:
+            errors.append(DataError(f"expected a string, got {type(value).__name__} {show(value)}", path, line, field))
+        if bad:
+            continue
+        if not key:
+            errors.append(DataError("empty id", path, line, "_id"))
+        elif key in texts:
+            errors.append(DataError(f"duplicate id {key!r} (first seen on line {first_line[key]})", path, line, "_id"))
+        else:
+            if kind == "query" and not text.strip():
+                errors.append(DataError(f"empty query text for id {key!r}; expected non-empty text", path, line,
+                                        "text"))
+            texts[key] = f"{title} {text}" if title.strip() else text
+            first_line[key] = line
+    return texts
+
+
+def _parse_grade(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, str],
+                errors: list[DataError]) -> dict[str, dict[str, int]]:
+    """Read ``query-id<TAB>corpus-id<TAB>score`` rows (an optional header line first) into qid -> {doc id: grade}."""
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line, raw in enumerate(f, start=1):
+            raw = raw.rstrip("\r\n")
+            if not raw.strip():
+                continue
+            fields = raw.split("\t")
+            if line == 1 and len(fields) == 3 and _parse_grade(fields[2]) is None:
+                continue  # header: query-id corpus-id score
+            if len(fields) != 3:
+                errors.append(DataError(f"expected 3 tab-separated fields (query-id, corpus-id, score), found "
+                                        f"{len(fields)}: {show(raw)}", path, line))
+                continue
+            qid, did, score = fields
+            grade = _parse_grade(score)
+            if grade is None:
+                errors.append(DataError(f"expected an integer grade, got {score!r}", path, line, "score"))
+            if qid not in queries:
+                errors.append(DataError(f"query id {qid!r} is not in queries.jsonl", path, line, "query-id"))
+            if did not in corpus:
+                errors.append(DataError(f"corpus id {did!r} is not in corpus.jsonl", path, line, "corpus-id"))
+            if grade is not None and qid in queries and did in corpus:
+                if did in qrels.get(qid, {}):
+                    errors.append(DataError(f"duplicate judgment for ({qid!r}, {did!r})", path, line))
+                qrels.setdefault(qid, {})[did] = grade
+    return qrels
+
+
+def find_beir_files(root: Path, split: str, errors: list[DataError]) -> tuple[Path, Path, Path] | None:
+    """The three BEIR files, or ``None`` after appending an error for each missing one."""
+    if not root.is_dir():
+        errors.append(missing_path_error(root, "BEIR directory"))
+        return None
+    corpus, queries, qrels = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / f"{split}.tsv"
+    for path in (corpus, queries):
+        if not path.is_file():
+            errors.append(missing_path_error(path))
+    if not qrels.is_file():
+        splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+        errors.append(DataError(f"qrels file for split {split!r} not found; splits present under qrels/: {splits}",
+                                path=qrels))
+    if not (corpus.is_file() and queries.is_file() and qrels.is_file()):
+        return None
+    return corpus, queries, qrels
+
+
+def load_beir(path: str | Path, split: str = "test", name: str | None = None, min_relevance: int = 1) -> EvalData:
+    """Load and validate a BEIR directory.
+
+    Only queries with at least one qrels row are kept (BEIR convention); grade-0 rows are kept in ``qrels``.
+    Empty documents are allowed.
+
+    Args:
+        path: the BEIR directory.
+        split: qrels split (``qrels/<split>.tsv``).
+        name: dataset name; default: the directory's basename.
+        min_relevance: minimum grade counted as relevant by binary metrics.
+
+    Returns:
+        The validated :class:`EvalData`.
+
+    Raises:
+        DataErrors: every problem found (missing files, malformed lines, missing/duplicate ids, empty queries,
+            non-integer grades, qrels ids absent from the queries or the corpus).
+    """
+    errors: list[DataError] = []
+    root = Path(path)
+    found = find_beir_files(root, split, errors)
+    if found is None:
+        raise DataErrors(errors)
+    corpus = _read_id_text(found[0], "doc", errors)
+    queries = _read_id_text(found[1], "query", errors)
+    qrels = _read_qrels(found[2], queries, corpus, errors)
+    if not qrels and not errors:
+        errors.append(DataError("no qrels rows; expected at least one judged query", path=found[2]))
+    if errors:
+        raise DataErrors(errors)
+    name = name or BeirSet(str(path)).display_name
+    kept = {qid: text for qid, text in queries.items() if qid in qrels}
+    return EvalData(name, corpus, kept, qrels, min_relevance, str(path), split)
+
+
+def load_beir_set(beir_set: BeirSet) -> EvalData:
+    """Load a :class:`BeirSet` with :func:`load_beir`.
+
+    Raises:
+        DataErrors: see :func:`load_beir`.
+    """
+    return load_beir(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance)

@@ -1,0 +1,108 @@
+"""Collators: the only place where text is tokenised. They turn lists of strings into typed tensor batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import ConfigError
+from ..types import EncodeBatch, TrainBatch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+def _check_length(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int):
+    """Tokenise ``texts``, padded to the longest and truncated to ``max_length``; no ``token_type_ids``.
+
+    Returns:
+        ``(input_ids, attention_mask)``, each ``(N, L)`` with ``L <= max_length``.
+    """
+    encoded = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length,
+                        return_tensors="pt", return_token_type_ids=False)
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+class TrainCollator:
+    """Tokenise training examples ``(query, [positive, negative_1, ..., negative_n])`` into a :class:`TrainBatch`.
+
+    Documents are laid out column-major: rows ``0..B-1`` are the positives, rows ``B..2B-1`` every query's first
+    negative, and so on, so query ``i``'s positive is doc row ``i``.
+
+    Args:
+        tokenizer: a HF tokenizer.
+        max_query_length: queries are truncated to this many tokens.
+        max_doc_length: documents are truncated to this many tokens.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_query_length: int = 32, max_doc_length: int = 256):
+        _check_length("max_query_length", max_query_length)
+        _check_length("max_doc_length", max_doc_length)
+        self.tokenizer = tokenizer
+        self.max_query_length = max_query_length
+        self.max_doc_length = max_doc_length
+
+    def __call__(self, examples: Sequence[tuple[str, Sequence[str]]]) -> TrainBatch:
+        """Collate B examples into query ``(B, Lq)`` and doc ``(B * (1 + n), Ld)`` tensors."""
+        if not examples:
+            raise ValueError("TrainCollator: empty batch")
+        docs_per_query = {len(docs) for _, docs in examples}
+        if len(docs_per_query) != 1 or 0 in docs_per_query:
+            raise ValueError(f"TrainCollator: every example needs the same number (>= 1) of docs, got {docs_per_query}")
+        n_docs = docs_per_query.pop()
+        queries = [query for query, _ in examples]
+        docs = [row[column] for column in range(n_docs) for _, row in examples]
+        query_ids, query_mask = tokenize(self.tokenizer, queries, self.max_query_length)
+        doc_ids, doc_mask = tokenize(self.tokenizer, docs, self.max_doc_length)
+        return TrainBatch(query_ids, query_mask, doc_ids, doc_mask, num_negatives=n_docs - 1)
+
+
+class EncodeCollator:
+    """Tokenise ``(id, text)`` pairs of one kind into an :class:`EncodeBatch`.
+
+    Args:
+        tokenizer: a HF tokenizer.
+        max_length: texts are truncated to this many tokens.
+        kind: ``"query"`` or ``"doc"``.
+        dataset: name of the evaluation set the texts belong to.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, kind: Literal["query", "doc"] = "doc",
+                 dataset: str = ""):
+        _check_length("max_length", max_length)
+        if kind not in ("query", "doc"):
+            raise ConfigError(f"kind must be 'query' or 'doc', got {kind!r}")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.kind = kind
+        self.dataset = dataset
+
+    def __call__(self, items: Sequence[tuple[str, str]]) -> EncodeBatch:
+        """Collate N ``(id, text)`` pairs into ``(N, L)`` tensors plus the ids in row order."""
+        ids = [str(item[0]) for item in items]
+        input_ids, attention_mask = tokenize(self.tokenizer, [item[1] for item in items], self.max_length)
+        return EncodeBatch(input_ids, attention_mask, ids=ids, kind=self.kind, dataset=self.dataset)
+
+
+class EvalCollator:
+    """Collate ``EncodeItem(kind, id, text)`` batches of one kind with the query or the document collator.
+
+    Args:
+        query_collator: used for batches of queries.
+        doc_collator: used for batches of documents.
+    """
+
+    def __init__(self, query_collator: EncodeCollator, doc_collator: EncodeCollator):
+        self.collators = {"query": query_collator, "doc": doc_collator}
+
+    def __call__(self, items: Sequence[tuple[str, str, str]]) -> EncodeBatch:
+        """Collate N items, all of the same kind, into an :class:`EncodeBatch`."""
+        kinds = {item[0] for item in items}
+        if len(kinds) != 1 or not kinds <= set(self.collators):
+            raise ValueError(f"EvalCollator: a batch must hold texts of one kind ('query' or 'doc'), got {kinds}")
+        return self.collators[kinds.pop()]([(item[1], item[2]) for item in items])

@@ -1,0 +1,299 @@
+"""``RetrievalDataModule``: training triplets with no-duplicate batches, and BEIR evaluation sets (Lightning side)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader
+
+from ..errors import ConfigError, DataError, DataErrors
+from ..hub import load_tokenizer
+from .beir import BeirSet, EvalData, find_beir_files, load_beir_set
+from .collate import EncodeCollator, EvalCollator, TrainCollator
+from .datasets import EncodeDataset, TrainDataset
+from .readers import read_train_records, train_file_format
+from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+
+EvalStage = Literal["validate", "test"]
+
+
+class RetrievalDataModule(LightningDataModule):
+    """Training data for learned sparse retrievers, and BEIR-format evaluation sets.
+
+    Training batches come from :class:`~splade_lightning.data.sampler.NoDuplicatesBatchSampler` (no text twice in a
+    batch) and :class:`~splade_lightning.data.collate.TrainCollator`. Each evaluation set gets one DataLoader that
+    yields all its queries, then all its documents (longest first), as :class:`~splade_lightning.types.EncodeBatch`.
+    Evaluation loaders are never sharded: under DDP every rank encodes every text.
+
+    Args:
+        train_files: training files: JSONL, TSV with a header row, ``.parquet``, or a HF ``datasets`` directory saved
+            with ``save_to_disk``. Required to fit.
+        query_column: column holding the query text.
+        positive_column: column holding the positive text, or a list of positives (one is used per epoch).
+        negative_columns: columns holding hard negatives (a text or a list of texts each); ``None`` for none.
+        num_negatives: hard negatives per query and epoch (0 for (query, positive) pairs; needs no negative columns).
+        sampling: how the positive and negatives are chosen each epoch: ``random`` (seeded) or ``first``.
+        val_sets: BEIR evaluation sets for validation, e.g. ``[{path: data/scifact, split: test}]``.
+        test_sets: BEIR evaluation sets for ``test``.
+        tokenizer: tokenizer alias, directory or hub id; ``None`` takes the model's ``tokenizer_name_or_path``.
+        max_query_length: queries are truncated to this many tokens.
+        max_doc_length: documents are truncated to this many tokens.
+        batch_size: training queries per batch and device.
+        eval_batch_size: texts per evaluation batch.
+        num_workers: DataLoader worker processes.
+        seed: seed of the batch order and of the per-epoch positive/negative choices.
+    """
+
+    def __init__(
+        self,
+        train_files: list[str] | None = None,
+        query_column: str = "query",
+        positive_column: str = "pos",
+        negative_columns: list[str] | None = None,
+        num_negatives: int = 1,
+        sampling: Literal["random", "first"] = "random",
+        val_sets: list[BeirSet] | None = None,
+        test_sets: list[BeirSet] | None = None,
+        tokenizer: str | None = None,
+        max_query_length: int = 32,
+        max_doc_length: int = 256,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 42,
+    ):
+        super().__init__()
+        self.train_files = [str(f) for f in train_files] if train_files else []
+        self.query_column, self.positive_column = query_column, positive_column
+        self.negative_columns = list(negative_columns or [])
+        self.num_negatives, self.sampling = num_negatives, sampling
+        self.tokenizer = tokenizer
+        self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.seed = num_workers, seed
+        problems: list[str] = []
+        self.sets = {"validate": self._as_sets(val_sets, "val_sets", problems),
+                     "test": self._as_sets(test_sets, "test_sets", problems)}
+        problems += self._check_arguments() + self._check_paths()
+        if problems:
+            raise ConfigError("invalid RetrievalDataModule arguments:\n  " + "\n  ".join(problems))
+        self.train_dataset: TrainDataset | None = None
+        self._eval_data: dict[str, list[EvalData] | None] = {"validate": None, "test": None}
+        self._tokenizer = None
+        self._sampler: NoDuplicatesBatchSampler | None = None
+
+    # -- validation of the arguments ---------------------------------------------------------------------------------
+    @staticmethod
+    def _as_sets(sets: list[BeirSet] | None, argument: str, problems: list[str]) -> list[BeirSet]:
+        out = []
+        for i, item in enumerate(sets or []):
+            if isinstance(item, dict):
+                try:
+                    item = BeirSet(**item)
+                except TypeError as e:
+                    problems.append(f"--data.{argument}[{i}]: {e}; expected keys path, split, name, min_relevance")
+                    continue
+            if not isinstance(item, BeirSet):
+                problems.append(f"--data.{argument}[{i}]: expected a BeirSet / {{path: ..., split: ...}}, got {item!r}")
+                continue
+            if not isinstance(item.min_relevance, int) or item.min_relevance < 1:
+                problems.append(f"--data.{argument}[{i}].min_relevance: must be an int >= 1, "
+                                f"got {item.min_relevance!r}")
+            out.append(item)
+        names = [s.display_name for s in out]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            problems.append(f"--data.{argument}: set names must be unique, got duplicates {duplicates} (names default "
+                            "to the directory's basename; give each set a distinct `name`)")
+        return out
+
+    def _check_arguments(self) -> list[str]:
+        problems = []
+        positive = {"max_query_length": self.max_query_length, "max_doc_length": self.max_doc_length,
+                    "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size}
+        non_negative = {"num_negatives": self.num_negatives, "num_workers": self.num_workers}
+        for name, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                problems.append(f"--data.{name}: must be an int > 0, got {value!r}")
+        for name, value in non_negative.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                problems.append(f"--data.{name}: must be an int >= 0, got {value!r}")
+        if self.sampling not in ("random", "first"):
+            problems.append(f"--data.sampling: must be 'random' or 'first', got {self.sampling!r}")
+        problems += self._check_negatives()
+        columns = [self.query_column, self.positive_column, *self.negative_columns]
+        if len(set(columns)) != len(columns) or not all(isinstance(c, str) and c for c in columns):
+            problems.append(f"--data.query_column/positive_column/negative_columns: must be distinct non-empty names, "
+                            f"got {columns}")
+        return problems
+
+    def _check_negatives(self) -> list[str]:
+        if not self.train_files:  # evaluation only: the training options are unused
+            return []
+        if self.negative_columns and self.num_negatives == 0:
+            return [f"--data.num_negatives: is 0 but --data.negative_columns={self.negative_columns} is set; "
+                    "set num_negatives >= 1 or drop negative_columns"]
+        if not self.negative_columns and isinstance(self.num_negatives, int) and self.num_negatives > 0:
+            return [f"--data.num_negatives: is {self.num_negatives} but --data.negative_columns is not set; "
+                    "name the negative column(s) or set num_negatives: 0 for (query, positive) pairs"]
+        return []
+
+    def _check_paths(self) -> list[str]:
+        problems = []
+        for path in self.train_files:
+            try:
+                train_file_format(path)
+            except DataError as e:
+                problems.append(f"--data.train_files: {e}")
+        for stage, argument in (("validate", "val_sets"), ("test", "test_sets")):
+            for i, beir_set in enumerate(self.sets[stage]):
+                errors: list[DataError] = []
+                find_beir_files(Path(beir_set.path), beir_set.split, errors)
+                problems += [f"--data.{argument}[{i}]: {e}" for e in errors]
+        return problems
+
+    # -- setup ---------------------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Parse and validate every file the stage needs; all problems are raised together before any step runs.
+
+        Raises:
+            DataErrors: problems in the data files.
+            ConfigError: no training files to fit, no tokenizer, or a training set smaller than one global batch.
+        """
+        errors: list[DataError] = []
+        if stage == "fit" and self.train_dataset is None:
+            if not self.train_files:
+                raise ConfigError("--data.train_files: required to fit, got none")
+            self.train_dataset = self._collect(errors, self._load_train)
+        for eval_stage in {"fit": ["validate"], "validate": ["validate"], "test": ["test"]}.get(stage, []):
+            if self._eval_data[eval_stage] is None:
+                self._eval_data[eval_stage] = self._load_eval(eval_stage, errors)
+        if errors:
+            raise DataErrors(errors)
+        self._get_tokenizer()
+        if stage == "fit":
+            self._check_train_size()
+
+    @staticmethod
+    def _collect(errors: list[DataError], load, *args):
+        try:
+            return load(*args)
+        except DataErrors as e:
+            errors.extend(e.errors)
+        except DataError as e:
+            errors.append(e)
+        return None
+
+    def _load_train(self) -> TrainDataset:
+        records = read_train_records(self.train_files, self.query_column, self.positive_column, self.negative_columns)
+        dataset = TrainDataset(records, self.num_negatives, self.sampling, self.seed)
+        if (message := dataset.skipped_message()) is not None:
+            rank_zero_warn(message)
+        return dataset
+
+    def _load_eval(self, stage: EvalStage, errors: list[DataError]) -> list[EvalData]:
+        loaded = [self._collect(errors, load_beir_set, beir_set) for beir_set in self.sets[stage]]
+        return [data for data in loaded if data is not None]
+
+    def _world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
+    def _check_train_size(self) -> None:
+        dataset, (world, _) = self.train_dataset, self._world()
+        if len(dataset) < self.batch_size * world:
+            skipped = f" ({len(dataset.skipped)} more were skipped for too few negatives)" if dataset.skipped else ""
+            raise ConfigError(f"--data.batch_size: the training set has {len(dataset)} usable record(s){skipped}, "
+                              f"fewer than one batch of {self.batch_size} x {world} device(s); add data or lower "
+                              "batch_size")
+        self._train_sampler().global_batches(dataset.epoch)  # raises DataError if batches cannot be filled
+
+    def _get_tokenizer(self):
+        name = self.tokenizer
+        if name is None:
+            module = self.trainer.lightning_module if self.trainer is not None else None
+            name = getattr(module, "tokenizer_name_or_path", None)
+            if name is None:
+                raise ConfigError("--data.tokenizer: not set, and there is no LightningModule with a "
+                                  "`tokenizer_name_or_path` to take it from; give an alias, a directory or a hub id")
+        if self._tokenizer is None or self._tokenizer[0] != name:
+            self._tokenizer = (name, load_tokenizer(name))
+        return self._tokenizer[1]
+
+    # -- dataloaders ---------------------------------------------------------------------------------------------------
+    def _train_sampler(self) -> NoDuplicatesBatchSampler:
+        # Built afresh on every call: Lightning can only re-instantiate (under DDP) a batch sampler created inside a
+        # *_dataloader hook, where it records the __init__ arguments; one made in setup() would be rebuilt wrongly.
+        world, rank = self._world()
+        sampler = NoDuplicatesBatchSampler(self.train_dataset, self.batch_size, drop_last=True, seed=self.seed,
+                                           num_replicas=world, rank=rank)
+        if self._sampler is not None:
+            sampler.copy_cache_from(self._sampler)  # the batches already computed by the check in setup()
+        self._sampler = sampler
+        return sampler
+
+    def train_dataloader(self) -> DataLoader:
+        """Training batches (:class:`~splade_lightning.types.TrainBatch`), duplicate-free, sharded by rank.
+
+        The epoch is set from ``trainer.current_epoch`` here because Lightning creates the first iterator (and so
+        the worker processes) before it calls ``set_epoch``; this keeps a resumed run on the right epoch.
+        ``persistent_workers`` stays off so that each epoch's workers copy the dataset after its epoch is set.
+        """
+        if self.train_dataset is None:
+            self.setup("fit")
+        if self.trainer is not None:
+            self.train_dataset.set_epoch(self.trainer.current_epoch)
+        collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length)
+        return DataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
+                          num_workers=self.num_workers, persistent_workers=False)
+
+    def _eval_loaders(self, stage: EvalStage) -> list[DataLoader]:
+        tokenizer = self._get_tokenizer()
+        loaders = []
+        for data in self.eval_datasets(stage):
+            dataset = EncodeDataset(data)
+            collate = EvalCollator(EncodeCollator(tokenizer, self.max_query_length, "query", data.name),
+                                   EncodeCollator(tokenizer, self.max_doc_length, "doc", data.name))
+            loaders.append(DataLoader(dataset, batch_sampler=EvalBatchSampler(dataset, self.eval_batch_size),
+                                      collate_fn=collate, num_workers=self.num_workers))
+        return loaders
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """One loader per validation set: all queries, then all documents, as ``EncodeBatch`` (never sharded)."""
+        return self._eval_loaders("validate")
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per test set: all queries, then all documents, as ``EncodeBatch`` (never sharded)."""
+        return self._eval_loaders("test")
+
+    # -- accessors for the LightningModule -----------------------------------------------------------------------------
+    def eval_set_names(self, stage: EvalStage) -> list[str]:
+        """Names of the evaluation sets of ``stage`` (``"validate"`` or ``"test"``), in dataloader order."""
+        return [s.display_name for s in self._stage_sets(stage)]
+
+    def eval_datasets(self, stage: EvalStage) -> list[EvalData]:
+        """The loaded evaluation sets of ``stage``, in dataloader order (loaded on first use)."""
+        self._stage_sets(stage)
+        if self._eval_data[stage] is None:
+            errors: list[DataError] = []
+            self._eval_data[stage] = self._load_eval(stage, errors)
+            if errors:
+                self._eval_data[stage] = None
+                raise DataErrors(errors)
+        return self._eval_data[stage]
+
+    def eval_data(self, stage: EvalStage, dataloader_idx: int) -> EvalData:
+        """The evaluation set behind dataloader ``dataloader_idx`` of ``stage`` (``"validate"`` or ``"test"``)."""
+        datasets = self.eval_datasets(stage)
+        if not 0 <= dataloader_idx < len(datasets):
+            raise IndexError(f"{stage} has {len(datasets)} evaluation set(s); no dataloader_idx {dataloader_idx}")
+        return datasets[dataloader_idx]
+
+    def _stage_sets(self, stage: str) -> list[BeirSet]:
+        if stage not in self.sets:
+            raise ValueError(f"stage must be 'validate' or 'test', got {stage!r}")
+        return self.sets[stage]

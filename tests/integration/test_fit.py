@@ -1,0 +1,92 @@
+"""End-to-end runs of the CLI on a tiny random BERT and toy data (CPU, offline, seconds)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "configs" / "splade" / "quickstart.yaml"
+
+
+def tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra):
+    return [
+        "--config", str(QUICKSTART),
+        f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",
+        f"--data.init_args.train_files=[{toy_triplets}]",
+        "--data.init_args.negative_columns=[neg]",
+        f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test, name: toy}}]",
+        "--data.init_args.batch_size=4", "--data.init_args.eval_batch_size=4",
+        "--data.init_args.max_doc_length=32", "--data.init_args.max_query_length=16",
+        f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}",
+        *extra,
+    ]
+
+
+def test_fast_dev_run_smoke(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
+    from splade_lightning.cli import main
+
+    main(["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, "--trainer.fast_dev_run=true",
+                            "--eval_before_fit=false")])
+
+
+def test_fit_reports_exports_and_reloads(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, capsys):
+    import splade_lightning
+    from splade_lightning.cli import main
+
+    main(["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, "--trainer.max_epochs=2",
+                            "--trainer.check_val_every_n_epoch=1", f"--export_dir={tmp_path / 'export'}")])
+    out = capsys.readouterr().out
+    assert "zero-shot" in out and "fine-tuned" in out and "| toy" in out
+
+    report = json.loads(next(tmp_path.rglob("report.json")).read_text())
+    for stage in ("zero_shot", "fine_tuned"):
+        metrics = report[stage]["toy"]
+        assert {"ndcg@10", "mrr@10", "recall@100", "active_dims_query", "active_dims_doc", "flops"} <= set(metrics)
+        assert 0.0 <= metrics["ndcg@10"] <= 1.0
+
+    metrics_csv = next(tmp_path.rglob("metrics.csv")).read_text().splitlines()[0].split(",")
+    for key in ("train/loss", "train/loss_rank", "train/flops_query", "train/flops_doc", "train/reg_weight_query",
+                "train/reg_weight_doc", "train/lr", "train/active_dims_doc", "train/flops",
+                "val/toy/ndcg@10", "val/toy/active_dims_doc", "val/ndcg@10", "val/toy/active_dims_doc_max"):
+        assert key in metrics_csv, key
+
+    texts = ["a cat on a mat", "python programming"]
+    exported = splade_lightning.load(tmp_path / "export")
+    from_ckpt = splade_lightning.load(next(tmp_path.rglob("last.ckpt")))
+    a = exported.encode_document(texts).to_dense()
+    b = from_ckpt.encode_document(texts).to_dense()
+    torch.testing.assert_close(a, b)
+    assert exported.max_doc_length == 32 and from_ckpt.max_query_length == 16
+
+
+def test_missing_training_file_is_a_clear_error(tiny_bert_dir, toy_beir, tmp_path, capsys):
+    from splade_lightning.cli import main
+
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *tiny_args(tiny_bert_dir, missing, toy_beir, tmp_path)])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "nope.jsonl" in err
+
+
+def test_malformed_line_is_reported_before_training(tiny_bert_dir, toy_beir, tmp_path, capsys):
+    from splade_lightning.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q1", "pos": ["p1"], "neg": ["n1"]}\n{"query": "q2", "pos": \n'
+                   '{"query": "", "pos": ["p3"], "neg": ["n3"]}\n{"query": "q4", "neg": ["n4"]}\n')
+    with pytest.raises(SystemExit):
+        main(["fit", *tiny_args(tiny_bert_dir, bad, toy_beir, tmp_path)])
+    err = capsys.readouterr().err
+    assert "bad.jsonl:2" in err and "bad.jsonl:3" in err and "query" in err and "bad.jsonl:4" in err
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_validate_subcommand(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
+    from splade_lightning.cli import SpladeCLI
+
+    cli = SpladeCLI(args=["validate", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path)])
+    assert "val/toy/ndcg@10" in cli.trainer.callback_metrics

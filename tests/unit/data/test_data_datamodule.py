@@ -1,0 +1,183 @@
+"""RetrievalDataModule end to end on the toy fixtures and real data, argument checks, and a real Lightning fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from splade_lightning.data import BeirSet, RetrievalDataModule
+from splade_lightning.errors import ConfigError, DataErrors
+from splade_lightning.types import EncodeBatch, TrainBatch
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def make(toy_triplets, toy_beir, tokenizer_dir, **kw) -> RetrievalDataModule:
+    args = dict(train_files=[str(toy_triplets)], negative_columns=["neg"], num_negatives=1,
+                val_sets=[BeirSet(str(toy_beir), name="toy")], tokenizer=tokenizer_dir, batch_size=4, eval_batch_size=4,
+                max_query_length=8, max_doc_length=16)
+    return RetrievalDataModule(**{**args, **kw})
+
+
+def test_train_batches(toy_triplets, toy_beir, tokenizer_dir):
+    dm = make(toy_triplets, toy_beir, tokenizer_dir, num_negatives=2)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    batches = list(loader)
+    assert len(loader) == len(batches) == 2
+    for batch in batches:
+        assert isinstance(batch, TrainBatch) and batch.num_negatives == 2
+        assert batch.query_input_ids.shape[0] == 4 and batch.doc_input_ids.shape[0] == 12
+        assert batch.doc_input_ids.shape[1] <= 16 and batch.query_input_ids.shape[1] <= 8
+
+
+def test_val_loaders_cover_every_id_once(toy_triplets, toy_beir, tokenizer_dir):
+    dm = make(toy_triplets, toy_beir, tokenizer_dir, val_sets=[BeirSet(str(toy_beir), name="a"),
+                                                              BeirSet(str(toy_beir), name="b", min_relevance=2)])
+    dm.setup("validate")
+    assert dm.eval_set_names("validate") == ["a", "b"] and dm.eval_data("validate", 1).min_relevance == 2
+    loaders = dm.val_dataloader()
+    assert len(loaders) == 2
+    for idx, loader in enumerate(loaders):
+        data = dm.eval_data("validate", idx)
+        batches = list(loader)
+        assert len(batches) == len(loader) and all(isinstance(b, EncodeBatch) for b in batches)
+        kinds = [b.kind for b in batches]
+        assert kinds == sorted(kinds, key=lambda k: k != "query")  # all queries first
+        query_ids = [i for b in batches if b.kind == "query" for i in b.ids]
+        doc_ids = [i for b in batches if b.kind == "doc" for i in b.ids]
+        assert sorted(query_ids) == sorted(data.queries) and sorted(doc_ids) == sorted(data.corpus)
+        lengths = [len(data.corpus[d]) for d in doc_ids]
+        assert lengths == sorted(lengths, reverse=True) and {b.dataset for b in batches} == {data.name}
+        assert all(b.input_ids.shape[1] <= (8 if b.kind == "query" else 16) for b in batches)
+
+
+def test_no_eval_sets_gives_empty_lists(toy_triplets, toy_beir, tokenizer_dir):
+    dm = make(toy_triplets, toy_beir, tokenizer_dir, val_sets=None)
+    dm.setup("fit")
+    assert dm.val_dataloader() == [] and dm.test_dataloader() == [] and dm.eval_set_names("test") == []
+    with pytest.raises(ValueError, match="stage"):
+        dm.eval_set_names("val")
+
+
+def test_init_checks_collected(tmp_path, monkeypatch, toy_beir):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        RetrievalDataModule(train_files=["missing.jsonl"], negative_columns=None, num_negatives=1, batch_size=0,
+                            max_doc_length=-1, val_sets=[BeirSet(str(toy_beir)), BeirSet(str(toy_beir), split="dev"),
+                                                         BeirSet("nowhere")])
+    message = str(info.value)
+    for expected in ("--data.train_files", "missing.jsonl", str(tmp_path), "--data.num_negatives",
+                     "--data.batch_size", "--data.max_doc_length", "--data.val_sets: set names must be unique",
+                     "--data.val_sets[1]", "split 'dev'", "['test']", "--data.val_sets[2]", "nowhere"):
+        assert expected in message, expected
+    with pytest.raises(ConfigError, match="num_negatives: is 0 but --data.negative_columns"):
+        RetrievalDataModule(train_files=[str(tmp_path)], negative_columns=["neg"], num_negatives=0)
+    RetrievalDataModule(val_sets=[BeirSet(str(toy_beir))])  # evaluation only: the training defaults do not matter
+
+
+def test_setup_collects_all_file_problems(tmp_path, toy_beir, tokenizer_dir):
+    train = tmp_path / "bad.jsonl"
+    train.write_text('{"query": "", "pos": "p", "neg": "n"}\n')
+    with open(toy_beir / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\tghost\t1\n")
+    dm = RetrievalDataModule(train_files=[str(train)], negative_columns=["neg"], val_sets=[BeirSet(str(toy_beir))],
+                             tokenizer=tokenizer_dir)
+    with pytest.raises(DataErrors) as info:
+        dm.setup("fit")
+    assert [(Path(e.path).name, e.line, e.field) for e in info.value.errors] == [
+        ("bad.jsonl", 1, "query"), ("test.tsv", 7, "corpus-id")]
+
+
+def test_training_set_smaller_than_a_batch(toy_triplets, toy_beir, tokenizer_dir):
+    dm = make(toy_triplets, toy_beir, tokenizer_dir, num_negatives=3, batch_size=2)
+    with pytest.warns(UserWarning, match="skipped 8 training record"), pytest.raises(ConfigError, match="0 usable"):
+        dm.setup("fit")
+    with pytest.raises(ConfigError, match="train_files: required to fit"):
+        RetrievalDataModule(tokenizer=tokenizer_dir).setup("fit")
+
+
+def test_tokenizer_from_the_lightning_module(toy_triplets, toy_beir, tokenizer_dir):
+    dm = make(toy_triplets, toy_beir, tokenizer_dir, tokenizer=None)
+    with pytest.raises(ConfigError, match="--data.tokenizer"):
+        dm.setup("fit")
+    dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(tokenizer_name_or_path=tokenizer_dir),
+                                 world_size=2, global_rank=1, current_epoch=3)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert (loader.batch_sampler.num_replicas, loader.batch_sampler.rank, dm.train_dataset.epoch) == (2, 1, 3)
+    assert len(loader) == 1 and next(iter(loader)).batch_size == 4
+
+
+def test_beir_sets_from_yaml_via_jsonargparse(toy_triplets, toy_beir, tokenizer_dir):
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(RetrievalDataModule, "data")
+    config = json.dumps({"data": {"train_files": [str(toy_triplets)], "negative_columns": ["neg"],
+                                  "val_sets": [{"path": str(toy_beir), "split": "test", "min_relevance": 2}],
+                                  "tokenizer": tokenizer_dir}})
+    dm = parser.instantiate_classes(parser.parse_string(config)).data
+    assert isinstance(dm.sets["validate"][0], BeirSet) and dm.eval_set_names("validate") == ["toy_beir"]
+    assert dm.eval_data("validate", 0).min_relevance == 2
+
+
+class _Recorder:
+    """A minimal LightningModule recording what the loops hand it (built lazily: lightning is heavy)."""
+
+    @staticmethod
+    def build(tokenizer_dir):
+        import lightning.pytorch as pl
+
+        class Recorder(pl.LightningModule):
+            tokenizer_name_or_path = tokenizer_dir
+
+            def __init__(self):
+                super().__init__()
+                self.weight = torch.nn.Parameter(torch.zeros(1))
+                self.train_queries, self.eval_ids = [], {}
+
+            def training_step(self, batch, batch_idx):
+                assert isinstance(batch, TrainBatch)
+                self.train_queries.append((self.current_epoch, batch.query_input_ids[:, 1].tolist()))
+                return self.weight.sum() * 0 + batch.doc_input_ids.float().mean() * 0
+
+            def validation_step(self, batch, batch_idx, dataloader_idx=0):
+                self.eval_ids.setdefault((self.current_epoch, dataloader_idx), []).extend(batch.ids)
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        return Recorder()
+
+
+def test_real_trainer_fit_sets_epochs(toy_triplets, toy_beir, tokenizer_dir):
+    import lightning.pytorch as pl
+
+    module = _Recorder.build(tokenizer_dir)
+    dm = make(toy_triplets, toy_beir, None, tokenizer=None)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=dm)
+    epochs = [e for e, _ in module.train_queries]
+    assert epochs == [0, 0, 1, 1]
+    assert module.train_queries[:2] != module.train_queries[2:]  # a new order in epoch 1: set_epoch reached us
+    data = dm.eval_data("validate", 0)
+    assert sorted(module.eval_ids[(0, 0)]) == sorted([*data.queries, *data.corpus])
+
+
+@pytest.mark.skipif(not (SHARED / "hotpotqa-distractor-500" / "train.jsonl").is_file(), reason="no shared data")
+def test_real_hotpotqa_smoke(tokenizer_dir):
+    dm = RetrievalDataModule(train_files=[str(SHARED / "hotpotqa-distractor-500" / "train.jsonl")],
+                             positive_column="pos", negative_columns=["neg"], num_negatives=1,
+                             tokenizer=tokenizer_dir, batch_size=16, max_doc_length=64)
+    with pytest.warns(UserWarning, match="skipped 7 training record"):  # 7 questions have no mined negatives
+        dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert len(loader) == 493 // 16
+    batch = next(iter(loader))
+    assert batch.doc_input_ids.shape == (32, 64) and batch.num_negatives == 1

@@ -14,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .errors import SpladeLightningError
+from .models.serialization import inference_lengths
 from .report import write_report
 
 
@@ -82,8 +83,7 @@ class SpladeCLI(LightningCLI):
         from .models.serialization import save_encoder
 
         target = Path(self._sub("export_dir") or log_dir / "model")
-        lengths = {k: getattr(self.datamodule, k) for k in ("max_query_length", "max_doc_length")
-                   if hasattr(self.datamodule, k)}
+        lengths = inference_lengths(self.datamodule)
         save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target, **lengths)
         print(f"Saved the fine-tuned model to {target} (load it with splade_lightning.load({str(target)!r}))",
               flush=True)

@@ -40,7 +40,9 @@ class RetrievalDataModule(LightningDataModule):
         test_sets: BEIR evaluation sets for ``test``.
         tokenizer: tokenizer alias, directory or hub id; ``None`` takes the model's ``tokenizer_name_or_path``.
         max_query_length: queries are truncated to this many tokens.
-        max_doc_length: documents are truncated to this many tokens.
+        max_doc_length: training documents are truncated to this many tokens.
+        eval_max_doc_length: evaluation documents are truncated to this many tokens (``None``: ``max_doc_length``);
+            also the document length a model exported after ``fit`` uses.
         batch_size: training queries per batch and device.
         eval_batch_size: texts per evaluation batch.
         num_workers: DataLoader worker processes.
@@ -60,6 +62,7 @@ class RetrievalDataModule(LightningDataModule):
         tokenizer: str | None = None,
         max_query_length: int = 32,
         max_doc_length: int = 256,
+        eval_max_doc_length: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 64,
         num_workers: int = 0,
@@ -72,6 +75,7 @@ class RetrievalDataModule(LightningDataModule):
         self.num_negatives, self.sampling = num_negatives, sampling
         self.tokenizer = tokenizer
         self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
+        self.eval_max_doc_length = max_doc_length if eval_max_doc_length is None else eval_max_doc_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
         problems: list[str] = []
@@ -113,7 +117,8 @@ class RetrievalDataModule(LightningDataModule):
     def _check_arguments(self) -> list[str]:
         problems = []
         positive = {"max_query_length": self.max_query_length, "max_doc_length": self.max_doc_length,
-                    "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size}
+                    "eval_max_doc_length": self.eval_max_doc_length, "batch_size": self.batch_size,
+                    "eval_batch_size": self.eval_batch_size}
         non_negative = {"num_negatives": self.num_negatives, "num_workers": self.num_workers}
         for name, value in positive.items():
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -257,7 +262,7 @@ class RetrievalDataModule(LightningDataModule):
         for data in self.eval_datasets(stage):
             dataset = EncodeDataset(data)
             collate = EvalCollator(EncodeCollator(tokenizer, self.max_query_length, "query", data.name),
-                                   EncodeCollator(tokenizer, self.max_doc_length, "doc", data.name))
+                                   EncodeCollator(tokenizer, self.eval_max_doc_length, "doc", data.name))
             loaders.append(DataLoader(dataset, batch_sampler=EvalBatchSampler(dataset, self.eval_batch_size),
                                       collate_fn=collate, num_workers=self.num_workers))
         return loaders

@@ -11,6 +11,11 @@ from torch import nn
 from ..errors import ConfigError
 
 
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Upcast half-precision tensors (bf16/fp16 autocast) to float32; keep float32/float64 as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def similarity_matrix(query_reps: torch.Tensor, doc_reps: torch.Tensor, similarity: str = "dot") -> torch.Tensor:
     """All-pairs similarity.
 
@@ -66,4 +71,4 @@ class InBatchNegativesLoss(nn.Module):
             raise ValueError(f"doc_reps has {doc_reps.shape[0]} rows, expected B*(1+n) = {batch}*(1+{num_negatives})")
         scores = self.scale * similarity_matrix(query_reps, doc_reps, self.similarity)
         labels = torch.arange(batch, device=scores.device)
-        return F.cross_entropy(scores.float(), labels)
+        return F.cross_entropy(at_least_fp32(scores), labels)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .ranking import at_least_fp32
 
 
 def _mask_sparse_rows(reps: torch.Tensor, threshold: float | None) -> torch.Tensor:
@@ -45,7 +46,7 @@ class FlopsRegularizer(nn.Module):
     def forward(self, reps: torch.Tensor) -> torch.Tensor:
         """(N, V) -> scalar."""
         reps = _mask_sparse_rows(reps, self.threshold)
-        return (reps.abs().float().mean(dim=0) ** 2).sum()
+        return (at_least_fp32(reps).abs().mean(dim=0) ** 2).sum()
 
 
 class L1Regularizer(nn.Module):
@@ -64,4 +65,4 @@ class L1Regularizer(nn.Module):
     def forward(self, reps: torch.Tensor) -> torch.Tensor:
         """(N, V) -> scalar."""
         reps = _mask_sparse_rows(reps, self.threshold)
-        return reps.abs().float().sum(dim=1).mean()
+        return at_least_fp32(reps).abs().sum(dim=1).mean()

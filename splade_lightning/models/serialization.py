@@ -92,6 +92,18 @@ def _st_files(encoder: SpladeEncoder, max_seq_length: int) -> dict[str, dict | l
     }
 
 
+def inference_lengths(datamodule: object) -> dict[str, int]:
+    """The query/document truncation lengths a model trained with ``datamodule`` should use at inference: its
+    ``max_query_length`` and its evaluation document length (``eval_max_doc_length``, else ``max_doc_length``)."""
+    lengths = {}
+    if hasattr(datamodule, "max_query_length"):
+        lengths["max_query_length"] = int(datamodule.max_query_length)
+    doc_length = getattr(datamodule, "eval_max_doc_length", None) or getattr(datamodule, "max_doc_length", None)
+    if doc_length:
+        lengths["max_doc_length"] = int(doc_length)
+    return lengths
+
+
 def replace_dir_atomically(tmp: Path, target: Path) -> None:
     """Move the finished directory ``tmp`` to ``target``, replacing an existing one without a window in which
     ``target`` is half-written."""

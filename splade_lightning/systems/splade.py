@@ -100,8 +100,8 @@ class SpladeModule(pl.LightningModule):
             "loss_rank": loss_rank,
             f"{_reg_name(self.query_regularizer)}_query": reg_query,
             f"{_reg_name(self.doc_regularizer)}_doc": reg_doc,
-            "reg_weight_query": torch.tensor(weight_query),
-            "reg_weight_doc": torch.tensor(weight_doc),
+            "reg_weight_query": torch.tensor(float(weight_query)),
+            "reg_weight_doc": torch.tensor(float(weight_doc)),
         }
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> dict:
@@ -172,8 +172,8 @@ class SpladeModule(pl.LightningModule):
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Embed what :func:`splade_lightning.load` needs to rebuild the encoder from the ``.ckpt`` alone."""
-        from ..models.serialization import checkpoint_payload
+        from ..models.serialization import checkpoint_payload, inference_lengths
 
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        lengths = {k: getattr(datamodule, k) for k in ("max_query_length", "max_doc_length") if hasattr(datamodule, k)}
-        checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.", max_lengths=lengths)
+        checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.",
+                                                            max_lengths=inference_lengths(datamodule))

@@ -18,7 +18,8 @@ def tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra):
         "--data.init_args.negative_columns=[neg]",
         f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test, name: toy}}]",
         "--data.init_args.batch_size=4", "--data.init_args.eval_batch_size=4",
-        "--data.init_args.max_doc_length=32", "--data.init_args.max_query_length=16",
+        "--data.init_args.max_doc_length=24", "--data.init_args.eval_max_doc_length=32",
+        "--data.init_args.max_query_length=16",
         f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}",
         *extra,
     ]
@@ -90,3 +91,29 @@ def test_validate_subcommand(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
 
     cli = SpladeCLI(args=["validate", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path)])
     assert "val/toy/ndcg@10" in cli.trainer.callback_metrics
+
+
+def test_regularizer_warmup_is_right_after_resume(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
+    """Train 2 steps, resume from the checkpoint to step 4: λ at every step equals λ_max·(t/T)² of an unbroken run."""
+    import csv
+
+    from splade_lightning.cli import main
+
+    common = ["--trainer.log_every_n_steps=1", "--eval_before_fit=false", "--trainer.limit_val_batches=0",
+              "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+              "--trainer.callbacks.every_n_train_steps=1", "--trainer.callbacks.save_last=true"]
+    args = tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, *common)
+    # RegularizerWarmup in quickstart.yaml uses warmup_fraction; pin T = 4 steps for this test
+    args += ["--trainer.callbacks.init_args.warmup_steps=4", "--trainer.callbacks.init_args.warmup_fraction=null"]
+    main(["fit", *args, "--trainer.max_steps=2", "--trainer.max_epochs=-1"])
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    main(["fit", *args, "--trainer.max_steps=4", "--trainer.max_epochs=-1", f"--ckpt_path={ckpt}"])
+    weights = {}
+    for path in tmp_path.rglob("metrics.csv"):
+        for row in csv.DictReader(path.open()):
+            if row.get("train/reg_weight_doc"):
+                weights[int(row["step"])] = float(row["train/reg_weight_doc"])
+    lam = 3e-4  # doc_reg_weight in quickstart.yaml
+    assert sorted(weights) == [0, 1, 2, 3]
+    for step, value in weights.items():
+        assert value == pytest.approx(lam * (step / 4) ** 2, rel=1e-5, abs=1e-12), step

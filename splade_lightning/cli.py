@@ -66,7 +66,12 @@ class SpladeCLI(LightningCLI):
             self.zero_shot_metrics = copy.deepcopy(getattr(self.model, "last_eval_metrics", None)) or None
 
     def after_fit(self) -> None:
-        if self.trainer.interrupted or not self.trainer.is_global_zero:
+        if self.trainer.interrupted:
+            return
+        if getattr(self.model, "last_eval_step", None) not in (None, self.trainer.global_step):
+            rank_zero_info("Evaluating the final weights (the last validation ran before the final step)")
+            self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+        if not self.trainer.is_global_zero:
             return
         log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         self._export(log_dir)

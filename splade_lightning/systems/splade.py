@@ -79,6 +79,7 @@ class SpladeModule(pl.LightningModule):
         self.scheduler_factory = lr_scheduler
         self.reg_scale = 1.0  # written by callbacks.RegularizerWarmup from trainer.global_step
         self.last_eval_metrics: dict[str, dict[str, float]] = {}
+        self.last_eval_step = -1  # global_step of the weights last_eval_metrics were computed with
         self._eval_buffer = EvalBuffer()
 
     # -- properties read by the data module and callbacks --------------------------------------------------------
@@ -149,6 +150,7 @@ class SpladeModule(pl.LightningModule):
             return
         results["mean"] = mean_over_datasets(results) if len(results) > 1 else next(iter(results.values()))
         self.last_eval_metrics = results
+        self.last_eval_step = self.global_step
         logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
                   for key, value in metrics.items()}
         logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})

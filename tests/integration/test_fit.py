@@ -99,12 +99,14 @@ def test_regularizer_warmup_is_right_after_resume(tiny_bert_dir, toy_triplets, t
 
     from splade_lightning.cli import main
 
-    common = ["--trainer.log_every_n_steps=1", "--eval_before_fit=false", "--trainer.limit_val_batches=0",
-              "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
-              "--trainer.callbacks.every_n_train_steps=1", "--trainer.callbacks.save_last=true"]
-    args = tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, *common)
-    # RegularizerWarmup in quickstart.yaml uses warmup_fraction; pin T = 4 steps for this test
-    args += ["--trainer.callbacks.init_args.warmup_steps=4", "--trainer.callbacks.init_args.warmup_fraction=null"]
+    overlay = tmp_path / "callbacks.yaml"
+    overlay.write_text(
+        "trainer:\n  callbacks:\n"
+        "    - {class_path: splade_lightning.callbacks.RegularizerWarmup, init_args: {warmup_steps: 4}}\n"
+        "    - {class_path: lightning.pytorch.callbacks.ModelCheckpoint,\n"
+        "       init_args: {every_n_train_steps: 1, save_last: true, save_top_k: -1}}\n")
+    args = tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, "--config", str(overlay),
+                     "--trainer.log_every_n_steps=1", "--eval_before_fit=false", "--trainer.limit_val_batches=0")
     main(["fit", *args, "--trainer.max_steps=2", "--trainer.max_epochs=-1"])
     ckpt = next(tmp_path.rglob("last.ckpt"))
     main(["fit", *args, "--trainer.max_steps=4", "--trainer.max_epochs=-1", f"--ckpt_path={ckpt}"])
@@ -117,3 +119,15 @@ def test_regularizer_warmup_is_right_after_resume(tiny_bert_dir, toy_triplets, t
     assert sorted(weights) == [0, 1, 2, 3]
     for step, value in weights.items():
         assert value == pytest.approx(lam * (step / 4) ** 2, rel=1e-5, abs=1e-12), step
+
+
+def test_report_always_describes_the_final_weights(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
+    """With validation only after epoch 1 of 2 (or never during fit), fit evaluates the final weights before
+    reporting."""
+    from splade_lightning.cli import SpladeCLI
+
+    for every_n_epochs, root in ((1, tmp_path / "a"), (5, tmp_path / "b")):
+        extra = ["--trainer.max_epochs=2", f"--trainer.check_val_every_n_epoch={every_n_epochs}",
+                 "--trainer.limit_train_batches=1", "--eval_before_fit=false"]
+        cli = SpladeCLI(args=["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra)])
+        assert cli.model.last_eval_step == cli.trainer.global_step == 2

@@ -73,7 +73,8 @@ class SparseModel(nn.Module):
         if not rows:
             out = torch.sparse_coo_tensor(torch.empty(2, 0, dtype=torch.long), torch.empty(0), size)
         else:
-            out = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), size)
+            out = torch.sparse_coo_tensor(torch.stack([torch.cat(rows), torch.cat(cols)]), torch.cat(vals), size,
+                                          check_invariants=False)  # built from nonzero(): valid by construction
         out = out.coalesce()
         return out[0] if single else out
 

@@ -131,3 +131,50 @@ def test_report_always_describes_the_final_weights(tiny_bert_dir, toy_triplets, 
                  "--trainer.limit_train_batches=1", "--eval_before_fit=false"]
         cli = SpladeCLI(args=["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra)])
         assert cli.model.last_eval_step == cli.trainer.global_step == 2
+
+
+def test_test_subcommand_uses_test_sets(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
+    from splade_lightning.cli import SpladeCLI
+
+    cli = SpladeCLI(args=["test", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path,
+                                             f"--data.init_args.test_sets=[{{path: {toy_beir}, name: held}}]")])
+    assert "test/held/ndcg@10" in cli.trainer.callback_metrics
+
+
+def test_optimizer_and_scheduler_injection(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
+    from splade_lightning.cli import SpladeCLI
+
+    cli = SpladeCLI(run=False, args=tiny_args(
+        tiny_bert_dir, toy_triplets, toy_beir, tmp_path,
+        "--model.init_args.optimizer=torch.optim.SGD", "--model.init_args.optimizer.lr=0.05",
+        "--model.init_args.lr_scheduler=torch.optim.lr_scheduler.StepLR",
+        "--model.init_args.lr_scheduler.step_size=3"))
+    cli.trainer.strategy.connect(cli.model)
+    config = cli.model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.param_groups[0]["lr"] == 0.05
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
+    no_decay = [g for g in optimizer.param_groups if g["weight_decay"] == 0.0]
+    assert no_decay, "biases and norm weights must be in a no-decay group"
+
+
+def test_dangling_qrels_id_is_reported_with_file_and_line(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, capsys):
+    from splade_lightning.cli import main
+
+    qrels = toy_beir / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q2\tdoc-that-does-not-exist\t1\n")
+    with pytest.raises(SystemExit):
+        main(["validate", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path)])
+    err = capsys.readouterr().err
+    assert "test.tsv:7" in err and "doc-that-does-not-exist" in err
+
+
+def test_print_config(tiny_bert_dir, capsys, monkeypatch):
+    from splade_lightning.cli import main
+
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(QUICKSTART), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "splade_lightning.systems.SpladeModule" in out and "doc_reg_weight" in out

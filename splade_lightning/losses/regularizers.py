@@ -14,20 +14,30 @@ from ..errors import ConfigError
 from .ranking import at_least_fp32
 
 
-def _mask_sparse_rows(reps: torch.Tensor, threshold: float | None) -> torch.Tensor:
-    """Zero the rows whose active dims (L0) are <= ``threshold`` (they are sparse enough); None: keep all rows."""
-    if threshold is None:
-        return reps
-    keep = (reps != 0).sum(dim=1) > threshold  # (N,)
-    return reps * keep.unsqueeze(1).to(reps.dtype)
+class _ActiveDimsMaskedRegularizer(nn.Module):
+    """Base: optionally exclude rows that are already sparse (at most ``threshold`` active dims) from the penalty."""
+
+    name = "reg"
+
+    def __init__(self, threshold: float | None = None):
+        super().__init__()
+        if threshold is not None and threshold < 0:
+            raise ConfigError(f"{type(self).__name__}: threshold={threshold!r}: expected None or a number >= 0 "
+                              "(active dims)")
+        self.threshold = threshold
+
+    def forward(self, reps: torch.Tensor) -> torch.Tensor:
+        """(N, V) -> scalar."""
+        if self.threshold is not None:
+            keep = (reps != 0).sum(dim=1) > self.threshold  # (N,): rows above the threshold are penalised
+            reps = reps * keep.unsqueeze(1).to(reps.dtype)
+        return self.penalty(at_least_fp32(reps).abs())
+
+    def penalty(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
-def _check_threshold(name: str, threshold: float | None) -> None:
-    if threshold is not None and threshold < 0:
-        raise ConfigError(f"{name}: threshold={threshold!r}: expected None or a number >= 0 (active dims)")
-
-
-class FlopsRegularizer(nn.Module):
+class FlopsRegularizer(_ActiveDimsMaskedRegularizer):
     """FLOPS regulariser ``R(E) = Σ_v ( (1/N) Σ_i |E_{i,v}| )²`` over a batch of N representations.
 
     Equals sentence-transformers 6.x ``FlopsLoss`` for non-negative inputs (SPLADE weights are >= 0); with
@@ -38,18 +48,13 @@ class FlopsRegularizer(nn.Module):
         threshold: optional active-dims threshold (L0 masking); None disables it.
     """
 
-    def __init__(self, threshold: float | None = None):
-        super().__init__()
-        _check_threshold("FlopsRegularizer", threshold)
-        self.threshold = threshold
+    name = "flops"
 
-    def forward(self, reps: torch.Tensor) -> torch.Tensor:
-        """(N, V) -> scalar."""
-        reps = _mask_sparse_rows(reps, self.threshold)
-        return (at_least_fp32(reps).abs().mean(dim=0) ** 2).sum()
+    def penalty(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        return (magnitudes.mean(dim=0) ** 2).sum()
 
 
-class L1Regularizer(nn.Module):
+class L1Regularizer(_ActiveDimsMaskedRegularizer):
     """L1 regulariser ``R(E) = (1/N) Σ_i Σ_v |E_{i,v}|`` (NAVER SPLADE's query-side option for efficient models,
     Lassance & Clinchant, arXiv:2207.03834).
 
@@ -57,12 +62,7 @@ class L1Regularizer(nn.Module):
         threshold: optional active-dims threshold (L0 masking); None disables it.
     """
 
-    def __init__(self, threshold: float | None = None):
-        super().__init__()
-        _check_threshold("L1Regularizer", threshold)
-        self.threshold = threshold
+    name = "l1"
 
-    def forward(self, reps: torch.Tensor) -> torch.Tensor:
-        """(N, V) -> scalar."""
-        reps = _mask_sparse_rows(reps, self.threshold)
-        return at_least_fp32(reps).abs().sum(dim=1).mean()
+    def penalty(self, magnitudes: torch.Tensor) -> torch.Tensor:
+        return magnitudes.sum(dim=1).mean()

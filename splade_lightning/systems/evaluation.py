@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
+from ..data.beir import EvalData
 from ..eval.retrieval import evaluate_retrieval
 from ..index.exact import stack_sparse
 
@@ -40,7 +41,8 @@ class EvalBuffer:
         self._reps.clear()
 
 
-def score_buffer(buffer: EvalBuffer, eval_data_for: callable, k: int, measures: Sequence[str]) -> dict[str, dict]:
+def score_buffer(buffer: EvalBuffer, eval_data_for: Callable[[int], EvalData], k: int,
+                 measures: Sequence[str]) -> dict[str, dict]:
     """Run exact retrieval + metrics for every dataloader in ``buffer``.
 
     Args:

@@ -19,6 +19,7 @@ _MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "opti
 
 
 def _reg_name(regularizer: nn.Module) -> str:
+    """Log name of a regulariser: its ``name`` attribute, else its class name without "Regularizer"."""
     return getattr(regularizer, "name", type(regularizer).__name__.removesuffix("Regularizer").lower())
 
 

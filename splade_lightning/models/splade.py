@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -9,7 +11,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .backbone import load_mlm, vocab_size_of
-from .pooling import Activation, Pooling, splade_pool
+from .pooling import Activation, Pooling, splade_activation, splade_pool
+from .sparse_head import max_pool_projection
 
 
 class SpladeEncoder(nn.Module):
@@ -20,6 +23,10 @@ class SpladeEncoder(nn.Module):
         pooling: ``max`` (SPLADE v2 / SPLADE++ / v3, default) or ``sum`` (SPLADE v1).
         activation: ``relu`` for log(1+relu(x)); ``log1p_relu`` for log(1+log(1+relu(x))) (OpenSearch v3 "L0").
         gradient_checkpointing: recompute the transformer body in backward (less memory, ~30% slower).
+        efficient_head: for max pooling, use the memory-efficient head (``models/sparse_head.py``): logits computed
+            chunk by chunk, never (B, L, V), and a backward over active terms only. Exact; ``false`` restores the
+            plain HF head (it is also used automatically when the backbone's head cannot be split).
+        head_chunk_tokens: rows x positions per chunk of the efficient head (peak extra memory ~ this x V floats).
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """
@@ -30,6 +37,8 @@ class SpladeEncoder(nn.Module):
         pooling: Pooling = "max",
         activation: Activation = "relu",
         gradient_checkpointing: bool = False,
+        efficient_head: bool = True,
+        head_chunk_tokens: int = 1024,
         backbone_config: dict | None = None,
     ):
         super().__init__()
@@ -38,6 +47,8 @@ class SpladeEncoder(nn.Module):
             problems.append(f"pooling={pooling!r}: expected 'max' or 'sum'")
         if activation not in ("relu", "log1p_relu"):
             problems.append(f"activation={activation!r}: expected 'relu' or 'log1p_relu'")
+        if head_chunk_tokens < 1:
+            problems.append(f"head_chunk_tokens={head_chunk_tokens!r}: expected >= 1")
         if problems:
             raise ConfigError("SpladeEncoder: " + "; ".join(problems))
         self.backbone = str(backbone)
@@ -47,7 +58,44 @@ class SpladeEncoder(nn.Module):
         self.mlm.train()  # from_pretrained returns eval mode; keep nn.Module semantics (Lightning preserves modes)
         if gradient_checkpointing:
             self.mlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.head_chunk_tokens = head_chunk_tokens
+        self._decoder_slot = _find_decoder(self.mlm) if efficient_head and pooling == "max" else None
+        if self._decoder_slot is not None and not self._head_split_is_exact():
+            warnings.warn(f"SpladeEncoder: cannot split the MLM head of {type(self.mlm).__name__} into transform + "
+                          "decoder exactly; using the plain (B, L, V) head", stacklevel=2)
+            self._decoder_slot = None
 
+    @property
+    def efficient_head(self) -> bool:
+        """Whether the memory-efficient max-pooling head is in use."""
+        return self._decoder_slot is not None
+
+    @contextmanager
+    def _decoder_bypassed(self):
+        """Within the block, the MLM returns the decoder's *input* (B, L, H) as ``logits``."""
+        parent, name = self._decoder_slot
+        decoder = getattr(parent, name)
+        setattr(parent, name, nn.Identity())
+        try:
+            yield decoder
+        finally:
+            setattr(parent, name, decoder)
+
+    @torch.no_grad()
+    def _head_split_is_exact(self) -> bool:
+        was_training = self.mlm.training
+        self.mlm.eval()
+        try:
+            ids = torch.tensor([[min(5, self.vocab_size - 1), min(7, self.vocab_size - 1)]])
+            mask = torch.ones_like(ids)
+            full = self.mlm(input_ids=ids, attention_mask=mask).logits
+            with self._decoder_bypassed() as decoder:
+                split = decoder(self.mlm(input_ids=ids, attention_mask=mask).logits)
+            return split.shape == full.shape and torch.allclose(split, full, rtol=1e-4, atol=1e-4)
+        except Exception:  # any architecture whose head does not end in the output-embedding Linear
+            return False
+        finally:
+            self.mlm.train(was_training)
     @property
     def vocab_size(self) -> int:
         """Output width V (the MLM head's rows)."""
@@ -72,6 +120,11 @@ class SpladeEncoder(nn.Module):
         Returns:
             (B, V) non-negative term weights.
         """
+        if self._decoder_slot is not None:
+            with self._decoder_bypassed() as decoder:
+                hidden = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, H)
+            raw = max_pool_projection(hidden, decoder.weight, decoder.bias, attention_mask, self.head_chunk_tokens)
+            return splade_activation(raw, self.activation)
         logits = self.logits(input_ids, attention_mask)
         return splade_pool(logits, attention_mask, self.pooling, self.activation, inplace=True)
 
@@ -86,3 +139,15 @@ class SpladeEncoder(nn.Module):
     def export_config(self) -> dict:
         """What :func:`splade_lightning.load` needs to rebuild this encoder (see ``models/serialization.py``)."""
         return {"architecture": "splade", "pooling": self.pooling, "activation": self.activation}
+
+
+def _find_decoder(mlm: nn.Module) -> tuple[nn.Module, str] | None:
+    """(parent module, attribute name) of the MLM's output-embedding Linear, or None."""
+    decoder = mlm.get_output_embeddings()
+    if not isinstance(decoder, nn.Linear):
+        return None
+    for name, module in mlm.named_modules():
+        if module is decoder and name:
+            parent_name, _, attr = name.rpartition(".")
+            return mlm.get_submodule(parent_name) if parent_name else mlm, attr
+    return None

@@ -1,0 +1,124 @@
+"""Memory-efficient max-pooling head: outputs and gradients equal the naive (B, L, V) autograd path."""
+
+import pytest
+import torch
+
+from splade_lightning.models import SpladeEncoder
+from splade_lightning.models.pooling import splade_activation
+from splade_lightning.models.sparse_head import max_pool_projection
+
+
+def naive(hidden, weight, bias, mask, activation="relu"):
+    logits = hidden @ weight.T + (bias if bias is not None else 0)
+    logits = logits.masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
+    return splade_activation(logits.max(dim=1).values, activation)
+
+
+def case(seed, B=5, L=9, H=12, V=40, bias=True):
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(B, L, H, generator=g)
+    weight = torch.randn(V, H, generator=g) * 0.5
+    b = torch.randn(V, generator=g) if bias else None
+    mask = (torch.rand(B, L, generator=g) > 0.35).long()
+    mask[:, 0] = 1
+    mask[2, 4:] = 0
+    hidden[3] = 0.0
+    if b is not None:
+        b[:7] = -5.0  # several vocabulary entries negative everywhere -> zero weight, zero gradient
+    return hidden, weight, b, mask
+
+
+def grads(fn, hidden, weight, bias, mask, upstream, **kw):
+    leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in (hidden, weight, bias)]
+    out = fn(*leaves, mask, **kw)
+    (out * upstream).sum().backward()
+    return out.detach(), [t.grad if t is not None else None for t in leaves]
+
+
+def assert_rel_close(actual, expected, tol=1e-5, atol=0.0):
+    """Max error relative to the tensor's scale (plus ``atol`` for gradients that are analytically ~0)."""
+    scale = expected.abs().max().clamp_min(1e-12)
+    assert (actual - expected).abs().max() <= tol * scale + atol
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("chunk_tokens", [1, 7, 4096])
+@pytest.mark.parametrize("activation", ["relu", "log1p_relu"])
+def test_outputs_and_gradients_match_naive(seed, chunk_tokens, activation):
+    hidden, weight, bias, mask = case(seed)
+    upstream = torch.randn(hidden.shape[0], weight.shape[0])
+
+    def efficient(h, w, b, m):
+        return splade_activation(max_pool_projection(h, w, b, m, chunk_tokens=chunk_tokens), activation)
+
+    ours, ours_grads = grads(efficient, hidden, weight, bias, mask, upstream)
+    ref, ref_grads = grads(lambda h, w, b, m: naive(h, w, b, m, activation), hidden, weight, bias, mask, upstream)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    for got, want in zip(ours_grads, ref_grads):
+        assert_rel_close(got, want)
+
+
+def test_no_bias_and_fully_padded_row():
+    hidden, weight, _, mask = case(4, bias=False)
+    mask[1] = 0
+    out = max_pool_projection(hidden, weight, None, mask)
+    assert torch.isinf(out[1]).all() and (splade_activation(out)[1] == 0).all()
+    torch.testing.assert_close(splade_activation(out), naive(hidden, weight, None, mask))
+
+
+def test_ties_route_the_gradient_to_the_first_position():
+    """Identical hidden states at positions 1 and 4 tie exactly; W/b gradients are unaffected by which one wins."""
+    hidden, weight, bias, mask = case(5)
+    mask[:] = 1
+    hidden[:, 4] = hidden[:, 1]
+    upstream = torch.rand(hidden.shape[0], weight.shape[0])
+    _, (gh, gw, gb) = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m)), hidden, weight,
+                            bias, mask, upstream)
+    _, (rh, rw, rb) = grads(naive, hidden, weight, bias, mask, upstream)
+    assert_rel_close(gw, rw)
+    assert_rel_close(gb, rb)
+    assert_rel_close(gh[:, 1] + gh[:, 4], rh[:, 1] + rh[:, 4])  # same total; ours puts it all on the first
+    logits = hidden @ weight.T + bias
+    wins_at_1 = logits.argmax(dim=1) == 1
+    assert wins_at_1.any()
+
+
+def test_bf16_autocast_keeps_parameter_gradients_fp32():
+    hidden, weight, bias, mask = case(6)
+    weight.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = splade_activation(max_pool_projection(hidden, weight, bias, mask))
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert weight.grad.dtype == torch.float32
+    torch.testing.assert_close(out.float(), naive(hidden, weight.detach(), bias, mask), rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("activation", ["relu", "log1p_relu"])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_encoder_efficient_equals_plain_head(tiny_bert_dir, activation, checkpointing):
+    torch.manual_seed(0)
+    kwargs = {"activation": activation, "gradient_checkpointing": checkpointing}
+    fast = SpladeEncoder(tiny_bert_dir, head_chunk_tokens=16, **kwargs)
+    plain = SpladeEncoder(tiny_bert_dir, efficient_head=False, **kwargs)
+    assert fast.efficient_head and not plain.efficient_head
+    for module in (fast, plain):  # same function on both sides: no dropout
+        for m in module.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+    ids = torch.randint(1000, 5000, (4, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[3, 2:] = 0
+    out_fast, out_plain = fast(ids, mask), plain(ids, mask)
+    torch.testing.assert_close(out_fast, out_plain, rtol=1e-5, atol=1e-6)
+    upstream = torch.rand_like(out_fast)
+    (out_fast * upstream).sum().backward()
+    (out_plain * upstream).sum().backward()
+    plain_params = dict(plain.named_parameters())
+    for name, param in fast.named_parameters():
+        assert_rel_close(param.grad, plain_params[name].grad, tol=1e-4, atol=1e-7)
+
+
+def test_sum_pooling_uses_the_plain_head(tiny_bert_dir):
+    assert not SpladeEncoder(tiny_bert_dir, pooling="sum").efficient_head

@@ -29,7 +29,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(PY) -m ruff check splade_lightning tests
+	$(PY) -m ruff check splade_lightning tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs lightning_logs

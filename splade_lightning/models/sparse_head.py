@@ -1,9 +1,11 @@
 """Memory-efficient SPLADE max-pooling head: never materialises the (B, L, V) MLM logits.
 
 For max pooling, ``w_v = act(max_l (h_l · W_v + b_v))`` because the SPLADE activation is monotone. Forward computes the
-logits chunk by chunk over sequence positions, keeping a running maximum and its arg-max (B, V). Backward needs the
-gradient only where the pooled logit is active (``act'`` is 0 wherever the max is <= 0), and each such entry depends on
-one position: ``dL/dh[b, argmax[b,v]] += g[b,v]·W_v``, ``dL/dW_v += g[b,v]·h[b, argmax[b,v]]``, ``dL/db_v += g[b,v]``.
+logits chunk by chunk over sequence positions (only for rows with real tokens in the chunk) and keeps a running maximum
+(B, V). Backward needs the gradient only where the pooled logit is active (``act'`` is 0 wherever the max is <= 0), and
+each such entry depends on one position, the arg-max, which backward recomputes for the K active entries alone
+(K·L·H multiply-adds, against B·L·V·H for the logits):
+``dL/dh[b, l*] += g[b,v]·W_v``, ``dL/dW_v += g[b,v]·h[b, l*]``, ``dL/db_v += g[b,v]``.
 Backward cost is proportional to the number of active terms (~100-300 per text), not to B·L·V.
 """
 
@@ -11,75 +13,104 @@ from __future__ import annotations
 
 import torch
 
+_BACKWARD_ELEMENTS = 1 << 22  # size of the (K_chunk, H) temporaries in backward
 
-def _update_running_max(best, arg, rows, logits, offset):
-    """Fold a chunk's (R, c, V) logits for batch ``rows`` into the running (B, V) max / arg-max (first index wins)."""
-    chunk_max, chunk_arg = logits.max(dim=1)  # (R, V)
-    current = best.index_select(0, rows)
-    better = chunk_max > current
-    best.index_copy_(0, rows, torch.where(better, chunk_max, current))
-    arg.index_copy_(0, rows, torch.where(better, chunk_arg.to(arg.dtype) + offset, arg.index_select(0, rows)))
+
+def _running_max(hidden, weight, bias, mask, chunk_tokens):
+    """(B, V) masked maximum over positions of ``hidden @ weight.T + bias``, chunk by chunk.
+
+    The bias is constant over positions, so it is added once to the (B, V) maximum instead of to every logit.
+    """
+    batch, length, width = hidden.shape
+    best = torch.full((batch, weight.shape[0]), float("-inf"), dtype=hidden.dtype, device=hidden.device)
+    weight_t = weight.to(hidden.dtype).t()
+    step = max(1, min(16, chunk_tokens // max(1, batch)))  # few positions per chunk: padded rows are skipped early
+    for start in range(0, length, step):
+        chunk_mask = mask[:, start:start + step]  # (B, c)
+        rows = chunk_mask.any(dim=1).nonzero().flatten()
+        if rows.numel() == 0:
+            continue
+        block = hidden[rows, start:start + step].reshape(-1, width)  # (R*c, H)
+        logits = (block @ weight_t).view(rows.numel(), -1, weight_t.shape[1])  # (R, c, V)
+        rows_mask = chunk_mask[rows]
+        if not bool(rows_mask.all()):
+            logits.masked_fill_(~rows_mask.unsqueeze(-1), float("-inf"))
+        best.index_copy_(0, rows, torch.maximum(best.index_select(0, rows), logits.amax(dim=1)))
+    return best + bias.to(best.dtype) if bias is not None else best
+
+
+def _argmax_positions(hidden, weight, mask, b, v):
+    """Position of the maximum logit for each active (b, v), as (K,) int64; ties go to the first position.
+
+    ``b`` is sorted (``nonzero`` order), so each example's entries are one slice: one (K_b, H) x (H, L) matmul per
+    example, against the whole vocabulary when most of it is active (dense activations, e.g. an untrained head). The
+    bias is constant per v and does not change the arg-max.
+    """
+    positions = torch.empty_like(b)
+    weight = weight.to(hidden.dtype)
+    vocab = weight.shape[0]
+    counts = torch.bincount(b, minlength=hidden.shape[0]).tolist()
+    start = 0
+    for row, count in enumerate(counts):
+        if count:
+            rows_v = v[start:start + count]
+            if count > vocab // 4:
+                scores = (weight @ hidden[row].t())[rows_v]  # (K_b, L) without gathering most of W
+            else:
+                scores = weight[rows_v] @ hidden[row].t()  # (K_b, L)
+            scores.masked_fill_(~mask[row].unsqueeze(0), float("-inf"))
+            positions[start:start + count] = scores.argmax(dim=1)
+            start += count
+    return positions
 
 
 class MaxPoolProjection(torch.autograd.Function):
     """``max_l mask(h @ W.T + b)`` over positions: (B, L, H) x (V, H) -> (B, V), with a sparse backward.
 
-    Padded positions never win (they count as -inf). Ties go to the first position. The result is in the input dtype
-    (the maximum is exact in any dtype); gradients are accumulated in float32 and returned in each input's dtype.
+    Padded positions never win (they count as -inf). The result is in the activations' dtype (bf16 under autocast);
+    gradients are accumulated in at least float32 and returned in each input's dtype.
     """
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int):
-        batch, length, _ = hidden.shape
-        vocab = weight.shape[0]
-        best = torch.full((batch, vocab), float("-inf"), dtype=hidden.dtype, device=hidden.device)
-        arg = torch.zeros((batch, vocab), dtype=torch.int32, device=hidden.device)
-        step = max(1, chunk_tokens // max(1, batch))
         mask = mask.to(torch.bool)
-        weight_t = weight.to(hidden.dtype).t()  # compute in the activations' dtype (bf16 under autocast)
-        bias_c = bias.to(hidden.dtype) if bias is not None else None
-        for start in range(0, length, step):
-            chunk_mask = mask[:, start:start + step]  # (B, c)
-            rows = chunk_mask.any(dim=1).nonzero().flatten()  # skip rows that are all padding in this chunk
-            if rows.numel() == 0:
-                continue
-            logits = torch.matmul(hidden[rows, start:start + step], weight_t)  # (R, c, V)
-            if bias is not None:
-                logits += bias_c
-            logits.masked_fill_(~chunk_mask[rows].unsqueeze(-1), float("-inf"))
-            _update_running_max(best, arg, rows, logits, start)
-        ctx.save_for_backward(hidden, weight, arg)
-        ctx.has_bias = bias is not None
+        best = _running_max(hidden, weight, bias, mask, chunk_tokens)
+        ctx.save_for_backward(hidden, weight, mask)
         ctx.bias_dtype = bias.dtype if bias is not None else None
         return best
 
     @staticmethod
     def backward(ctx, grad_best):
-        hidden, weight, arg = ctx.saved_tensors
+        hidden, weight, mask = ctx.saved_tensors
         batch, length, width = hidden.shape
         acc = torch.float64 if torch.float64 in (hidden.dtype, weight.dtype) else torch.float32  # accumulation dtype
         b, v = grad_best.nonzero(as_tuple=True)  # the active entries only
         g = grad_best[b, v].to(acc).unsqueeze(1)  # (K, 1)
-        flat = b * length + arg[b, v].long()  # (K,) row of h that produced each maximum
+        flat = b * length + _argmax_positions(hidden, weight, mask, b, v)  # (K,) row of h behind each maximum
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_hidden = torch.zeros(batch * length, width, dtype=acc, device=hidden.device) if need_hidden else None
+        grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_weight else None
         hidden_flat = hidden.reshape(batch * length, width)
-        grad_hidden = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_hidden = torch.zeros(batch * length, width, dtype=acc, device=hidden.device)
-            grad_hidden.index_add_(0, flat, g * weight[v].to(acc))
-            grad_hidden = grad_hidden.view(batch, length, width).to(hidden.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device)
-            grad_weight.index_add_(0, v, g * hidden_flat[flat].to(acc))
-            grad_weight = grad_weight.to(weight.dtype)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device)
-            grad_bias.index_add_(0, v, g.squeeze(1))
+        step = max(1, _BACKWARD_ELEMENTS // width)  # bounded (K_chunk, H) temporaries even for dense activations
+        for start in range(0, b.numel(), step):
+            part = slice(start, start + step)
+            if need_hidden:
+                grad_hidden.index_add_(0, flat[part], g[part] * weight[v[part]].to(acc))
+            if need_weight:
+                grad_weight.index_add_(0, v[part], g[part] * hidden_flat[flat[part]].to(acc))
+        grad_bias = None
+        if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
+            grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g.squeeze(1))
             grad_bias = grad_bias.to(ctx.bias_dtype)
+        if need_hidden:
+            grad_hidden = grad_hidden.view(batch, length, width).to(hidden.dtype)
+        if need_weight:
+            grad_weight = grad_weight.to(weight.dtype)
         return grad_hidden, grad_weight, grad_bias, None, None
 
 
 def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                        attention_mask: torch.Tensor, chunk_tokens: int = 1024) -> torch.Tensor:
+                        attention_mask: torch.Tensor, chunk_tokens: int = 128) -> torch.Tensor:
     """Masked max over positions of the vocabulary projection, without building (B, L, V).
 
     Args:
@@ -87,7 +118,7 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
         weight: (V, H) decoder weight.
         bias: (V,) decoder bias or None.
         attention_mask: (B, L), 1 for real tokens.
-        chunk_tokens: positions x rows processed per chunk (memory: chunk_tokens x V logits at a time).
+        chunk_tokens: rows x positions per chunk (memory: about chunk_tokens x V logits at a time).
 
     Returns:
         (B, V) raw maximum logits (-inf for rows without tokens); apply the SPLADE activation afterwards.

@@ -1,0 +1,285 @@
+"""Benchmark: our SPLADE train step and corpus encoding vs sentence-transformers 6.x, same machine, same run.
+
+    python benchmarks/splade_head.py            # full comparison (~10-15 min on 2 CPU cores)
+    python benchmarks/splade_head.py --quick    # SPLADE-tiny only, no batch-size search
+
+Both sides get identical model weights, token tensors, batch, lengths and optimiser (AdamW, lr 2e-5): ours is
+``SpladeEncoder`` + ``SpladeModule.compute_loss``; sentence-transformers is ``SparseEncoder`` +
+``SpladeLoss(SparseMultipleNegativesRankingLoss)``. Dropout is off on both sides so the losses are comparable. Each
+measurement runs in a fresh subprocess; "peak memory" is the growth of the process's peak resident set during the
+measured steps (``ru_maxrss`` minus the RSS before them). The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "data" / "hotpotqa-500" / "train.jsonl"
+CORPUS = REPO / "data" / "msmarco-trecdl-5k" / "corpus.jsonl"
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def no_dropout(model):
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model.train()
+
+
+def training_texts(batch: int):
+    records = [json.loads(line) for line in TRAIN.open()]
+    records = [r for r in records if r["neg"]]
+    picked = [records[i % len(records)] for i in range(batch)]
+    return [r["query"] for r in picked], [r["pos"][0] for r in picked], [r["neg"][0] for r in picked]
+
+
+def tokenized(tokenizer, texts, length):
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=length, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: int, head_chunk: int = 128):
+    """Return (step() -> loss float, number of parameters) for one implementation."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    queries, positives, negatives = training_texts(batch)
+    q, p, n = (tokenized(tokenizer, t, ln) for t, ln in ((queries, query_len), (positives, doc_len),
+                                                          (negatives, doc_len)))
+    if impl == "st":
+        from sentence_transformers import SparseEncoder
+        from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+
+        model = no_dropout(SparseEncoder(model_dir, device="cpu"))
+        loss_fn = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
+                             query_regularizer_weight=5e-5)
+
+        def forward():
+            return sum(loss_fn([q, p, n], None).values())
+    else:
+        from splade_lightning.models import SpladeEncoder
+        from splade_lightning.systems import SpladeModule
+
+        model = no_dropout(SpladeEncoder(model_dir, efficient_head=impl == "ours", head_chunk_tokens=head_chunk))
+        module = SpladeModule(model, query_reg_weight=5e-5, doc_reg_weight=3e-5)
+        docs = {k: torch.cat([p[k], n[k]]) for k in p}
+
+        def forward():
+            query_reps = model(q["input_ids"], q["attention_mask"])
+            doc_reps = model(docs["input_ids"], docs["attention_mask"])
+            return module.compute_loss(query_reps, doc_reps, num_negatives=1)["loss"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+
+    def step() -> float:
+        loss = forward()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(loss)
+
+    return step
+
+
+def worker_train(args) -> dict:
+    step = build_step(args.impl, args.model_dir, args.batch, args.query_len, args.doc_len, args.head_chunk)
+    before = rss_bytes()
+    first_loss = step()  # includes optimiser-state allocation; same for both sides
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    elapsed = time.perf_counter() - start
+    return {"examples_per_s": args.batch * args.steps / elapsed, "s_per_step": elapsed / args.steps,
+            "peak_memory_bytes": peak_rss_bytes() - before, "peak_rss_bytes": peak_rss_bytes(),
+            "first_loss": first_loss}
+
+
+def worker_encode(args) -> dict:
+    import torch
+
+    docs = [json.loads(line)["text"] for line in CORPUS.open()][: args.docs]
+    if args.impl == "st":
+        from sentence_transformers import SparseEncoder
+
+        model = SparseEncoder(args.model_dir, device="cpu")
+        model.max_seq_length = args.doc_len
+
+        def encode(texts):
+            return model.encode_document(texts, batch_size=32, convert_to_tensor=True, convert_to_sparse_tensor=False)
+    else:
+        import splade_lightning
+
+        model = splade_lightning.load(args.model_dir)
+        model.max_doc_length = args.doc_len
+
+        def encode(texts):
+            return model.encode_document(texts, batch_size=32).to_dense()
+    encode(docs[:32])  # warm-up
+    before = rss_bytes()
+    start = time.perf_counter()
+    out = encode(docs)
+    elapsed = time.perf_counter() - start
+    torch.save(out[:200].clone(), args.out)
+    return {"docs_per_s": len(docs) / elapsed, "peak_memory_bytes": peak_rss_bytes() - before}
+
+
+def run_worker(*argv: str) -> dict:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, __file__, "--worker", *argv], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def minilm_shaped_mlm(directory: Path, target_doc_active_dims: int | None = None) -> str:
+    """A randomly initialised MiniLM-L6-shaped BertForMaskedLM (6 layers, hidden 384, vocab 30522).
+
+    A random MLM head is dense: nearly every vocabulary entry is active for every text, the worst case for a
+    sparse backward. With ``target_doc_active_dims`` the decoder bias is shifted by one constant so that training
+    documents get about that many active dimensions, the sparsity of a trained SPLADE model.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from splade_lightning.hub import alias_dir
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                     intermediate_size=1536)
+    model = BertForMaskedLM(cfg).eval()
+    tokenizer = AutoTokenizer.from_pretrained(alias_dir("splade-tiny"))
+    if target_doc_active_dims:
+        _, positives, _ = training_texts(16)
+        enc = tokenized(tokenizer, positives, 128)
+        with torch.no_grad():
+            logits = model(**enc).logits.masked_fill(~enc["attention_mask"].bool().unsqueeze(-1), float("-inf"))
+            pooled = logits.amax(dim=1)  # (16, V) max logit per document and term
+            shift = torch.quantile(pooled.flatten()[:2**24], 1 - target_doc_active_dims / cfg.vocab_size)
+            model.cls.predictions.decoder.bias -= shift
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours")) -> dict:
+    results = {}
+    for impl in impls:
+        results[impl] = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch),
+                                   "--steps", str(steps))
+        print(f"  train {impl:5s} B={batch}: {results[impl]}", flush=True)
+    return results
+
+
+def largest_batch(impl: str, model_dir: str, budget_bytes: int, batches: list[int]) -> tuple[int, list]:
+    """Largest batch (from ``batches``, ascending) whose whole-process peak RSS stays within ``budget_bytes``."""
+    best, tried = 0, []
+    for batch in batches:
+        res = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch), "--steps", "1")
+        tried.append((batch, res.get("peak_rss_bytes"), res.get("error")))
+        print(f"  {impl:5s} B={batch}: peak RSS {res.get('peak_rss_bytes', 0) / 2**30:.2f} GiB "
+              f"{res.get('error', '')}", flush=True)
+        if "error" in res or res["peak_rss_bytes"] > budget_bytes:
+            break
+        best = batch
+    return best, tried
+
+
+def compare_encode(model_dir: str, docs: int, doc_len: int, tmp: Path) -> dict:
+    import torch
+
+    out = {}
+    for impl in ("st", "ours"):
+        out[impl] = run_worker("encode", "--impl", impl, "--model-dir", model_dir, "--docs", str(docs),
+                               "--doc-len", str(doc_len), "--out", str(tmp / f"{impl}.pt"))
+        print(f"  encode {impl:5s}: {out[impl]}", flush=True)
+    out["max_abs_diff"] = float((torch.load(tmp / "st.pt") - torch.load(tmp / "ours.pt")).abs().max())
+    return out
+
+
+def ratio(a: dict, b: dict, key: str) -> float | None:
+    return a[key] / b[key] if key in a and key in b and b[key] else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="SPLADE-tiny only; no MiniLM-shaped run, no batch search")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
+    parser.add_argument("--encode-docs", type=int, default=1000)
+    args = parser.parse_args()
+    from splade_lightning.hub import alias_dir
+
+    tiny = str(alias_dir("splade-tiny"))
+    summary: dict = {"machine": f"{os.cpu_count()} CPU cores", "torch_threads": int(os.environ.get("OMP_NUM_THREADS",
+                                                                                                   os.cpu_count()))}
+    print("# SPLADE-tiny, B=32, query 32 / doc 128 tokens, 1 hard negative", flush=True)
+    tiny_train = compare_train(tiny, 32, args.steps, impls=("st", "ours", "plain"))
+    st, ours = tiny_train["st"], tiny_train["ours"]
+    summary.update(train_speedup=ratio(ours, st, "examples_per_s"),
+                   train_peak_memory_ratio=ratio(ours, st, "peak_memory_bytes"),
+                   train_loss_abs_diff=abs(ours["first_loss"] - st["first_loss"]),
+                   plain_head_speedup=ratio(tiny_train["plain"], st, "examples_per_s"),
+                   tiny_train=tiny_train)
+    print("# Corpus encoding, SPLADE-tiny, doc length 256", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        enc = compare_encode(tiny, args.encode_docs, 256, Path(tmp))
+        summary.update(encode_speedup=ratio(enc["ours"], enc["st"], "docs_per_s"), max_abs_diff=enc["max_abs_diff"],
+                       encode=enc)
+        if not args.quick:
+            for regime, target in (("sparse", 150), ("dense", None)):
+                print(f"# MiniLM-L6-shaped MLM (6 layers, hidden 384, vocab 30522), B=32, {regime} head", flush=True)
+                minilm = minilm_shaped_mlm(Path(tmp) / f"minilm_{regime}", target)
+                mini = compare_train(minilm, 32, max(1, args.steps - 1))
+                summary.update({f"minilm_{regime}_train_speedup": ratio(mini["ours"], mini["st"], "examples_per_s"),
+                                f"minilm_{regime}_train_peak_memory_ratio": ratio(mini["ours"], mini["st"],
+                                                                                  "peak_memory_bytes"),
+                                f"minilm_{regime}_train": mini})
+            print("# Largest SPLADE-tiny batch whose training step fits in 8 GiB (peak RSS)", flush=True)
+            budget = 8 * 2**30
+            summary["largest_batch_8gib"] = {
+                "st": largest_batch("st", tiny, budget, [16, 32, 48, 64, 96, 128])[0],
+                "ours": largest_batch("ours", tiny, budget, [32, 64, 128, 256, 512, 1024])[0],
+            }
+    print(json.dumps(summary, default=float))
+
+
+def worker_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["train", "encode"])
+    parser.add_argument("--impl", choices=["st", "ours", "plain"], required=True)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--query-len", type=int, default=32)
+    parser.add_argument("--doc-len", type=int, default=128)
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--out", default="")
+    parser.add_argument("--head-chunk", type=int, default=128, help="SpladeEncoder(head_chunk_tokens=...)")
+    args = parser.parse_args(argv)
+    result = worker_train(args) if args.kind == "train" else worker_encode(args)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2:])
+    else:
+        main()

@@ -32,7 +32,6 @@ class SparseModel(nn.Module):
         self.tokenizer = tokenizer
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
-        self._vocab = None
 
     @property
     def vocab_size(self) -> int:

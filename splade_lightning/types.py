@@ -21,7 +21,6 @@ class TrainBatch:
         doc_input_ids: (B * (1 + num_negatives), Ld) token ids.
         doc_attention_mask: (B * (1 + num_negatives), Ld).
         num_negatives: hard negatives per query (0 for pairs).
-        teacher_scores: optional (B, 1 + num_negatives) teacher scores, positive first.
     """
 
     query_input_ids: torch.Tensor
@@ -29,7 +28,6 @@ class TrainBatch:
     doc_input_ids: torch.Tensor
     doc_attention_mask: torch.Tensor
     num_negatives: int = 0
-    teacher_scores: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from splade_lightning.atomic import write_text_atomic
 from splade_lightning.errors import DataError
 
 __all__ = ["to_run", "trec_order", "write_trec_run"]
@@ -105,17 +104,4 @@ def write_trec_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag
     """
     _check_token(tag, "tag")
     lines = _run_lines(run, tag)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_text_atomic(path, "".join(lines))

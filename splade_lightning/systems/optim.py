@@ -31,10 +31,7 @@ def param_groups(named_params: Iterable[tuple[str, nn.Parameter]], weight_decay:
 def resolve_warmup_steps(total_steps: int, warmup_steps: int | None, warmup_fraction: float | None) -> int:
     """Warm-up length in optimiser steps from either an absolute count or a fraction of ``total_steps``
     (``DEFAULT_WARMUP_FRACTION`` when neither is given)."""
-    if warmup_steps is not None and warmup_fraction is not None:
-        raise ConfigError("give either lr_warmup_steps or lr_warmup_fraction, not both "
-                          f"(got lr_warmup_steps={warmup_steps}, lr_warmup_fraction={warmup_fraction})")
-    if warmup_steps is not None:
+    if warmup_steps is not None:  # check_optim_args already rejected giving both
         return int(warmup_steps)
     fraction = DEFAULT_WARMUP_FRACTION if warmup_fraction is None else warmup_fraction
     return int(round(fraction * total_steps))

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .errors import SpladeLightningError
-from .models.serialization import inference_lengths
+from .models.checkpoint import inference_lengths
 from .report import write_report
 
 
@@ -109,7 +109,15 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of ``python -m splade_lightning``; errors on bad input print one message and exit with status 2
     (set ``SPLADE_LIGHTNING_DEBUG=1`` for the traceback)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    argv = list(sys.argv[1:] if args is None else args)
     try:
+        if argv[:1] == ["idf"]:  # not a Lightning subcommand: compute / compare IDF tables
+            from .idf.cli import main as idf_main
+
+            sys.exit(idf_main(argv[1:]))
+        if argv[:1] in (["-h"], ["--help"]):
+            print("Extra subcommand: idf (compute a corpus IDF table / compare two): "
+                  "python -m splade_lightning idf --help\n", flush=True)
         SpladeCLI(args=args)
     except Exception as e:
         user_error = _user_error(e)

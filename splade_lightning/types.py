@@ -7,6 +7,10 @@ from typing import Literal
 
 import torch
 
+#: Which encoder of a query/document router encodes a text (``models.router.QueryDocRouter``).
+Route = Literal["query", "document"]
+ROUTES: tuple[str, ...] = ("query", "document")
+
 
 @dataclass
 class TrainBatch:
@@ -21,6 +25,9 @@ class TrainBatch:
         doc_input_ids: (B * (1 + num_negatives), Ld) token ids.
         doc_attention_mask: (B * (1 + num_negatives), Ld).
         num_negatives: hard negatives per query (0 for pairs).
+        query_route: the route (encoder) the query column goes through: ``"query"`` unless the data module's
+            ``router_mapping`` says otherwise.
+        doc_route: the route of the positive and negative columns (``"document"`` by default).
     """
 
     query_input_ids: torch.Tensor
@@ -28,6 +35,8 @@ class TrainBatch:
     doc_input_ids: torch.Tensor
     doc_attention_mask: torch.Tensor
     num_negatives: int = 0
+    query_route: Route = "query"
+    doc_route: Route = "document"
 
     @property
     def batch_size(self) -> int:

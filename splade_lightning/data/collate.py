@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError
-from ..types import EncodeBatch, TrainBatch
+from ..types import ROUTES, EncodeBatch, Route, TrainBatch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -38,14 +38,21 @@ class TrainCollator:
         tokenizer: a HF tokenizer.
         max_query_length: queries are truncated to this many tokens.
         max_doc_length: documents are truncated to this many tokens.
+        query_route: route of the query column (stamped on the batch for a query/document router).
+        doc_route: route of the positive and negative columns.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_query_length: int = 32, max_doc_length: int = 256):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_query_length: int = 32, max_doc_length: int = 256,
+                 query_route: Route = "query", doc_route: Route = "document"):
         _check_length("max_query_length", max_query_length)
         _check_length("max_doc_length", max_doc_length)
+        for name, route in (("query_route", query_route), ("doc_route", doc_route)):
+            if route not in ROUTES:
+                raise ConfigError(f"{name}={route!r}: expected one of {list(ROUTES)}")
         self.tokenizer = tokenizer
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
+        self.query_route, self.doc_route = query_route, doc_route
 
     def __call__(self, examples: Sequence[tuple[str, Sequence[str]]]) -> TrainBatch:
         """Collate B examples into query ``(B, Lq)`` and doc ``(B * (1 + n), Ld)`` tensors."""
@@ -59,7 +66,8 @@ class TrainCollator:
         docs = [row[column] for column in range(n_docs) for _, row in examples]
         query_ids, query_mask = tokenize(self.tokenizer, queries, self.max_query_length)
         doc_ids, doc_mask = tokenize(self.tokenizer, docs, self.max_doc_length)
-        return TrainBatch(query_ids, query_mask, doc_ids, doc_mask, num_negatives=n_docs - 1)
+        return TrainBatch(query_ids, query_mask, doc_ids, doc_mask, num_negatives=n_docs - 1,
+                          query_route=self.query_route, doc_route=self.doc_route)
 
 
 class EncodeCollator:

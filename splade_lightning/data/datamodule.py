@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch import LightningDataModule
@@ -11,10 +10,12 @@ from torch.utils.data import DataLoader
 
 from ..errors import ConfigError, DataError, DataErrors
 from ..hub import load_tokenizer
-from .beir import BeirSet, EvalData, find_beir_files, load_beir_set
+from ..types import Route
+from . import arguments as args
+from .beir import BeirSet, EvalData, load_beir_set
 from .collate import EncodeCollator, EvalCollator, TrainCollator
 from .datasets import EncodeDataset, TrainDataset
-from .readers import read_train_records, train_file_format
+from .readers import read_train_records
 from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
 
 EvalStage = Literal["validate", "test"]
@@ -36,6 +37,10 @@ class RetrievalDataModule(LightningDataModule):
         negative_columns: columns holding hard negatives (a text or a list of texts each); ``None`` for none.
         num_negatives: hard negatives per query and epoch (0 for (query, positive) pairs; needs no negative columns).
         sampling: how the positive and negatives are chosen each epoch: ``random`` (seeded) or ``first``.
+        router_mapping: which route (encoder) of a query/document router each training column goes through, e.g.
+            ``{query: query, pos: document, neg: document}`` (the default when ``None``). Give every column; the
+            positive and negative columns must share one route. Evaluation always routes BEIR queries to ``query``
+            and the corpus to ``document``. Models with a single encoder use it for both routes.
         val_sets: BEIR evaluation sets for validation, e.g. ``[{path: data/scifact, split: test}]``.
         test_sets: BEIR evaluation sets for ``test``.
         tokenizer: tokenizer alias, directory or hub id; ``None`` takes the model's ``tokenizer_name_or_path``.
@@ -57,6 +62,7 @@ class RetrievalDataModule(LightningDataModule):
         negative_columns: list[str] | None = None,
         num_negatives: int = 1,
         sampling: Literal["random", "first"] = "random",
+        router_mapping: dict[str, Route] | None = None,
         val_sets: list[BeirSet] | None = None,
         test_sets: list[BeirSet] | None = None,
         tokenizer: str | None = None,
@@ -73,15 +79,18 @@ class RetrievalDataModule(LightningDataModule):
         self.query_column, self.positive_column = query_column, positive_column
         self.negative_columns = list(negative_columns or [])
         self.num_negatives, self.sampling = num_negatives, sampling
+        self.router_mapping = dict(router_mapping) if router_mapping is not None else None
         self.tokenizer = tokenizer
         self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
         self.eval_max_doc_length = max_doc_length if eval_max_doc_length is None else eval_max_doc_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
         problems: list[str] = []
-        self.sets = {"validate": self._as_sets(val_sets, "val_sets", problems),
-                     "test": self._as_sets(test_sets, "test_sets", problems)}
-        problems += self._check_arguments() + self._check_paths()
+        self.sets = {"validate": args.as_beir_sets(val_sets, "val_sets", problems),
+                     "test": args.as_beir_sets(test_sets, "test_sets", problems)}
+        problems += self._check_arguments()
+        problems += args.check_paths(self.train_files, [("val_sets", self.sets["validate"]),
+                                                        ("test_sets", self.sets["test"])])
         if problems:
             raise ConfigError("invalid RetrievalDataModule arguments:\n  " + "\n  ".join(problems))
         self.train_dataset: TrainDataset | None = None
@@ -89,76 +98,27 @@ class RetrievalDataModule(LightningDataModule):
         self._tokenizer = None
         self._sampler: NoDuplicatesBatchSampler | None = None
 
-    # -- validation of the arguments ---------------------------------------------------------------------------------
-    @staticmethod
-    def _as_sets(sets: list[BeirSet] | None, argument: str, problems: list[str]) -> list[BeirSet]:
-        out = []
-        for i, item in enumerate(sets or []):
-            if isinstance(item, dict):
-                try:
-                    item = BeirSet(**item)
-                except TypeError as e:
-                    problems.append(f"--data.{argument}[{i}]: {e}; expected keys path, split, name, min_relevance")
-                    continue
-            if not isinstance(item, BeirSet):
-                problems.append(f"--data.{argument}[{i}]: expected a BeirSet / {{path: ..., split: ...}}, got {item!r}")
-                continue
-            if not isinstance(item.min_relevance, int) or item.min_relevance < 1:
-                problems.append(f"--data.{argument}[{i}].min_relevance: must be an int >= 1, "
-                                f"got {item.min_relevance!r}")
-            out.append(item)
-        names = [s.display_name for s in out]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            problems.append(f"--data.{argument}: set names must be unique, got duplicates {duplicates} (names default "
-                            "to the directory's basename; give each set a distinct `name`)")
-        return out
-
     def _check_arguments(self) -> list[str]:
-        problems = []
         positive = {"max_query_length": self.max_query_length, "max_doc_length": self.max_doc_length,
                     "eval_max_doc_length": self.eval_max_doc_length, "batch_size": self.batch_size,
                     "eval_batch_size": self.eval_batch_size}
-        non_negative = {"num_negatives": self.num_negatives, "num_workers": self.num_workers}
-        for name, value in positive.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                problems.append(f"--data.{name}: must be an int > 0, got {value!r}")
-        for name, value in non_negative.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                problems.append(f"--data.{name}: must be an int >= 0, got {value!r}")
+        problems = args.check_counts(positive, {"num_negatives": self.num_negatives, "num_workers": self.num_workers})
         if self.sampling not in ("random", "first"):
             problems.append(f"--data.sampling: must be 'random' or 'first', got {self.sampling!r}")
-        problems += self._check_negatives()
+        if self.train_files:  # evaluation only: the training options are unused
+            problems += args.check_negatives(self.negative_columns, self.num_negatives)
         columns = [self.query_column, self.positive_column, *self.negative_columns]
         if len(set(columns)) != len(columns) or not all(isinstance(c, str) and c for c in columns):
             problems.append(f"--data.query_column/positive_column/negative_columns: must be distinct non-empty names, "
                             f"got {columns}")
-        return problems
+        return problems + args.check_router_mapping(self.router_mapping, columns)
 
-    def _check_negatives(self) -> list[str]:
-        if not self.train_files:  # evaluation only: the training options are unused
-            return []
-        if self.negative_columns and self.num_negatives == 0:
-            return [f"--data.num_negatives: is 0 but --data.negative_columns={self.negative_columns} is set; "
-                    "set num_negatives >= 1 or drop negative_columns"]
-        if not self.negative_columns and isinstance(self.num_negatives, int) and self.num_negatives > 0:
-            return [f"--data.num_negatives: is {self.num_negatives} but --data.negative_columns is not set; "
-                    "name the negative column(s) or set num_negatives: 0 for (query, positive) pairs"]
-        return []
-
-    def _check_paths(self) -> list[str]:
-        problems = []
-        for path in self.train_files:
-            try:
-                train_file_format(path)
-            except DataError as e:
-                problems.append(f"--data.train_files: {e}")
-        for stage, argument in (("validate", "val_sets"), ("test", "test_sets")):
-            for i, beir_set in enumerate(self.sets[stage]):
-                errors: list[DataError] = []
-                find_beir_files(Path(beir_set.path), beir_set.split, errors)
-                problems += [f"--data.{argument}[{i}]: {e}" for e in errors]
-        return problems
+    @property
+    def routes(self) -> tuple[str, str]:
+        """(route of the query column, route of the document columns)."""
+        if self.router_mapping is None:
+            return "query", "document"
+        return self.router_mapping[self.query_column], self.router_mapping[self.positive_column]
 
     # -- setup ---------------------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -252,7 +212,9 @@ class RetrievalDataModule(LightningDataModule):
             self.setup("fit")
         if self.trainer is not None:
             self.train_dataset.set_epoch(self.trainer.current_epoch)
-        collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length)
+        query_route, doc_route = self.routes
+        collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length,
+                                query_route=query_route, doc_route=doc_route)
         return DataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
                           num_workers=self.num_workers, persistent_workers=False)
 

@@ -2,6 +2,8 @@
 
 from .backbone import load_mlm
 from .pooling import splade_activation, splade_pool
+from .router import QueryDocRouter
 from .splade import SpladeEncoder
+from .static import StaticSparseEncoder
 
-__all__ = ["SpladeEncoder", "load_mlm", "splade_activation", "splade_pool"]
+__all__ = ["QueryDocRouter", "SpladeEncoder", "StaticSparseEncoder", "load_mlm", "splade_activation", "splade_pool"]

@@ -1,9 +1,11 @@
-"""Save and load encoders as HF-style directories, and embed them in Lightning checkpoints.
+"""Save and load encoders as HF-style model directories.
 
-A saved directory is a plain HF masked-LM directory (``config.json``, ``model.safetensors``, tokenizer files) plus
-``splade_lightning.json`` (our encoder settings) and the sentence-transformers SparseEncoder files
+A saved SPLADE directory is a plain HF masked-LM directory (``config.json``, ``model.safetensors``, tokenizer files)
+plus ``splade_lightning.json`` (our encoder settings) and the sentence-transformers SparseEncoder files
 (``modules.json``, ``1_SpladePooling/config.json``, ...; anchors.md §3.2, written in the ST5 layout that ST 5 and 6
-both load). Directories are written atomically: to a temporary sibling, then renamed into place.
+both load). An inference-free model is saved in OpenSearch's layout (anchors.md §3.5): the document MLM directory
+plus ``idf.json``, the query weights keyed by token string. Directories are written atomically: to a temporary
+sibling, then renamed into place.
 """
 
 from __future__ import annotations
@@ -14,65 +16,23 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
+from torch import nn
 
 from ..errors import ConfigError
+from .checkpoint import (  # noqa: F401  (re-exported: the public home of the save/load helpers)
+    FORMAT_VERSION,
+    checkpoint_payload,
+    encoder_from_checkpoint,
+    inference_lengths,
+    splade_part,
+    torch_load_checkpoint,
+)
+from .router import QueryDocRouter
 from .splade import SpladeEncoder
+from .static import StaticSparseEncoder
 
 META_FILE = "splade_lightning.json"
-FORMAT_VERSION = 1
-
-
-def _tokenizer_files(tokenizer) -> dict[str, bytes]:
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
-
-
-def load_tokenizer_files(files: dict[str, bytes]):
-    """Rebuild a HF tokenizer from the ``{file name: bytes}`` map stored in a checkpoint."""
-    from transformers import AutoTokenizer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in files.items():
-            Path(tmp, name).write_bytes(data)
-        return AutoTokenizer.from_pretrained(tmp)
-
-
-def checkpoint_payload(encoder: SpladeEncoder, prefix: str = "encoder.", tokenizer=None,
-                       max_lengths: dict[str, int] | None = None) -> dict:
-    """What a Lightning checkpoint carries so :func:`encoder_from_checkpoint` needs neither the original backbone
-    directory nor the hub: encoder settings, the backbone's ``config.json`` and the tokenizer files."""
-    if tokenizer is None:
-        cached = getattr(encoder, "_tokenizer_files", None)
-        if cached is None:
-            from ..hub import load_tokenizer
-
-            cached = _tokenizer_files(load_tokenizer(encoder.tokenizer_name_or_path))
-            encoder._tokenizer_files = cached
-        files = cached
-    else:
-        files = _tokenizer_files(tokenizer)
-    return {"format_version": FORMAT_VERSION, "encoder": encoder.export_config(), "state_dict_prefix": prefix,
-            "backbone": encoder.backbone, "backbone_config": encoder.mlm.config.to_dict(), "tokenizer_files": files,
-            "max_lengths": dict(max_lengths or {})}
-
-
-def encoder_from_checkpoint(checkpoint: dict) -> tuple[SpladeEncoder, object]:
-    """Rebuild (encoder, tokenizer) from a loaded Lightning checkpoint dict written by our modules."""
-    payload = checkpoint.get("splade_lightning")
-    if payload is None:
-        raise ConfigError("this Lightning checkpoint was not written by a splade_lightning module (no "
-                          "'splade_lightning' entry); load it with the LightningModule class that wrote it")
-    cfg = payload["encoder"]
-    if cfg.get("architecture") != "splade":
-        raise ConfigError(f"checkpoint holds a {cfg.get('architecture')!r} model; this version loads 'splade'")
-    encoder = SpladeEncoder(payload["backbone"], pooling=cfg["pooling"], activation=cfg["activation"],
-                            backbone_config=payload["backbone_config"])
-    prefix = payload["state_dict_prefix"]
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    encoder.load_state_dict(state, strict=True)
-    return encoder, load_tokenizer_files(payload["tokenizer_files"])
+IDF_FILE = "idf.json"
 
 
 def _st_files(encoder: SpladeEncoder, max_seq_length: int) -> dict[str, dict | list]:
@@ -92,18 +52,6 @@ def _st_files(encoder: SpladeEncoder, max_seq_length: int) -> dict[str, dict | l
     }
 
 
-def inference_lengths(datamodule: object) -> dict[str, int]:
-    """The query/document truncation lengths a model trained with ``datamodule`` should use at inference: its
-    ``max_query_length`` and its evaluation document length (``eval_max_doc_length``, else ``max_doc_length``)."""
-    lengths = {}
-    if hasattr(datamodule, "max_query_length"):
-        lengths["max_query_length"] = int(datamodule.max_query_length)
-    doc_length = getattr(datamodule, "eval_max_doc_length", None) or getattr(datamodule, "max_doc_length", None)
-    if doc_length:
-        lengths["max_doc_length"] = int(doc_length)
-    return lengths
-
-
 def replace_dir_atomically(tmp: Path, target: Path) -> None:
     """Move the finished directory ``tmp`` to ``target``, replacing an existing one without a window in which
     ``target`` is half-written."""
@@ -114,9 +62,10 @@ def replace_dir_atomically(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save_encoder(encoder: SpladeEncoder, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
+def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
                  max_doc_length: int = 512) -> Path:
-    """Write ``encoder`` + ``tokenizer`` as a HF-style directory at ``path`` (atomically).
+    """Write ``encoder`` (a ``SpladeEncoder``, or a ``QueryDocRouter`` with a static query side) + ``tokenizer`` as a
+    model directory at ``path`` (atomically).
 
     Returns:
         The directory path.
@@ -125,11 +74,15 @@ def save_encoder(encoder: SpladeEncoder, tokenizer, path: str | os.PathLike, max
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        encoder.mlm.save_pretrained(tmp)
+        splade_part(encoder).mlm.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
                 "max_query_length": max_query_length, "max_doc_length": max_doc_length}
-        files = {META_FILE: meta, **_st_files(encoder, max_doc_length)}
+        if isinstance(encoder, QueryDocRouter):
+            files = {META_FILE: meta}
+            _write_query_table(encoder, tokenizer, tmp / IDF_FILE)
+        else:
+            files = {META_FILE: meta, **_st_files(encoder, max_doc_length)}
         for name, content in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(json.dumps(content, indent=2))
@@ -140,10 +93,21 @@ def save_encoder(encoder: SpladeEncoder, tokenizer, path: str | os.PathLike, max
     return target
 
 
+def _write_query_table(router: QueryDocRouter, tokenizer, path: Path) -> None:
+    """``idf.json``: the effective query weight of every token (relu, IDF-aware factor included; specials 0)."""
+    from ..idf.table import write_idf_json
+
+    weights = router.query_term_weights()
+    if weights is None:
+        raise ConfigError(f"cannot export a {type(router.query_encoder).__name__} query side as idf.json; the "
+                          "OpenSearch inference-free layout needs a StaticSparseEncoder")
+    write_idf_json(weights.detach().float().cpu(), tokenizer, path)
+
+
 def read_dir_settings(path: Path) -> dict:
-    """Encoder settings of a model directory: ours (``splade_lightning.json``), a sentence-transformers SparseEncoder
-    (``1_SpladePooling/config.json``), or a bare HF MLM directory (SPLADE max/relu, as sentence-transformers
-    assumes)."""
+    """Encoder settings of a model directory: ours (``splade_lightning.json``), OpenSearch's inference-free layout
+    (an MLM directory with ``idf.json``), a sentence-transformers SparseEncoder (``1_SpladePooling/config.json``), or
+    a bare HF MLM directory (SPLADE max/relu, as sentence-transformers assumes)."""
     if (path / META_FILE).is_file():
         return json.loads((path / META_FILE).read_text())
     settings: dict = {"architecture": "splade", "pooling": "max", "activation": "relu"}
@@ -157,22 +121,51 @@ def read_dir_settings(path: Path) -> dict:
         length = json.loads(st_cfg.read_text()).get("max_seq_length")
         if length:
             settings["max_query_length"] = settings["max_doc_length"] = int(length)
+    if (path / IDF_FILE).is_file():
+        doc = {key: settings.pop(key) for key in ("architecture", "pooling", "activation")}
+        settings.update(architecture="inference_free", doc=doc,
+                        query={"architecture": "static", "missing_weight": 1.0})  # OpenSearch: unlisted tokens 1
     return settings
 
 
-def load_encoder_dir(name_or_path: str) -> tuple[SpladeEncoder, object, dict]:
-    """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id."""
+def _hub_idf_file(name: str) -> Path | None:
+    """``idf.json`` of a hub model (OpenSearch inference-free models ship one), or None."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(name, IDF_FILE))
+    except Exception:  # no such file, no network, not a hub id: treat as a plain SPLADE model
+        return None
+
+
+def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
+    """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id.
+
+    A directory with ``idf.json`` (ours or OpenSearch's inference-free models) loads as a ``QueryDocRouter``:
+    ``encode_query`` is the IDF lookup and ``encode_doc`` is SPLADE.
+    """
     from ..hub import load_tokenizer, resolve_model_path
 
     path = Path(resolve_model_path(name_or_path))
-    default = {"architecture": "splade", "pooling": "max", "activation": "relu"}
-    settings = read_dir_settings(path) if path.is_dir() else default
-    if settings.get("architecture", "splade") != "splade":
-        raise ConfigError(f"{name_or_path}: holds a {settings['architecture']!r} model; this version loads 'splade'")
-    encoder = SpladeEncoder(str(name_or_path), pooling=settings["pooling"], activation=settings["activation"])
+    plain = {"architecture": "splade", "pooling": "max", "activation": "relu"}
+    settings, idf_file = (read_dir_settings(path), path / IDF_FILE) if path.is_dir() else (plain, None)
+    if not path.is_dir() and (idf_file := _hub_idf_file(str(name_or_path))) is not None:
+        settings = {"architecture": "inference_free", "doc": plain,
+                    "query": {"architecture": "static", "missing_weight": 1.0}}
+    architecture = settings.get("architecture", "splade")
+    if architecture == "splade":
+        encoder = _splade(name_or_path, settings)
+    elif architecture == "inference_free":
+        doc = _splade(name_or_path, settings["doc"])
+        query = StaticSparseEncoder(str(name_or_path), vocab_size=doc.vocab_size, idf_file=str(idf_file),
+                                    frozen=True, missing_weight=settings["query"].get("missing_weight", 1.0))
+        encoder = QueryDocRouter(doc, query)
+    else:
+        raise ConfigError(f"{name_or_path}: holds a {architecture!r} model; this version loads 'splade' and "
+                          "'inference_free'")
     return encoder, load_tokenizer(name_or_path), settings
 
 
-def torch_load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load`` a Lightning ``.ckpt`` on CPU (our checkpoints hold only tensors, dicts, strings, bytes)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+def _splade(name_or_path: str, settings: dict) -> SpladeEncoder:
+    return SpladeEncoder(str(name_or_path), pooling=settings.get("pooling", "max"),
+                         activation=settings.get("activation", "relu"))

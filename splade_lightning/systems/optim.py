@@ -13,18 +13,20 @@ DEFAULT_WARMUP_FRACTION = 0.1
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight", "norm.weight")
 
 
-def param_groups(named_params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+def param_groups(named_params: Iterable[tuple[str, nn.Parameter]], weight_decay: float,
+                 name: str = "backbone") -> list[dict]:
     """Split trainable parameters into a decayed group and a no-decay group (biases and norm weights).
 
     Returns:
-        ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]`` (empty groups
-        dropped).
+        ``[{"params": [...], "weight_decay": weight_decay, "name": name}, {"params": [...], "weight_decay": 0.0,
+        "name": name}]`` (empty groups dropped). The optimiser's ``lr`` applies.
     """
     decay, no_decay = [], []
-    for name, p in named_params:
+    for param_name, p in named_params:
         if p.requires_grad:
-            (no_decay if name.endswith(_NO_DECAY) else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            (no_decay if param_name.endswith(_NO_DECAY) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "name": name},
+              {"params": no_decay, "weight_decay": 0.0, "name": name}]
     return [g for g in groups if g["params"]]
 
 

@@ -106,23 +106,40 @@ class SpladeModule(pl.LightningModule):
             "reg_weight_doc": torch.tensor(float(weight_doc)),
         }
 
+    def encode(self, route: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Encode (B, L) ids through ``route``: ``"query"`` -> ``encoder.encode_query``, ``"document"`` ->
+        ``encoder.encode_doc`` (the same function for a single SPLADE encoder)."""
+        if route == "query":
+            return self.encoder.encode_query(input_ids, attention_mask)
+        if route == "document":
+            return self.encoder.encode_doc(input_ids, attention_mask)
+        raise ConfigError(f"unknown route {route!r}; expected 'query' or 'document'")
+
     def training_step(self, batch: TrainBatch, batch_idx: int) -> dict:
-        query_reps = self.encoder.encode_query(batch.query_input_ids, batch.query_attention_mask)
-        doc_reps = self.encoder.encode_doc(batch.doc_input_ids, batch.doc_attention_mask)
+        query_reps = self.encode(batch.query_route, batch.query_input_ids, batch.query_attention_mask)
+        doc_reps = self.encode(batch.doc_route, batch.doc_input_ids, batch.doc_attention_mask)
         terms = self.compute_loss(query_reps, doc_reps, batch.num_negatives)
         if not torch.isfinite(terms["loss"]):
             raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
                                      + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
         logged = {f"train/{k}": v.detach() for k, v in terms.items()}
-        logged["train/lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
+        logged.update(self._learning_rates())
         self.log_dict(logged, prog_bar=False, batch_size=batch.batch_size)
         self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=batch.batch_size)
         return {"loss": terms["loss"], "query_reps": query_reps.detach(), "doc_reps": doc_reps.detach()}
 
+    def _learning_rates(self) -> dict[str, torch.Tensor]:
+        """``train/lr`` (the first parameter group) plus ``train/lr_<name>`` for every other named group."""
+        groups = self.trainer.optimizers[0].param_groups
+        rates = {"train/lr": torch.tensor(float(groups[0]["lr"]))}
+        for group in groups[1:]:
+            if group.get("name") and group["name"] != groups[0].get("name"):
+                rates[f"train/lr_{group['name']}"] = torch.tensor(float(group["lr"]))
+        return rates
+
     # -- evaluation ----------------------------------------------------------------------------------------------
     def _encode_eval(self, batch: EncodeBatch, dataloader_idx: int) -> torch.Tensor:
-        encode = self.encoder.encode_query if batch.kind == "query" else self.encoder.encode_doc
-        reps = encode(batch.input_ids, batch.attention_mask)
+        reps = self.encode("query" if batch.kind == "query" else "document", batch.input_ids, batch.attention_mask)
         if not self.trainer.sanity_checking:
             self._eval_buffer.add(dataloader_idx, batch.kind, batch.ids, reps)
         return reps
@@ -158,8 +175,12 @@ class SpladeModule(pl.LightningModule):
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)
 
     # -- optimisation --------------------------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups: decayed weights and no-decay biases/norms, both at ``lr``."""
+        return optim.param_groups(self.named_parameters(), self.hparams.weight_decay)
+
     def configure_optimizers(self):
-        groups = optim.param_groups(self.named_parameters(), self.hparams.weight_decay)
+        groups = self.parameter_groups()
         if self.optimizer_factory is not None:
             optimizer = self.optimizer_factory(groups)
         else:
@@ -175,7 +196,7 @@ class SpladeModule(pl.LightningModule):
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Embed what :func:`splade_lightning.load` needs to rebuild the encoder from the ``.ckpt`` alone."""
-        from ..models.serialization import checkpoint_payload, inference_lengths
+        from ..models.checkpoint import checkpoint_payload, inference_lengths
 
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.",

@@ -181,3 +181,26 @@ def test_real_hotpotqa_smoke(tokenizer_dir):
     assert len(loader) == 493 // 16
     batch = next(iter(loader))
     assert batch.doc_input_ids.shape == (32, 64) and batch.num_negatives == 1
+
+
+def test_router_mapping_stamps_routes_on_batches(toy_triplets, toy_beir, tokenizer_dir):
+    default = make(toy_triplets, toy_beir, tokenizer_dir)
+    default.setup("fit")
+    batch = next(iter(default.train_dataloader()))
+    assert (batch.query_route, batch.doc_route) == ("query", "document")
+    swapped = make(toy_triplets, toy_beir, tokenizer_dir,
+                   router_mapping={"query": "document", "pos": "document", "neg": "document"})
+    swapped.setup("fit")
+    batch = next(iter(swapped.train_dataloader()))
+    assert (batch.query_route, batch.doc_route) == ("document", "document")
+
+
+@pytest.mark.parametrize(("mapping", "message"), [
+    ({"query": "query", "pos": "document"}, r"no route for column\(s\) \['neg'\]"),
+    ({"query": "query", "pos": "document", "neg": "document", "title": "document"}, "'title' is not a training"),
+    ({"query": "query", "pos": "passage", "neg": "document"}, r"router_mapping.pos: route 'passage' is not one of"),
+    ({"query": "query", "pos": "document", "neg": "query"}, "go to different routes"),
+])
+def test_bad_router_mapping_is_named(toy_triplets, toy_beir, tokenizer_dir, mapping, message):
+    with pytest.raises(ConfigError, match=message):
+        make(toy_triplets, toy_beir, tokenizer_dir, router_mapping=mapping)

@@ -24,21 +24,49 @@ def load_mlm(name_or_path: str | os.PathLike, config: dict | None = None) -> tor
     Raises:
         ConfigError: the model cannot be found or is not a masked-LM architecture.
     """
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    from transformers import AutoModelForMaskedLM
+
+    return load_hf_model(AutoModelForMaskedLM, name_or_path, config,
+                         "a masked-LM model", "config.json + weights of a *ForMaskedLM model")
+
+
+def load_encoder(name_or_path: str | os.PathLike, config: dict | None = None) -> torch.nn.Module:
+    """Load a HF encoder body with ``transformers.AutoModel`` (no task head).
+
+    Args:
+        name_or_path: an offline alias (``all-minilm-l6-v2``), a local HF model directory, or a hub id. A
+            sentence-transformers directory works too: its root holds the HF weights.
+        config: if given, a ``config.json`` dict (with ``model_type``): the model is built from it with fresh
+            weights (the caller loads a state dict afterwards), and ``name_or_path`` is not read.
+
+    Returns:
+        A ``PreTrainedModel`` whose forward returns ``last_hidden_state`` of shape (B, L, H).
+
+    Raises:
+        ConfigError: the model cannot be found or loaded.
+    """
+    from transformers import AutoModel
+
+    return load_hf_model(AutoModel, name_or_path, config, "an encoder model", "config.json + weights of a HF encoder")
+
+
+def load_hf_model(auto_class, name_or_path: str | os.PathLike, config: dict | None, what: str,
+                  expected_files: str) -> torch.nn.Module:
+    """``auto_class.from_pretrained`` on an alias / directory / hub id, or ``from_config`` on a config dict; load
+    failures become a ConfigError naming the backbone."""
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars drown Lightning's progress output
     if config is not None:
-        cfg = AutoConfig.for_model(**config)
-        return AutoModelForMaskedLM.from_config(cfg)
+        return auto_class.from_config(AutoConfig.for_model(**config))
     path = resolve_model_path(name_or_path)
     try:
-        return AutoModelForMaskedLM.from_pretrained(path)
+        return auto_class.from_pretrained(path)
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(
-            f"backbone {str(name_or_path)!r}: cannot load a masked-LM model from it; expected an alias "
-            f"{sorted(ALIASES)}, a local directory with config.json + weights of a *ForMaskedLM model, or a "
-            f"reachable HF hub id ({type(e).__name__}: {e})"
+            f"backbone {str(name_or_path)!r}: cannot load {what} from it; expected an alias {sorted(ALIASES)}, a "
+            f"local directory with {expected_files}, or a reachable HF hub id ({type(e).__name__}: {e})"
         ) from e
 
 

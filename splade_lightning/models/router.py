@@ -41,7 +41,6 @@ class QueryDocRouter(nn.Module):
         self.query_encoder = query_encoder
         self.doc_encoder = doc_encoder
         self.register_buffer("score_weights", _score_weights(score_idf, doc_encoder), persistent=True)
-        self.score_idf = str(score_idf) if score_idf is not None else None
 
     @property
     def vocab_size(self) -> int:
@@ -69,11 +68,7 @@ class QueryDocRouter(nn.Module):
 
     def encode(self, route: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Encode through ``route`` (``"query"`` or ``"document"``)."""
-        if route == "query":
-            return self.encode_query(input_ids, attention_mask)
-        if route == "document":
-            return self.encode_doc(input_ids, attention_mask)
-        raise ConfigError(f"QueryDocRouter: unknown route {route!r}; available routes: {list(ROUTES)}")
+        return encode_route(self, route, input_ids, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Texts without a route are documents (the sentence-transformers default route): (B, L) -> (B, V)."""
@@ -89,6 +84,17 @@ class QueryDocRouter(nn.Module):
         """Settings needed to rebuild this router (see ``models/serialization.py``)."""
         return {"architecture": "inference_free", "doc": self.doc_encoder.export_config(),
                 "query": self.query_encoder.export_config()}
+
+
+def encode_route(encoder: nn.Module, route: str, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor) -> torch.Tensor:
+    """Encode (B, L) ids through ``route``: ``"query"`` -> ``encoder.encode_query``, ``"document"`` ->
+    ``encoder.encode_doc`` (one function for a single SPLADE encoder, two encoders for a router) -> (B, V)."""
+    if route == "query":
+        return encoder.encode_query(input_ids, attention_mask)
+    if route == "document":
+        return encoder.encode_doc(input_ids, attention_mask)
+    raise ConfigError(f"{type(encoder).__name__}: unknown route {route!r}; available routes: {list(ROUTES)}")
 
 
 def _check_compatible(query_encoder: nn.Module, doc_encoder: nn.Module) -> None:

@@ -61,7 +61,6 @@ class StaticSparseEncoder(nn.Module):
                                    requires_grad=not frozen)
         special = sorted({i for i in tok.all_special_ids if i is not None and 0 <= i < size})
         self.register_buffer("special_ids", torch.tensor(special, dtype=torch.long), persistent=False)
-        self.init = ("file", str(idf_file)) if idf_file else ("corpus", str(idf_corpus)) if idf_corpus else ("ones", "")
         self.missing_weight = float(missing_weight)
 
     @property

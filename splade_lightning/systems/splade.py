@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..losses import FlopsRegularizer, InBatchNegativesLoss
+from ..models.router import encode_route
 from ..types import EncodeBatch, TrainBatch
 from . import optim
 from .evaluation import EvalBuffer, mean_over_datasets, score_buffer
@@ -107,13 +108,8 @@ class SpladeModule(pl.LightningModule):
         }
 
     def encode(self, route: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Encode (B, L) ids through ``route``: ``"query"`` -> ``encoder.encode_query``, ``"document"`` ->
-        ``encoder.encode_doc`` (the same function for a single SPLADE encoder)."""
-        if route == "query":
-            return self.encoder.encode_query(input_ids, attention_mask)
-        if route == "document":
-            return self.encoder.encode_doc(input_ids, attention_mask)
-        raise ConfigError(f"unknown route {route!r}; expected 'query' or 'document'")
+        """Encode (B, L) ids through ``route`` (``"query"`` or ``"document"``) with :func:`encode_route`."""
+        return encode_route(self.encoder, route, input_ids, attention_mask)
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> dict:
         query_reps = self.encode(batch.query_route, batch.query_input_ids, batch.query_attention_mask)

@@ -20,7 +20,8 @@ class SparseModel(nn.Module):
     """A trained sparse encoder plus its tokenizer, ready to encode text.
 
     Args:
-        encoder: the (B, L) -> (B, V) encoder (e.g. ``SpladeEncoder``), with ``encode_query``/``encode_doc``.
+        encoder: the (B, L) -> (B, V) encoder (e.g. ``SpladeEncoder``, or ``CSREncoder`` whose V is its number
+            of latents), with ``encode_query``/``encode_doc``.
         tokenizer: its HF tokenizer.
         max_query_length: queries are truncated to this many tokens.
         max_doc_length: documents are truncated to this many tokens.
@@ -80,6 +81,9 @@ class SparseModel(nn.Module):
     def decode(self, vector: torch.Tensor, top_k: int | None = None):
         """Readable (token, weight) pairs of one vector (V,) — or a list of them for (N, V) — by decreasing weight.
 
+        Dimensions are named by the encoder's ``dimension_names`` when it has one (CSR: ``latent_<j>``, latents have
+        no token), else by the tokenizer's tokens.
+
         Args:
             vector: dense or sparse, 1-D (V,) or 2-D (N, V).
             top_k: keep only the ``top_k`` heaviest tokens (None: every active token).
@@ -94,7 +98,8 @@ class SparseModel(nn.Module):
         weights = vector[active]
         order = torch.argsort(weights, descending=True, stable=True)[: top_k if top_k is not None else None]
         ids = active[order].tolist()
-        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        names = getattr(self.encoder, "dimension_names", None)
+        tokens = names(ids) if names is not None else self.tokenizer.convert_ids_to_tokens(ids)
         return [(tok if tok is not None else f"[{i}]", float(w)) for tok, i, w in zip(tokens, ids, weights[order])]
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -108,8 +113,9 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
     """Load a model for inference.
 
     Args:
-        name_or_path: an offline alias (``splade-tiny``), a directory saved by us (or by sentence-transformers, or a
-            bare HF masked-LM directory), a HF hub id, or a Lightning ``.ckpt`` written by ``fit``.
+        name_or_path: an offline alias (``splade-tiny``), a directory saved by us (or by sentence-transformers:
+            SPLADE, inference-free or CSR; or a bare HF masked-LM directory), a HF hub id, or a Lightning ``.ckpt``
+            written by ``fit``.
         device: where to run it (default: CPU).
 
     Returns:

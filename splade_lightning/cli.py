@@ -115,9 +115,14 @@ def main(args: list[str] | None = None) -> None:
             from .idf.cli import main as idf_main
 
             sys.exit(idf_main(argv[1:]))
+        if argv[:1] == ["export"]:  # not a Lightning subcommand: write a model for other tools
+            from .export_cli import main as export_main
+
+            sys.exit(export_main(argv[1:]))
         if argv[:1] in (["-h"], ["--help"]):
-            print("Extra subcommand: idf (compute a corpus IDF table / compare two): "
-                  "python -m splade_lightning idf --help\n", flush=True)
+            print("Extra subcommands: idf (compute a corpus IDF table / compare two): python -m splade_lightning idf "
+                  "--help; export (sentence-transformers / OpenSearch model directory): python -m splade_lightning "
+                  "export --help\n", flush=True)
         SpladeCLI(args=args)
     except Exception as e:
         user_error = _user_error(e)

@@ -8,6 +8,14 @@ from pathlib import Path
 from .atomic import write_text_atomic
 
 COLUMNS = ("ndcg@10", "mrr@10", "recall@100", "active_dims_query", "active_dims_doc", "flops")
+#: shown only when some result has them (CSR runs: the dense backbone's nDCG@10, reconstruction error, dead latents)
+OPTIONAL_COLUMNS = ("dense_ndcg@10", "recon_fvu", "dead_fraction")
+
+
+def columns_of(*results: dict[str, dict] | None) -> tuple[str, ...]:
+    """:data:`COLUMNS` plus the optional columns that appear in any dataset of ``results``."""
+    present = {key for r in results if r for metrics in r.values() for key in metrics}
+    return COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present)
 
 
 def _fmt(value: float | None, key: str) -> str:
@@ -18,18 +26,18 @@ def _fmt(value: float | None, key: str) -> str:
 
 def report_rows(before: dict[str, dict] | None, after: dict[str, dict]) -> list[list[str]]:
     """Rows ``[dataset, run, metric...]`` for each evaluation set: zero-shot first (when known), then fine-tuned."""
-    rows = []
+    rows, columns = [], columns_of(before, after)
     for name in after:
         for label, results in (("zero-shot", before), ("fine-tuned", after)):
             if results is None or name not in results:
                 continue
-            rows.append([name, label] + [_fmt(results[name].get(k), k) for k in COLUMNS])
+            rows.append([name, label] + [_fmt(results[name].get(k), k) for k in columns])
     return rows
 
 
 def format_table(before: dict[str, dict] | None, after: dict[str, dict]) -> str:
     """A Markdown table of :func:`report_rows` (readable in a terminal and in a README)."""
-    header = ["dataset", "model"] + list(COLUMNS)
+    header = ["dataset", "model"] + list(columns_of(before, after))
     rows = [header] + report_rows(before, after)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]

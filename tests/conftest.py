@@ -31,6 +31,21 @@ def tokenizer_dir() -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory, tokenizer_dir) -> str:
+    """A randomly initialised 2-layer, hidden-32 BertModel (no MLM head: a dense backbone) with the BERT-uncased
+    tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    out = tmp_path_factory.mktemp("tiny_encoder")
+    BertModel(cfg).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, tokenizer_dir) -> str:
     """A randomly initialised 2-layer, hidden-32 BertForMaskedLM saved with the BERT-uncased tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM

@@ -2,6 +2,7 @@
 
 from .backbone import load_mlm
 from .csr import SparseAutoEncoder
+from .csr_encoder import CSREncoder
 from .dense import DenseEncoder
 from .pooling import splade_activation, splade_pool
 from .router import QueryDocRouter
@@ -9,6 +10,7 @@ from .splade import SpladeEncoder
 from .static import StaticSparseEncoder
 
 __all__ = [
+    "CSREncoder",
     "DenseEncoder",
     "QueryDocRouter",
     "SparseAutoEncoder",

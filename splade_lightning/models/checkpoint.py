@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .csr import SparseAutoEncoder
+from .csr_encoder import CSREncoder
+from .dense import DenseEncoder
 from .router import QueryDocRouter
 from .splade import SpladeEncoder
 from .static import StaticSparseEncoder
@@ -43,12 +46,21 @@ def splade_part(encoder: nn.Module) -> SpladeEncoder:
     return inner
 
 
+def hf_backbone(encoder: nn.Module) -> tuple[str, nn.Module]:
+    """(name or directory, HF model) of the transformer inside ``encoder``: a SPLADE encoder's MLM (a router's
+    document side) or a CSR encoder's dense backbone."""
+    if isinstance(encoder, CSREncoder):
+        return encoder.dense.backbone, encoder.dense.encoder
+    splade = splade_part(encoder)
+    return splade.backbone, splade.mlm
+
+
 def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=None,
                        max_lengths: dict[str, int] | None = None) -> dict:
     """What a Lightning checkpoint carries so :func:`encoder_from_checkpoint` can rebuild ``encoder`` (a
-    ``SpladeEncoder`` or a ``QueryDocRouter`` over one): encoder settings, the backbone's ``config.json`` and the
-    tokenizer files."""
-    splade = splade_part(encoder)
+    ``SpladeEncoder``, a ``QueryDocRouter`` over one, or a ``CSREncoder``): encoder settings, the backbone's
+    ``config.json`` and the tokenizer files."""
+    backbone, hf_model = hf_backbone(encoder)
     if tokenizer is None:
         cached = getattr(encoder, "_tokenizer_files", None)
         if cached is None:
@@ -60,7 +72,7 @@ def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=N
     else:
         files = tokenizer_files(tokenizer)
     return {"format_version": FORMAT_VERSION, "encoder": encoder.export_config(), "state_dict_prefix": prefix,
-            "backbone": splade.backbone, "backbone_config": splade.mlm.config.to_dict(), "tokenizer_files": files,
+            "backbone": backbone, "backbone_config": hf_model.config.to_dict(), "tokenizer_files": files,
             "max_lengths": dict(max_lengths or {})}
 
 
@@ -84,6 +96,13 @@ def _router_from(cfg: dict, payload: dict) -> QueryDocRouter:
     return QueryDocRouter(doc, query)
 
 
+def _csr_from(cfg: dict, payload: dict) -> CSREncoder:
+    dense_cfg = cfg["dense"]
+    dense = DenseEncoder(payload["backbone"], pooling=dense_cfg["pooling"], normalize=dense_cfg["normalize"],
+                         frozen=dense_cfg["frozen"], backbone_config=payload["backbone_config"])
+    return CSREncoder(dense, SparseAutoEncoder(**cfg["autoencoder"]))
+
+
 def encoder_from_checkpoint(checkpoint: dict) -> tuple[nn.Module, object]:
     """Rebuild (encoder, tokenizer) from a loaded Lightning checkpoint dict written by our modules."""
     payload = checkpoint.get("splade_lightning")
@@ -91,7 +110,7 @@ def encoder_from_checkpoint(checkpoint: dict) -> tuple[nn.Module, object]:
         raise ConfigError("this Lightning checkpoint was not written by a splade_lightning module (no "
                           "'splade_lightning' entry); load it with the LightningModule class that wrote it")
     cfg = payload["encoder"]
-    builders = {"splade": _splade_from, "inference_free": _router_from}
+    builders = {"splade": _splade_from, "inference_free": _router_from, "csr": _csr_from}
     if cfg.get("architecture") not in builders:
         raise ConfigError(f"checkpoint holds a {cfg.get('architecture')!r} model; this version loads "
                           f"{sorted(builders)}")

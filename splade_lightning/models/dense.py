@@ -76,6 +76,10 @@ class DenseEncoder(nn.Module):
         """Where the matching tokenizer lives (the backbone's name or directory)."""
         return self.backbone
 
+    def export_config(self) -> dict:
+        """Constructor settings (without ``backbone``) that rebuild this encoder around saved weights."""
+        return {"architecture": "dense", "pooling": self.pooling, "normalize": self.normalize, "frozen": self.frozen}
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Encode token ids.
 

@@ -4,8 +4,9 @@ A saved SPLADE directory is a plain HF masked-LM directory (``config.json``, ``m
 plus ``splade_lightning.json`` (our encoder settings) and the sentence-transformers SparseEncoder files
 (``modules.json``, ``1_SpladePooling/config.json``, ...; anchors.md §3.2, written in the ST5 layout that ST 5 and 6
 both load). An inference-free model is saved in OpenSearch's layout (anchors.md §3.5): the document MLM directory
-plus ``idf.json``, the query weights keyed by token string. Directories are written atomically: to a temporary
-sibling, then renamed into place.
+plus ``idf.json``, the query weights keyed by token string. A CSR model is saved as a sentence-transformers
+SparseEncoder directory (anchors.md §3.4; see ``csr_serialization.py``) plus ``splade_lightning.json``.
+Directories are written atomically: to a temporary sibling, then renamed into place.
 """
 
 from __future__ import annotations
@@ -23,9 +24,21 @@ from .checkpoint import (  # noqa: F401  (re-exported: the public home of the sa
     FORMAT_VERSION,
     checkpoint_payload,
     encoder_from_checkpoint,
+    hf_backbone,
     inference_lengths,
     splade_part,
     torch_load_checkpoint,
+)
+from .csr_encoder import CSREncoder
+from .csr_serialization import (
+    csr_settings,
+    csr_st_files,
+    hub_csr_snapshot,
+    is_csr_modules,
+    load_csr_encoder,
+    read_modules,
+    st_max_seq_length,
+    write_sae_weights,
 )
 from .router import QueryDocRouter
 from .splade import SpladeEncoder
@@ -64,8 +77,8 @@ def replace_dir_atomically(tmp: Path, target: Path) -> None:
 
 def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
                  max_doc_length: int = 512) -> Path:
-    """Write ``encoder`` (a ``SpladeEncoder``, or a ``QueryDocRouter`` with a static query side) + ``tokenizer`` as a
-    model directory at ``path`` (atomically).
+    """Write ``encoder`` (a ``SpladeEncoder``, a ``QueryDocRouter`` with a static query side, or a ``CSREncoder``)
+    + ``tokenizer`` as a model directory at ``path`` (atomically).
 
     Returns:
         The directory path.
@@ -74,13 +87,16 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        splade_part(encoder).mlm.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
                 "max_query_length": max_query_length, "max_doc_length": max_doc_length}
+        hf_backbone(encoder)[1].save_pretrained(tmp)  # the MLM (SPLADE, router document side) or CSR's encoder
+        tokenizer.save_pretrained(tmp)
         if isinstance(encoder, QueryDocRouter):
             files = {META_FILE: meta}
             _write_query_table(encoder, tokenizer, tmp / IDF_FILE)
+        elif isinstance(encoder, CSREncoder):
+            files = {META_FILE: meta, **csr_st_files(encoder, max_doc_length)}
+            write_sae_weights(encoder, tmp)
         else:
             files = {META_FILE: meta, **_st_files(encoder, max_doc_length)}
         for name, content in files.items():
@@ -106,21 +122,23 @@ def _write_query_table(router: QueryDocRouter, tokenizer, path: Path) -> None:
 
 def read_dir_settings(path: Path) -> dict:
     """Encoder settings of a model directory: ours (``splade_lightning.json``), OpenSearch's inference-free layout
-    (an MLM directory with ``idf.json``), a sentence-transformers SparseEncoder (``1_SpladePooling/config.json``), or
-    a bare HF MLM directory (SPLADE max/relu, as sentence-transformers assumes)."""
-    if (path / META_FILE).is_file():
-        return json.loads((path / META_FILE).read_text())
+    (an MLM directory with ``idf.json``), a sentence-transformers SparseEncoder (``1_SpladePooling/config.json``, or
+    a CSR ``modules.json`` with a SparseAutoEncoder), or a bare HF MLM directory (SPLADE max/relu, as
+    sentence-transformers assumes)."""
+    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else None
+    if (meta or {}).get("architecture") == "csr" or is_csr_modules(read_modules(path)):
+        return csr_settings(path, meta)
+    if meta is not None:
+        return meta
     settings: dict = {"architecture": "splade", "pooling": "max", "activation": "relu"}
     pooling_cfg = path / "1_SpladePooling" / "config.json"
     if pooling_cfg.is_file():
         cfg = json.loads(pooling_cfg.read_text())
         settings["pooling"] = cfg.get("pooling_strategy", "max")
         settings["activation"] = cfg.get("activation_function", "relu")
-    st_cfg = path / "sentence_bert_config.json"
-    if st_cfg.is_file():
-        length = json.loads(st_cfg.read_text()).get("max_seq_length")
-        if length:
-            settings["max_query_length"] = settings["max_doc_length"] = int(length)
+    length = st_max_seq_length(path)
+    if length:
+        settings["max_query_length"] = settings["max_doc_length"] = length
     if (path / IDF_FILE).is_file():
         doc = {key: settings.pop(key) for key in ("architecture", "pooling", "activation")}
         settings.update(architecture="inference_free", doc=doc,
@@ -142,11 +160,14 @@ def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
     """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id.
 
     A directory with ``idf.json`` (ours or OpenSearch's inference-free models) loads as a ``QueryDocRouter``:
-    ``encode_query`` is the IDF lookup and ``encode_doc`` is SPLADE.
+    ``encode_query`` is the IDF lookup and ``encode_doc`` is SPLADE. A CSR directory (ours or sentence-transformers',
+    local or on the hub) loads as a ``CSREncoder``.
     """
     from ..hub import load_tokenizer, resolve_model_path
 
     path = Path(resolve_model_path(name_or_path))
+    if not path.is_dir() and (snapshot := hub_csr_snapshot(str(name_or_path))) is not None:
+        path = snapshot
     plain = {"architecture": "splade", "pooling": "max", "activation": "relu"}
     settings, idf_file = (read_dir_settings(path), path / IDF_FILE) if path.is_dir() else (plain, None)
     if not path.is_dir() and (idf_file := _hub_idf_file(str(name_or_path))) is not None:
@@ -160,9 +181,12 @@ def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
         query = StaticSparseEncoder(str(name_or_path), vocab_size=doc.vocab_size, idf_file=str(idf_file),
                                     frozen=True, missing_weight=settings["query"].get("missing_weight", 1.0))
         encoder = QueryDocRouter(doc, query)
+    elif architecture == "csr":
+        encoder = load_csr_encoder(path)
+        return encoder, load_tokenizer(encoder.tokenizer_name_or_path), settings
     else:
-        raise ConfigError(f"{name_or_path}: holds a {architecture!r} model; this version loads 'splade' and "
-                          "'inference_free'")
+        raise ConfigError(f"{name_or_path}: holds a {architecture!r} model; this version loads 'splade', "
+                          "'inference_free' and 'csr'")
     return encoder, load_tokenizer(name_or_path), settings
 
 

@@ -1,0 +1,183 @@
+"""RetrievalModule: what every architecture's LightningModule shares: evaluation by exact retrieval, optimiser set-up,
+learning-rate logging and self-contained checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from ..errors import ConfigError
+from ..eval.metrics import parse_measure
+from ..models.router import encode_route
+from ..types import EncodeBatch
+from . import optim
+from .evaluation import EvalBuffer, mean_over_datasets, score_buffer
+
+#: constructor arguments that are modules or factories, kept out of ``hparams``
+MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "optimizer", "lr_scheduler"]
+
+
+def check_eval_args(eval_k: int, eval_measures: Sequence[str]) -> None:
+    """Raise a :class:`ConfigError` now, not after an epoch of training, on an unknown measure name or an
+    ``eval_k`` below a measure's cut-off."""
+    if isinstance(eval_measures, str) or not eval_measures:
+        raise ConfigError(f"eval_measures={eval_measures!r}: expected a non-empty list such as [ndcg@10, mrr@10]")
+    if isinstance(eval_k, bool) or not isinstance(eval_k, int) or eval_k < 1:
+        raise ConfigError(f"eval_k={eval_k!r}: expected a positive integer (documents retrieved per query)")
+    specs = [parse_measure(name) for name in eval_measures]
+    deepest = max((s for s in specs if s.cutoff is not None), key=lambda s: s.cutoff, default=None)
+    if deepest is not None and deepest.cutoff > eval_k:
+        raise ConfigError(f"eval_k={eval_k} is smaller than the cut-off of measure {deepest.name!r}; expected "
+                          f"eval_k >= {deepest.cutoff}")
+
+
+class RetrievalModule(pl.LightningModule):
+    """Base of the architecture modules; subclasses add the training objective (``training_step``).
+
+    Validation/test encode every query and document of each evaluation set (queries through the ``query`` route,
+    documents through ``document``), retrieve exactly and log ``val/<dataset>/ndcg@10`` etc. plus the mean over
+    datasets (``val/ndcg@10``). Subclasses may add per-dataset figures with :meth:`extra_eval_metrics`.
+
+    Args:
+        encoder: ``encode_query(ids, mask)`` / ``encode_doc(ids, mask)`` -> (B, V), ``vocab_size``,
+            ``tokenizer_name_or_path`` and ``export_config()``.
+        lr: peak learning rate of the default AdamW.
+        weight_decay: AdamW weight decay (never applied to biases and norm weights).
+        lr_warmup_fraction: linear LR warm-up as a fraction of the total steps (default 0.1).
+        lr_warmup_steps: linear LR warm-up in steps (instead of ``lr_warmup_fraction``; giving both is an error).
+        optimizer: optional optimiser factory (``class_path: torch.optim.X``); receives parameter groups.
+        lr_scheduler: optional scheduler factory; replaces the default linear warm-up/decay (stepped every step).
+        eval_k: retrieval depth used at evaluation (>= the largest metric cut-off).
+        eval_measures: metrics computed at evaluation.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        lr: float,
+        weight_decay: float,
+        lr_warmup_fraction: float | None,
+        lr_warmup_steps: int | None,
+        optimizer: OptimizerCallable | None,
+        lr_scheduler: LRSchedulerCallable | None,
+        eval_k: int,
+        eval_measures: Sequence[str],
+    ):
+        super().__init__()
+        optim.check_optim_args(lr, weight_decay, lr_warmup_steps, lr_warmup_fraction)
+        check_eval_args(eval_k, eval_measures)
+        self.save_hyperparameters(ignore=MODULE_ARGS)  # collects the subclass's constructor arguments too
+        self.encoder = encoder
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.last_eval_metrics: dict[str, dict[str, float]] = {}
+        self.last_eval_step = -1  # global_step of the weights last_eval_metrics were computed with
+        self._eval_buffer = EvalBuffer()
+
+    @property
+    def tokenizer_name_or_path(self) -> str:
+        """Tokenizer the data module should use (the encoder backbone's)."""
+        return self.encoder.tokenizer_name_or_path
+
+    def encode(self, route: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Encode (B, L) ids through ``route`` (``"query"`` or ``"document"``) with :func:`encode_route`."""
+        return encode_route(self.encoder, route, input_ids, attention_mask)
+
+    def log_training(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Log every term as ``train/<name>``, the learning rates, and the loss on the progress bar; a non-finite
+        ``terms["loss"]`` stops training with every term in the message."""
+        if not torch.isfinite(terms["loss"]):
+            raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
+                                     + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
+        logged = {f"train/{k}": v.detach() if torch.is_tensor(v) else torch.tensor(float(v)) for k, v in terms.items()}
+        logged.update(self._learning_rates())
+        self.log_dict(logged, prog_bar=False, batch_size=batch_size)
+        self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=batch_size)
+
+    def _learning_rates(self) -> dict[str, torch.Tensor]:
+        """``train/lr`` (the first parameter group) plus ``train/lr_<name>`` for every other named group."""
+        groups = self.trainer.optimizers[0].param_groups
+        rates = {"train/lr": torch.tensor(float(groups[0]["lr"]))}
+        for group in groups[1:]:
+            if group.get("name") and group["name"] != groups[0].get("name"):
+                rates[f"train/lr_{group['name']}"] = torch.tensor(float(group["lr"]))
+        return rates
+
+    # -- evaluation ----------------------------------------------------------------------------------------------
+    def _encode_eval(self, batch: EncodeBatch, dataloader_idx: int) -> torch.Tensor:
+        reps = self.encode("query" if batch.kind == "query" else "document", batch.input_ids, batch.attention_mask)
+        if not self.trainer.sanity_checking:
+            self._eval_buffer.add(dataloader_idx, batch.kind, batch.ids, reps)
+        return reps
+
+    def validation_step(self, batch: EncodeBatch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self._encode_eval(batch, dataloader_idx)
+
+    def test_step(self, batch: EncodeBatch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self._encode_eval(batch, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_eval("validate", "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_eval("test", "test")
+
+    def extra_eval_metrics(self, stage: str, results: dict[str, dict]) -> None:
+        """Hook: add figures to ``results`` (``{dataset: metrics}``, modified in place) before they are averaged
+        and logged. Called once per evaluation, after retrieval; the default adds nothing."""
+
+    def clear_eval_state(self) -> None:
+        """Drop what the evaluation epoch collected (also after a sanity check)."""
+        self._eval_buffer.clear()
+
+    def _finish_eval(self, stage: str, prefix: str) -> None:
+        if self.trainer.sanity_checking:
+            self.clear_eval_state()
+            return
+        datamodule = self.trainer.datamodule
+        results = score_buffer(self._eval_buffer, lambda idx: datamodule.eval_data(stage, idx),
+                               self.hparams.eval_k, self.hparams.eval_measures)
+        if results:
+            self.extra_eval_metrics(stage, results)
+        self.clear_eval_state()
+        if not results:
+            return
+        results["mean"] = mean_over_datasets(results) if len(results) > 1 else dict(next(iter(results.values())))
+        self.last_eval_metrics = results
+        self.last_eval_step = self.global_step
+        logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
+                  for key, value in metrics.items()}
+        logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})
+        self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)
+
+    # -- optimisation --------------------------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups: decayed weights and no-decay biases/norms, both at ``lr``."""
+        return optim.param_groups(self.named_parameters(), self.hparams.weight_decay)
+
+    def configure_optimizers(self):
+        groups = self.parameter_groups()
+        if self.optimizer_factory is not None:
+            optimizer = self.optimizer_factory(groups)
+        else:
+            optimizer = optim.default_optimizer(groups, self.hparams.lr)
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer)
+        else:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            warmup = optim.resolve_warmup_steps(total, self.hparams.lr_warmup_steps, self.hparams.lr_warmup_fraction)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, optim.linear_warmup_decay(warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Embed what :func:`splade_lightning.load` needs to rebuild the encoder from the ``.ckpt`` alone."""
+        from ..models.checkpoint import checkpoint_payload, inference_lengths
+
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.",
+                                                            max_lengths=inference_lengths(datamodule))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -94,6 +95,10 @@ class SpladeCLI(LightningCLI):
               flush=True)
 
 
+#: subcommands that are plain tools rather than Lightning runs: name -> module with ``main(argv) -> int``
+_TOOLS = {"export": ".export_cli", "mine": ".mine.cli", "score": ".score.cli"}
+
+
 def _user_error(exc: BaseException) -> SpladeLightningError | None:
     """Our input error behind ``exc``, if any (jsonargparse re-raises constructor errors wrapped in ValueError)."""
     seen = set()
@@ -115,14 +120,13 @@ def main(args: list[str] | None = None) -> None:
             from .idf.cli import main as idf_main
 
             sys.exit(idf_main(argv[1:]))
-        if argv[:1] == ["export"]:  # not a Lightning subcommand: write a model for other tools
-            from .export_cli import main as export_main
-
-            sys.exit(export_main(argv[1:]))
+        if argv[:1] and argv[0] in _TOOLS:  # not Lightning subcommands: export / mine / score
+            module = importlib.import_module(_TOOLS[argv[0]], __package__)
+            sys.exit(module.main(argv[1:]))
         if argv[:1] in (["-h"], ["--help"]):
-            print("Extra subcommands: idf (compute a corpus IDF table / compare two): python -m splade_lightning idf "
-                  "--help; export (sentence-transformers / OpenSearch model directory): python -m splade_lightning "
-                  "export --help\n", flush=True)
+            print("Extra subcommands (each has --help): idf (compute a corpus IDF table / compare two), export "
+                  "(sentence-transformers / OpenSearch model directory), mine (hard negatives), score (teacher "
+                  "scores)\n", flush=True)
         SpladeCLI(args=args)
     except Exception as e:
         user_error = _user_error(e)

@@ -28,6 +28,8 @@ class TrainBatch:
         query_route: the route (encoder) the query column goes through: ``"query"`` unless the data module's
             ``router_mapping`` says otherwise.
         doc_route: the route of the positive and negative columns (``"document"`` by default).
+        teacher_scores: (B, 1 + num_negatives) teacher scores of each query's documents, positive first (column c
+            of row i scores doc row ``c·B + i``), for distillation losses; ``None`` when the data has none.
     """
 
     query_input_ids: torch.Tensor
@@ -37,6 +39,7 @@ class TrainBatch:
     num_negatives: int = 0
     query_route: Route = "query"
     doc_route: Route = "document"
+    teacher_scores: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+import torch
+
 from ..errors import ConfigError
 from ..types import ROUTES, EncodeBatch, Route, TrainBatch
 
@@ -54,20 +56,34 @@ class TrainCollator:
         self.max_doc_length = max_doc_length
         self.query_route, self.doc_route = query_route, doc_route
 
-    def __call__(self, examples: Sequence[tuple[str, Sequence[str]]]) -> TrainBatch:
-        """Collate B examples into query ``(B, Lq)`` and doc ``(B * (1 + n), Ld)`` tensors."""
+    def __call__(self, examples: Sequence[tuple]) -> TrainBatch:
+        """Collate B examples ``(query, docs)`` or ``(query, docs, scores)`` (e.g. :class:`TrainExample`) into query
+        ``(B, Lq)`` and doc ``(B * (1 + n), Ld)`` tensors, plus ``teacher_scores`` (B, 1 + n) when every example has
+        scores."""
         if not examples:
             raise ValueError("TrainCollator: empty batch")
-        docs_per_query = {len(docs) for _, docs in examples}
+        docs_per_query = {len(example[1]) for example in examples}
         if len(docs_per_query) != 1 or 0 in docs_per_query:
             raise ValueError(f"TrainCollator: every example needs the same number (>= 1) of docs, got {docs_per_query}")
         n_docs = docs_per_query.pop()
-        queries = [query for query, _ in examples]
-        docs = [row[column] for column in range(n_docs) for _, row in examples]
+        queries = [example[0] for example in examples]
+        docs = [example[1][column] for column in range(n_docs) for example in examples]
         query_ids, query_mask = tokenize(self.tokenizer, queries, self.max_query_length)
         doc_ids, doc_mask = tokenize(self.tokenizer, docs, self.max_doc_length)
         return TrainBatch(query_ids, query_mask, doc_ids, doc_mask, num_negatives=n_docs - 1,
-                          query_route=self.query_route, doc_route=self.doc_route)
+                          query_route=self.query_route, doc_route=self.doc_route,
+                          teacher_scores=_teacher_scores(examples, n_docs))
+
+
+def _teacher_scores(examples: Sequence[tuple], n_docs: int) -> torch.Tensor | None:
+    """(B, n_docs) float32 scores when every example carries ``n_docs`` scores; None when none does."""
+    scores = [example[2] if len(example) > 2 else None for example in examples]
+    if all(s is None for s in scores):
+        return None
+    if any(s is None or len(s) != n_docs for s in scores):
+        raise ValueError(f"TrainCollator: teacher scores must be given for every example and every one of its "
+                         f"{n_docs} docs, got lengths {[None if s is None else len(s) for s in scores]}")
+    return torch.tensor(scores, dtype=torch.float32)
 
 
 class EncodeCollator:

@@ -19,10 +19,12 @@ class TrainExample(NamedTuple):
     Attributes:
         query: the query text.
         docs: ``[positive, negative_1, ..., negative_n]`` (length ``1 + num_negatives``).
+        scores: teacher scores of ``docs`` (same order), for distillation; ``None`` when the data has none.
     """
 
     query: str
     docs: list[str]
+    scores: list[float] | None = None
 
 
 class TrainDataset(Dataset):

@@ -73,16 +73,37 @@ class SpladeModule(RetrievalModule):
         self.reg_scale = 1.0  # written by callbacks.RegularizerWarmup from trainer.global_step
 
     # -- training ------------------------------------------------------------------------------------------------
-    def compute_loss(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int) -> dict:
-        """All loss terms for one batch: (B, V) queries, (B·(1+n), V) documents -> dict of scalars incl. ``loss``."""
+    def ranking_terms(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int,
+                      teacher_scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"loss_rank": scalar, ...}``: the ranking loss, plus its named parts when it returns a dict (e.g. the
+        KL and MarginMSE terms of a combined distillation loss, logged as ``loss_<name>``).
+
+        A loss with ``uses_teacher_scores = True`` (distillation) is called with ``teacher_scores`` (B, 1 + n).
+        """
+        if getattr(self.loss, "uses_teacher_scores", False):
+            if teacher_scores is None:
+                raise ConfigError(f"{type(self.loss).__name__} distils teacher scores, but the training batches carry "
+                                  "none; train on data with teacher scores (e.g. a DistillationDataModule with "
+                                  "score files, or text records with pos_scores/neg_scores)")
+            out = self.loss(query_reps, doc_reps, num_negatives, teacher_scores)
+        else:
+            out = self.loss(query_reps, doc_reps, num_negatives)
+        if isinstance(out, dict):
+            return {"loss_rank": out["loss"], **{f"loss_{k}": v for k, v in out.items() if k != "loss"}}
+        return {"loss_rank": out}
+
+    def compute_loss(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int,
+                     teacher_scores: torch.Tensor | None = None) -> dict:
+        """All loss terms for one batch: (B, V) queries, (B·(1+n), V) documents (and optional (B, 1+n) teacher
+        scores) -> dict of scalars incl. ``loss``."""
         weight_query = self.hparams.query_reg_weight * self.reg_scale
         weight_doc = self.hparams.doc_reg_weight * self.reg_scale
-        loss_rank = self.loss(query_reps, doc_reps, num_negatives)
+        ranking = self.ranking_terms(query_reps, doc_reps, num_negatives, teacher_scores)
         reg_query = self.query_regularizer(query_reps)
         reg_doc = self.doc_regularizer(doc_reps)
         return {
-            "loss": loss_rank + weight_query * reg_query + weight_doc * reg_doc,
-            "loss_rank": loss_rank,
+            "loss": ranking["loss_rank"] + weight_query * reg_query + weight_doc * reg_doc,
+            **ranking,
             f"{_reg_name(self.query_regularizer)}_query": reg_query,
             f"{_reg_name(self.doc_regularizer)}_doc": reg_doc,
             "reg_weight_query": torch.tensor(float(weight_query)),
@@ -92,6 +113,6 @@ class SpladeModule(RetrievalModule):
     def training_step(self, batch: TrainBatch, batch_idx: int) -> dict:
         query_reps = self.encode(batch.query_route, batch.query_input_ids, batch.query_attention_mask)
         doc_reps = self.encode(batch.doc_route, batch.doc_input_ids, batch.doc_attention_mask)
-        terms = self.compute_loss(query_reps, doc_reps, batch.num_negatives)
+        terms = self.compute_loss(query_reps, doc_reps, batch.num_negatives, batch.teacher_scores)
         self.log_training(terms, batch.batch_size)
         return {"loss": terms["loss"], "query_reps": query_reps.detach(), "doc_reps": doc_reps.detach()}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from lightning.fabric.utilities.cloud_io import _atomic_save, get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -22,15 +21,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         protocol = get_filesystem(path).protocol
         if "file" not in (protocol if isinstance(protocol, tuple) else (protocol,)):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
-            _atomic_save(checkpoint, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            _atomic_save(checkpoint, str(tmp))

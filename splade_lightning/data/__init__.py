@@ -1,7 +1,8 @@
-"""Data layer: readers (JSONL/TSV/parquet/HF datasets, BEIR), datasets, samplers, collators and the DataModule.
+"""Data layer: readers (JSONL/TSV/parquet/HF datasets, BEIR), datasets, samplers, collators and the DataModules.
 
-Only :mod:`.datamodule` imports Lightning (loaded lazily, so the collators stay importable without it); only
-:mod:`.collate` tokenises.
+Only :mod:`.datamodule` and :mod:`.distill_datamodule` import Lightning (loaded lazily, so the collators stay
+importable without it); only :mod:`.collate` tokenises. The distillation data (:mod:`.text_store`, :mod:`.id_records`,
+:mod:`.id_dataset`, :mod:`.scored_text`) is loaded lazily too (it imports pyarrow).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
 
 __all__ = [
     "BeirSet",
+    "DistillationDataModule",
     "EncodeCollator",
     "EncodeDataset",
     "EncodeItem",
     "EvalBatchSampler",
     "EvalCollator",
     "EvalData",
+    "IdTrainDataset",
     "NoDuplicatesBatchSampler",
     "RetrievalDataModule",
+    "ScoredTextDataset",
+    "TextStore",
     "TrainCollator",
     "TrainDataset",
     "TrainExample",
@@ -32,9 +37,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name == "RetrievalDataModule":
-        from .datamodule import RetrievalDataModule
+_LAZY = {"RetrievalDataModule": "datamodule", "DistillationDataModule": "distill_datamodule",
+         "IdTrainDataset": "id_dataset", "ScoredTextDataset": "scored_text", "TextStore": "text_store"}
 
-        return RetrievalDataModule
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,36 +57,54 @@ class EvalData:
     split: str = "test"
 
 
+def parse_beir_record(obj: object, path: str | Path, line: int,
+                      errors: list[DataError]) -> tuple[str, str, str] | None:
+    """``(id, text, title)`` of one ``corpus.jsonl`` / ``queries.jsonl`` record (an integer id as its decimal string, a
+    missing or null title as ``""``), or ``None`` after appending to ``errors``: not an object, a missing ``_id`` or
+    ``text``, a value that is not a string, an empty id."""
+    if not isinstance(obj, dict):
+        errors.append(DataError(f"expected a JSON object, got {type(obj).__name__} {show(obj)}", path, line))
+        return None
+    missing = [f for f in ("_id", "text") if f not in obj]
+    for field in missing:
+        errors.append(DataError(f"missing field; this record has fields {sorted(obj)}", path, line, field))
+    if missing:
+        return None
+    key, text, title = obj["_id"], obj["text"], obj.get("title") or ""
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = str(key)
+    bad = [(f, v) for f, v in (("_id", key), ("text", text), ("title", title)) if not isinstance(v, str)]
+    for field, value in bad:
+        errors.append(DataError(f"expected a string, got {type(value).__name__} {show(value)}", path, line, field))
+    if bad:
+        return None
+    if not key:
+        errors.append(DataError("empty id", path, line, "_id"))
+        return None
+    return key, text, title
+
+
+def beir_text(text: str, title: str) -> str:
+    """The text of a BEIR record: ``title + " " + text`` when the title is non-empty, else ``text``."""
+    return f"{title} {text}" if title.strip() else text
+
+
 def _read_id_text(path: Path, kind: str, errors: list[DataError]) -> dict[str, str]:
     """Read ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``) into id -> text."""
     texts: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for line, obj in iter_jsonl(path, errors):
-        if not isinstance(obj, dict):
-            errors.append(DataError(f"expected a JSON object, got {type(obj).__name__} {show(obj)}", path, line))
+        parsed = parse_beir_record(obj, path, line, errors)
+        if parsed is None:
             continue
-        missing = [f for f in ("_id", "text") if f not in obj]
-        for field in missing:
-            errors.append(DataError(f"missing field; this record has fields {sorted(obj)}", path, line, field))
-        if missing:
-            continue
-        key, text, title = obj["_id"], obj["text"], obj.get("title") or ""
-        if isinstance(key, int) and not isinstance(key, bool):
-            key = str(key)
-        bad = [(f, v) for f, v in (("_id", key), ("text", text), ("title", title)) if not isinstance(v, str)]
-        for field, value in bad:
-            errors.append(DataError(f"expected a string, got {type(value).__name__} {show(value)}", path, line, field))
-        if bad:
-            continue
-        if not key:
-            errors.append(DataError("empty id", path, line, "_id"))
-        elif key in texts:
+        key, text, title = parsed
+        if key in texts:
             errors.append(DataError(f"duplicate id {key!r} (first seen on line {first_line[key]})", path, line, "_id"))
         else:
             if kind == "query" and not text.strip():
                 errors.append(DataError(f"empty query text for id {key!r}; expected non-empty text", path, line,
                                         "text"))
-            texts[key] = f"{title} {text}" if title.strip() else text
+            texts[key] = beir_text(text, title)
             first_line[key] = line
     return texts
 

@@ -15,6 +15,7 @@ from . import arguments as args
 from .beir import BeirSet, EvalData, load_beir_set
 from .collate import EncodeCollator, EvalCollator, TrainCollator
 from .datasets import EncodeDataset, TrainDataset
+from .error_list import collect_errors
 from .readers import read_train_records
 from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
 
@@ -142,15 +143,7 @@ class RetrievalDataModule(LightningDataModule):
         if stage == "fit":
             self._check_train_size()
 
-    @staticmethod
-    def _collect(errors: list[DataError], load, *args):
-        try:
-            return load(*args)
-        except DataErrors as e:
-            errors.extend(e.errors)
-        except DataError as e:
-            errors.append(e)
-        return None
+    _collect = staticmethod(collect_errors)
 
     def _load_train(self) -> TrainDataset:
         records = read_train_records(self.train_files, self.query_column, self.positive_column, self.negative_columns)

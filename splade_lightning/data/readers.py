@@ -203,6 +203,24 @@ def parse_record(obj: object, path: str, line: int, query_column: str, positive_
     return TrainRecord(query, positives, tuple(negatives), path, line)
 
 
+def iter_train_files(paths: Sequence[str | Path], errors: list[DataError]) -> Iterator[tuple[str, int, object]]:
+    """Yield ``(path, line, raw record)`` for every record of every training file (any format of
+    :func:`train_file_format`), in file order; unreadable files, bad lines and files without records are appended to
+    ``errors``."""
+    for path in paths:
+        try:
+            kind = train_file_format(path)
+        except DataError as e:
+            errors.append(e)
+            continue
+        count = 0
+        for line, obj in READERS[kind](path, errors):
+            count += 1
+            yield str(path), line, obj
+        if count == 0 and not any(e.path == str(path) for e in errors):
+            errors.append(DataError("no records found; expected at least one", path=path))
+
+
 def read_train_records(paths: Sequence[str | Path], query_column: str = "query", positive_column: str = "pos",
                        negative_columns: Sequence[str] = ()) -> list[TrainRecord]:
     """Read and validate training records from every file, in file order.
@@ -223,20 +241,10 @@ def read_train_records(paths: Sequence[str | Path], query_column: str = "query",
     """
     errors: list[DataError] = []
     records: list[TrainRecord] = []
-    for path in paths:
-        try:
-            kind = train_file_format(path)
-        except DataError as e:
-            errors.append(e)
-            continue
-        count = 0
-        for line, obj in READERS[kind](path, errors):
-            record = parse_record(obj, str(path), line, query_column, positive_column, negative_columns, errors)
-            count += 1
-            if record is not None:
-                records.append(record)
-        if count == 0 and not any(e.path == str(path) for e in errors):
-            errors.append(DataError("no records found; expected at least one", path=path))
+    for path, line, obj in iter_train_files(paths, errors):
+        record = parse_record(obj, path, line, query_column, positive_column, negative_columns, errors)
+        if record is not None:
+            records.append(record)
     if errors:
         raise DataErrors(errors)
     return records

@@ -13,11 +13,11 @@ Every argument is checked before the corpus is read; errors are raised as
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import check_output_file
 from ..errors import ConfigError, DataError
 from ..hub import load_tokenizer
 from .compare import compare_idf, format_comparison
@@ -48,19 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_out(out: Path) -> None:
-    """Raise unless ``out`` can be written: not a directory, and its nearest existing ancestor a writable directory."""
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; expected the path of the idf.json file to write")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"--out {out}: cannot create a directory under {parent}, which is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: directory {parent} is not writable")
-
-
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[dict[str, float]]:
     """Check every argument; return the ``--compare`` tables, read and validated."""
     compare = args.compare or []
@@ -80,7 +67,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
             raise ConfigError(f"--{name} must be >= {low}, got {getattr(args, name)}")
     if args.corpus is not None:
         corpus_file(args.corpus)
-        _check_out(Path(args.out))
+        check_output_file(Path(args.out), "--out", "the idf.json file to write")
     return [read_idf_json(path) for path in compare]
 
 

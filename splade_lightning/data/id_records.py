@@ -1,0 +1,90 @@
+"""Training records that name queries and documents by id, validated and resolved to :class:`TextStore` rows.
+
+Two JSONL layouts, one record per line:
+
+* hard negatives (sentence-transformers ``msmarco-hard-negatives``):
+  ``{"qid": ..., "pos": [doc ids], "neg": {system: [doc ids], ...}}``; ``neg`` may also be a flat list, which is
+  read as the single system ``"default"``.
+* teacher scores: ``{"qid": ..., "doc_ids": [...], "scores": [...]}``, plus an optional ``"pos": [doc ids]`` naming
+  the positives (needed only when no hard-negative file does).
+
+Ids may be strings or integers (an integer id means its decimal string). Each file is parsed once, streamed in
+batches, its ids resolved with vectorised lookups, and the result (row numbers and scores, CSR-style) cached as a
+memory-mapped Arrow file beside the source (see :mod:`.cache` for the cache location and keys; the key also
+covers the corpus and query caches). No Python object per id is kept. Every problem in every file is collected and
+raised as one :class:`~splade_lightning.errors.DataErrors`, each naming ``file:line`` and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cache import cache_name, cache_root, remove_stale
+from .error_list import ErrorList
+from .id_groups import IdGroups, RecordKind, concat_groups, read_groups, write_groups
+from .id_parsing import FLUSH_IDS, duplicate_queries
+from .id_parsing import parse_file as _parse_file
+from .readers import missing_path_error
+from .text_store import TextStore
+
+__all__ = ["FLUSH_IDS", "IdGroups", "RecordKind", "concat_groups", "read_hard_negatives", "read_id_records",
+           "read_teacher_scores"]
+
+
+def read_id_records(paths: list[str | Path], kind: RecordKind, corpus: TextStore, queries: TextStore,
+                    cache_dir: str | Path | None = None) -> IdGroups:
+    """Read, validate and resolve id records from every file (cached per file; see the module docstring).
+
+    Args:
+        paths: JSONL files of one layout.
+        kind: ``"hard_negatives"`` or ``"teacher_scores"``.
+        corpus: the documents the doc ids refer to.
+        queries: the queries the qids refer to.
+        cache_dir: cache directory (``None``: beside each file, see :func:`.cache.cache_root`).
+
+    Raises:
+        DataErrors: every problem in every file: missing file, malformed JSON, missing ``qid``/``pos`` (hard
+            negatives) or ``doc_ids``/``scores`` (teacher), ids that are not strings/ints, a qid not in the queries,
+            a doc id not in the corpus, a score list whose length differs from ``doc_ids``, non-numeric or
+            non-finite scores, a doc id scored twice, a query scored twice in one teacher file.
+    """
+    if not paths:
+        raise ValueError(f"read_id_records: no {kind} files given")
+    errors = ErrorList()
+    loaded = [_load_file(Path(path), kind, corpus, queries, cache_dir, errors) for path in paths]
+    errors.raise_if_any()
+    return concat_groups(loaded)
+
+
+def _load_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextStore, cache_dir: str | Path | None,
+               errors: ErrorList) -> IdGroups | None:
+    """One file's records from its cache, or parsed, validated and cached (``None`` after appending errors)."""
+    if not path.is_file():
+        errors.append(missing_path_error(path))
+        return None
+    root = cache_root(path, cache_dir)
+    prefix, name = cache_name(path, kind, [corpus.key, queries.key])
+    if not (root / name).is_file():
+        before = errors.total
+        groups = _parse_file(path, kind, corpus, queries, errors)
+        if kind == "teacher_scores" and errors.total == before:
+            duplicate_queries(groups, queries, errors)
+        if errors.total > before:
+            return None
+        write_groups(groups, kind, root / name)
+        remove_stale(root, prefix, keep=name)
+    groups = read_groups(root / name, kind)  # memory-mapped: page cache, not heap
+    groups.sources = [str(path)]
+    return groups
+
+
+def read_hard_negatives(paths: list[str | Path], corpus: TextStore, queries: TextStore,
+                        cache_dir: str | Path | None = None) -> IdGroups:
+    """Hard-negative records ``{qid, pos: [ids], neg: {system: [ids]} | [ids]}``; see :func:`read_id_records`."""
+    return read_id_records(paths, "hard_negatives", corpus, queries, cache_dir)
+
+
+def read_teacher_scores(paths: list[str | Path], corpus: TextStore, queries: TextStore,
+                        cache_dir: str | Path | None = None) -> IdGroups:
+    """Teacher-score records ``{qid, doc_ids: [...], scores: [...], pos?: [...]}``; see :func:`read_id_records`."""
+    return read_id_records(paths, "teacher_scores", corpus, queries, cache_dir)

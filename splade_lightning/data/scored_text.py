@@ -1,0 +1,148 @@
+"""Text-inline scored training groups ``{query, pos, neg, pos_scores, neg_scores}`` (the FlagEmbedding distillation
+layout): :func:`read_scored_records` and :class:`ScoredTextDataset`. Small data, held in memory; texts are keyed
+``"q:<row>"``/``"d:<row>"`` with one row per distinct text (see :mod:`.group_dataset`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, DataErrors
+from .group_dataset import NO_NEGATIVES, GroupDataset, check_options
+from .group_selection import NegativeSampling, select_candidates, take_groups
+from .readers import TrainRecord, iter_train_files, parse_record, show
+
+
+class _ListTexts:
+    """In-memory texts with the ``texts_at(rows)`` interface of a TextStore."""
+
+    def __init__(self, texts: list[str]):
+        self.items = texts
+
+    def texts_at(self, rows: Sequence[int]) -> list[str]:
+        return [self.items[r] for r in rows]
+
+
+@dataclass(frozen=True)
+class ScoredRecord:
+    """One text-inline scored group: texts with one teacher score each, and provenance."""
+
+    query: str
+    positives: tuple[str, ...]
+    positive_scores: tuple[float, ...]
+    negatives: tuple[str, ...]
+    negative_scores: tuple[float, ...]
+    source: str
+    line: int
+
+    where = TrainRecord.where
+
+
+def _scores(obj: dict, field: str, texts_field: str, n: int, path: str, line: int,
+            errors: list[DataError]) -> tuple[float, ...]:
+    if field not in obj:
+        errors.append(DataError(f"missing field; this record has fields {sorted(obj)}", path, line, field))
+        return ()
+    value = obj[field]
+    items = [value] if type(value) in (int, float) and isinstance(obj.get(texts_field), str) else value
+    if not isinstance(items, list) or not all(type(s) in (int, float) for s in items):
+        errors.append(DataError(f"expected a list of numbers, got {show(value)}", path, line, field))
+    elif len(items) != n:
+        errors.append(DataError(f"{len(items)} scores for {n} text(s) in '{texts_field}'; expected one score per "
+                                "text", path, line, field))
+    elif not all(math.isfinite(s) for s in items):
+        errors.append(DataError(f"non-finite score(s) at list position(s) "
+                                f"{[i for i, s in enumerate(items) if not math.isfinite(s)][:5]}", path, line, field))
+    else:
+        return tuple(float(s) for s in items)
+    return ()
+
+
+def read_scored_records(paths: Sequence[str | Path]) -> list[ScoredRecord]:
+    """Read text-inline scored groups ``{query, pos, neg, pos_scores, neg_scores}`` (JSONL, parquet or a saved HF
+    dataset; ``pos``/``neg`` a text or a list of texts, ``*_scores`` aligned with them).
+
+    Raises:
+        DataErrors: every problem: those of :func:`~splade_lightning.data.readers.read_train_records`, plus missing
+            score fields, scores that are not numbers, score lists whose length differs from their texts, NaN/inf.
+    """
+    errors: list[DataError] = []
+    records = []
+    for path, line, obj in iter_train_files(paths, errors):
+        record = parse_record(obj, path, line, "query", "pos", ["neg"], errors)
+        if record is None:
+            continue
+        before = len(errors)
+        pos = _scores(obj, "pos_scores", "pos", len(record.positives), path, line, errors)
+        neg = _scores(obj, "neg_scores", "neg", len(record.negatives), path, line, errors)
+        if len(errors) == before:
+            records.append(ScoredRecord(record.query, record.positives, pos, record.negatives, neg, path, line))
+    if errors:
+        raise DataErrors(errors)
+    return records
+
+class ScoredTextDataset(GroupDataset):
+    """Text-inline scored groups; each example carries the teacher scores of its docs (positive first).
+
+    Negatives equal to a positive and repeated negatives are dropped; ``score_range`` keeps only negatives whose
+    score lies in ``[min, max]``; ``top`` picks the highest-scored negatives. Groups with fewer than ``num_negatives``
+    negatives left are skipped (:attr:`skipped`).
+
+    Args:
+        records: validated groups (:func:`read_scored_records`).
+        num_negatives: negatives per example (0 for scored pairs).
+        score_range: ``[min, max]`` teacher-score range of usable negatives; ``None`` for all.
+        negative_sampling: ``"random"`` (seeded per epoch) or ``"top"`` (highest teacher score).
+        seed: seed of the per-epoch choices.
+
+    Raises:
+        ConfigError: bad options.
+        DataErrors: a group with no negative at all while ``num_negatives > 0``.
+    """
+
+    def __init__(self, records: Sequence[ScoredRecord], num_negatives: int = 1,
+                 score_range: Sequence[float] | None = None, negative_sampling: NegativeSampling = "random",
+                 seed: int = 42):
+        problems = check_options(num_negatives, negative_sampling, score_range)
+        if problems:
+            raise ConfigError("ScoredTextDataset: " + "; ".join(problems))
+        queries: dict[str, int] = {}
+        docs: dict[str, int] = {}
+        query, pos, pos_scores, negs, neg_scores = [], [], [], [], []
+        pos_counts, neg_counts = [], []
+        for r in records:
+            query.append(queries.setdefault(r.query, len(queries)))
+            pos += [docs.setdefault(t, len(docs)) for t in r.positives]
+            negs += [docs.setdefault(t, len(docs)) for t in r.negatives]
+            pos_scores += r.positive_scores
+            neg_scores += r.negative_scores
+            pos_counts.append(len(r.positives))
+            neg_counts.append(len(r.negatives))
+        pos_offsets = np.concatenate([[0], np.cumsum(pos_counts, dtype=np.int64)]).astype(np.int64)
+        neg_offsets = np.concatenate([[0], np.cumsum(neg_counts, dtype=np.int64)]).astype(np.int64)
+        negs_arr, neg_scores_arr = np.asarray(negs, np.int64), np.asarray(neg_scores, np.float32)
+        selection = select_candidates(pos_offsets, np.asarray(pos, np.int64), neg_offsets, negs_arr, neg_scores_arr,
+                                      np.ones(len(negs), bool), num_negatives, negative_sampling, score_range)
+        where = [r.where for r in records]
+        if selection.empty.size:
+            raise DataErrors([DataError(NO_NEGATIVES, records[g].source, records[g].line, "neg")
+                              for g in selection.empty.tolist()])
+        kept = selection.kept
+        kept_pos_offsets, (kept_pos, kept_pos_scores) = take_groups(pos_offsets, kept, np.asarray(pos, np.int64),
+                                                                    np.asarray(pos_scores, np.float32))
+        super().__init__(_ListTexts(list(queries)), _ListTexts(list(docs)), np.asarray(query, np.int64)[kept],
+                         kept_pos_offsets, kept_pos, kept_pos_scores, selection, num_negatives, negative_sampling,
+                         seed, [where[g] for g in selection.skipped.tolist()])
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], num_negatives: int = 1,
+                   score_range: Sequence[float] | None = None, negative_sampling: NegativeSampling = "random",
+                   seed: int = 42) -> ScoredTextDataset:
+        """Read ``paths`` with :func:`read_scored_records` and build the dataset."""
+        return cls(read_scored_records(paths), num_negatives, score_range, negative_sampling, seed)
+

@@ -50,7 +50,7 @@ class SparseModel(nn.Module):
         """Encode documents -> sparse COO tensor (N, V) on the CPU (a 1-D sparse vector for a single string)."""
         return self._encode(texts, "doc", batch_size, show_progress_bar)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: its tensors cannot be used by later autograd-aware code (e.g. search)
     def _encode(self, texts, kind: str, batch_size: int, show_progress_bar: bool) -> torch.Tensor:
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)

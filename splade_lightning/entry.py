@@ -11,7 +11,8 @@ import sys
 from .errors import SpladeLightningError
 
 #: subcommands that are plain tools rather than Lightning runs: name -> module with ``main(argv) -> int``
-TOOLS = {"idf": ".idf.cli", "export": ".export_cli", "mine": ".mine.cli", "score": ".score.cli"}
+TOOLS = {"idf": ".idf.cli", "export": ".export_cli", "mine": ".mine.cli", "score": ".score.cli",
+         "evaluate": ".evaluate.cli", "index": ".indexing.index_cli", "search": ".indexing.search_cli"}
 
 
 def _user_error(exc: BaseException) -> SpladeLightningError | None:
@@ -35,9 +36,9 @@ def main(args: list[str] | None = None) -> None:
             module = importlib.import_module(TOOLS[argv[0]], __package__)
             sys.exit(module.main(argv[1:]))
         if argv[:1] in (["-h"], ["--help"]):
-            print("Extra subcommands (each has --help): idf (compute a corpus IDF table / compare two), export "
-                  "(sentence-transformers / OpenSearch model directory), mine (hard negatives), score (teacher "
-                  "scores)\n", flush=True)
+            print("Extra subcommands (each has --help): evaluate (score a model or TREC runs), index, search, export "
+                  "(sentence-transformers / OpenSearch / Anserini), mine (hard negatives), score (teacher scores), "
+                  "idf (corpus IDF tables)\n", flush=True)
         from .cli import SpladeCLI
 
         SpladeCLI(args=args)

@@ -5,13 +5,17 @@ Examples::
     python -m splade_lightning export --model runs/csr-quickstart/csv/version_0/checkpoints/last.ckpt \\
         --format sentence-transformers --output exported/csr
     python -m splade_lightning export --model runs/if/model --format opensearch --output exported/doc-only
+    python -m splade_lightning export --model runs/if/model --format anserini --corpus beir/scifact \\
+        --queries beir/scifact/queries.jsonl --quantization 100 --output exported/scifact-impacts
 
 Formats:
 
 - ``sentence-transformers``: a ``SparseEncoder`` directory (``SparseEncoder(path)`` in sentence-transformers 5.x/6.x)
-  for SPLADE and CSR models.
+  for SPLADE, CSR and inference-free models (the latter as a ``Router``: ``models/router_serialization.py``).
 - ``opensearch``: OpenSearch's pretrained sparse-model layout (the MLM directory, plus ``idf.json`` for an
   inference-free model) for SPLADE and inference-free models.
+- ``anserini``: the ``--corpus`` encoded into Anserini/pyserini ``JsonVectorCollection`` files of integer impacts
+  (plus ``queries.tsv`` with ``--queries``), for every architecture (``export_anserini.py``).
 
 Every argument is checked before the model is loaded; errors are raised as
 :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
@@ -20,24 +24,38 @@ Every argument is checked before the model is loaded; errors are raised as
 from __future__ import annotations
 
 import argparse
+import math
+import shutil
+import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
 
 #: format -> architectures it can hold
-FORMATS = {"sentence-transformers": ("splade", "csr"), "opensearch": ("splade", "inference_free")}
+FORMATS = {"sentence-transformers": ("splade", "csr", "inference_free"), "opensearch": ("splade", "inference_free"),
+           "anserini": ("splade", "csr", "inference_free")}
+#: options that only the anserini format takes
+ANSERINI_ONLY = ("corpus", "queries", "quantization", "batch_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``export`` subcommand's argument parser."""
     parser = argparse.ArgumentParser(prog="python -m splade_lightning export",
                                      description="Export a trained model to a sentence-transformers or OpenSearch "
-                                                 "model directory.")
+                                                 "model directory, or encode a corpus into Anserini impact files.")
     parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
                         help="alias, model directory, HF hub id, or a .ckpt written by fit")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), help="target layout")
     parser.add_argument("--output", required=True, metavar="DIR", help="directory to write (atomically)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    anserini = parser.add_argument_group("anserini", "options of --format anserini only")
+    anserini.add_argument("--corpus", metavar="PATH", help="BEIR directory (its corpus.jsonl) or a JSONL file of "
+                          '{"_id", "title"?, "text"} records to encode with the document route (required)')
+    anserini.add_argument("--queries", metavar="PATH", help="BEIR directory (its queries.jsonl) or a JSONL file of "
+                          '{"_id", "text"} queries to write as queries.tsv in pyserini\'s impact format')
+    anserini.add_argument("--quantization", type=float, metavar="Q",
+                          help="impact = round(weight x Q); zero impacts are dropped (default 100)")
+    anserini.add_argument("--batch_size", type=int, metavar="N", help="texts encoded per batch (default 32)")
     return parser
 
 
@@ -48,11 +66,54 @@ def _check_output(output: Path, overwrite: bool) -> None:
         raise ConfigError(f"--output {output} exists and is not empty; pass --overwrite to replace it")
 
 
+def _check_anserini_args(args: argparse.Namespace) -> None:
+    """Collect every problem with the format-specific options; raise one ConfigError naming them."""
+    problems = []
+    if args.format != "anserini":
+        given = [f"--{name}" for name in ANSERINI_ONLY if getattr(args, name) is not None]
+        if given:
+            problems.append(f"{', '.join(given)} only apply to --format anserini (got --format {args.format})")
+    else:
+        if args.corpus is None:
+            problems.append("--corpus is required with --format anserini: the BEIR directory or corpus JSONL to "
+                            "encode")
+        for flag, path, name in (("--corpus", args.corpus, "corpus.jsonl"), ("--queries", args.queries,
+                                                                                "queries.jsonl")):
+            if path is not None and not (Path(path).is_file() or (Path(path) / name).is_file()):
+                problems.append(f"{flag} {path}: not found; expected a BEIR directory (with {name}) or a JSONL file")
+        if args.quantization is not None and not (args.quantization > 0 and math.isfinite(args.quantization)):
+            problems.append(f"--quantization {args.quantization}: expected a finite number > 0 (e.g. 100)")
+        if args.batch_size is not None and args.batch_size < 1:
+            problems.append(f"--batch_size {args.batch_size}: expected an integer >= 1")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def _export_anserini(model, args: argparse.Namespace, output: Path) -> None:
+    from .export_anserini import export_corpus, export_queries, write_info
+    from .models.serialization import replace_dir_atomically
+
+    quantization = 100.0 if args.quantization is None else args.quantization
+    batch_size = args.batch_size or 32
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    try:
+        n_docs = export_corpus(model, args.corpus, tmp, quantization, batch_size)
+        n_queries = None if args.queries is None else export_queries(model, args.queries, tmp, quantization,
+                                                                     batch_size)
+        write_info(tmp, output, str(args.model), quantization, n_docs, n_queries)
+        replace_dir_atomically(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def main(argv: list[str]) -> int:
     """Run the subcommand; returns the exit status."""
     args = build_parser().parse_args(argv)
     output = Path(args.output)
     _check_output(output, args.overwrite)
+    _check_anserini_args(args)
     from .api import load
 
     model = load(args.model)
@@ -61,6 +122,14 @@ def main(argv: list[str]) -> int:
         supported = [f for f, archs in FORMATS.items() if architecture in archs]
         raise ConfigError(f"--format {args.format} cannot hold a {architecture!r} model ({args.model}); formats for "
                           f"{architecture!r} models: {supported}")
-    model.save(output)
+    if args.format == "anserini":
+        _export_anserini(model, args, output)
+    elif args.format == "sentence-transformers" and architecture == "inference_free":
+        from .models.serialization import save_encoder
+
+        save_encoder(model.encoder, model.tokenizer, output, model.max_query_length, model.max_doc_length,
+                     st_router=True)
+    else:
+        model.save(output)
     print(f"Exported the {architecture} model {args.model} as {args.format} to {output}", flush=True)
     return 0

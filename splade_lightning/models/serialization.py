@@ -41,6 +41,7 @@ from .csr_serialization import (
     write_sae_weights,
 )
 from .router import QueryDocRouter
+from .router_serialization import is_st_router_dir, load_st_router, write_st_router
 from .splade import SpladeEncoder
 from .static import StaticSparseEncoder
 
@@ -76,9 +77,12 @@ def replace_dir_atomically(tmp: Path, target: Path) -> None:
 
 
 def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
-                 max_doc_length: int = 512) -> Path:
+                 max_doc_length: int = 512, st_router: bool = False) -> Path:
     """Write ``encoder`` (a ``SpladeEncoder``, a ``QueryDocRouter`` with a static query side, or a ``CSREncoder``)
     + ``tokenizer`` as a model directory at ``path`` (atomically).
+
+    ``st_router=True`` writes a ``QueryDocRouter`` in the sentence-transformers Router layout
+    (``router_serialization.py``) instead of OpenSearch's.
 
     Returns:
         The directory path.
@@ -89,6 +93,11 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
     try:
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
                 "max_query_length": max_query_length, "max_doc_length": max_doc_length}
+        if st_router and isinstance(encoder, QueryDocRouter):
+            write_st_router(encoder, tokenizer, tmp, max_query_length, max_doc_length)
+            (tmp / META_FILE).write_text(json.dumps({**meta, "layout": "sentence-transformers-router"}, indent=2))
+            replace_dir_atomically(tmp, target)
+            return target
         hf_backbone(encoder)[1].save_pretrained(tmp)  # the MLM (SPLADE, router document side) or CSR's encoder
         tokenizer.save_pretrained(tmp)
         if isinstance(encoder, QueryDocRouter):
@@ -166,6 +175,9 @@ def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
     from ..hub import load_tokenizer, resolve_model_path
 
     path = Path(resolve_model_path(name_or_path))
+    if path.is_dir() and is_st_router_dir(path):
+        encoder, tokenizer_dir, settings = load_st_router(path)
+        return encoder, load_tokenizer(tokenizer_dir), settings
     if not path.is_dir() and (snapshot := hub_csr_snapshot(str(name_or_path))) is not None:
         path = snapshot
     plain = {"architecture": "splade", "pooling": "max", "activation": "relu"}

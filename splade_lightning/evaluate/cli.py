@@ -1,0 +1,259 @@
+"""``python -m splade_lightning evaluate``: score a model on BEIR data, or score (and compare) TREC run files.
+
+Examples::
+
+    python -m splade_lightning evaluate --model splade-tiny --data data/msmarco-trecdl-5k --min_relevance 2 \\
+        --max_query_length 48 --max_doc_length 256 --output-json runs/eval.json --run-output runs/dl.trec
+    python -m splade_lightning evaluate --model runs/my/model --data data/beir   # folder of BEIR dirs: suite mode
+    python -m splade_lightning evaluate --run a.trec b.trec --qrels data/scifact/qrels/test.tsv --alpha 0.05
+
+Model mode encodes queries and corpus with :func:`splade_lightning.load`, retrieves exactly and scores with
+:func:`splade_lightning.eval.evaluate_retrieval` (the function in-training validation uses). Run mode scores TREC run
+files with :func:`~splade_lightning.eval.metrics.retrieval_metrics`; with two runs it adds paired significance tests
+(:mod:`splade_lightning.evaluate.significance`). Every argument is checked before data or model are loaded; errors
+are raised as :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from ..atomic import check_output_file, write_text_atomic
+from ..errors import ConfigError
+from ..eval.metrics import parse_measure, per_query_metrics, retrieval_metrics
+from .significance import compare_per_query
+from .suite import SPARSITY_KEYS, beir_dirs, evaluate_dataset, format_table, mean_metrics
+from .trec_files import read_qrels, read_trec_run
+
+DEFAULT_MEASURES = "ndcg@10,mrr@10,recall@100,recall@1000,map"
+#: model-mode options: name -> default (anything else given in run mode is an error)
+MODEL_ONLY = {"data": None, "split": None, "k": None, "batch_size": None, "max_query_length": None,
+              "max_doc_length": None, "run_output": None, "device": None}
+RUN_ONLY = {"qrels": None, "permutations": None, "seed": None, "alpha": None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``evaluate`` subcommand's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m splade_lightning evaluate",
+        description="Evaluate a sparse model on a BEIR directory (or a folder of them: one row per dataset plus the "
+                    "mean), or score TREC run files against qrels; two runs get paired significance tests.")
+    model = parser.add_argument_group("model mode (--model M --data DIR)")
+    model.add_argument("--model", metavar="NAME_OR_PATH", help="alias (splade-tiny), model directory, HF hub id or "
+                       "a .ckpt written by fit")
+    model.add_argument("--data", metavar="DIR", help="BEIR directory, or a folder whose subfolders are BEIR "
+                       "directories (suite mode)")
+    model.add_argument("--split", help="qrels split, qrels/<split>.tsv (default: test)")
+    model.add_argument("--k", type=int, help="documents retrieved per query (default 1000; >= every cut-off)")
+    model.add_argument("--batch_size", type=int, help="texts per encoder call (default 64)")
+    model.add_argument("--max_query_length", type=int, help="query truncation in tokens (default: the model's)")
+    model.add_argument("--max_doc_length", type=int, help="document truncation in tokens (default: the model's)")
+    model.add_argument("--device", help="torch device to encode on (default: cpu)")
+    model.add_argument("--run-output", "--run_output", dest="run_output", metavar="FILE",
+                       help="write the retrieved run as a TREC file (suite mode: a directory of <dataset>.trec)")
+    runs = parser.add_argument_group("run mode (--run RUN [RUN2] --qrels FILE)")
+    runs.add_argument("--run", nargs="+", metavar="RUN", help="one or two TREC run files (qid Q0 docid rank score "
+                      "tag); with two, the second (B) is compared against the first (A)")
+    runs.add_argument("--qrels", metavar="FILE", help="BEIR qrels TSV (query-id corpus-id score) or TREC qrels "
+                      "(qid 0 docid rel)")
+    runs.add_argument("--permutations", type=int, help="sign patterns of the randomisation test (default 10000; "
+                      "exact enumeration when 2^queries is not larger)")
+    runs.add_argument("--seed", type=int, help="seed of the randomisation test (default 0)")
+    runs.add_argument("--alpha", type=float, help="mark measures where both p-values are below this level")
+    common = parser.add_argument_group("both modes")
+    common.add_argument("--min_relevance", type=int, default=1, help="lowest grade counted as relevant by mrr, "
+                        "recall, p and map (2 for TREC DL; nDCG uses the grades); default 1")
+    common.add_argument("--measures", default=DEFAULT_MEASURES, help=f"comma-separated (default {DEFAULT_MEASURES}); "
+                        "supported: ndcg@k, mrr@k, recall@k, p@k, map, map@k")
+    common.add_argument("--output-json", "--output_json", dest="output_json", metavar="FILE",
+                        help="write the metrics (and timings / significance) as JSON")
+    common.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _check_model_name(name: str) -> None:
+    from ..hub import ALIASES
+
+    path = Path(name)
+    if name.endswith(".ckpt") and not path.is_file():
+        raise ConfigError(f"--model {name}: checkpoint does not exist")
+    if not path.exists() and ("/" not in name or name.startswith((".", "/"))) and name.lower() not in ALIASES:
+        raise ConfigError(f"--model {name!r} is neither an existing path, a known alias {sorted(ALIASES)}, nor a HF "
+                          "hub id of the form 'owner/name'")
+
+
+def _check_run_output(run_output: str | None, suite: bool) -> None:
+    if run_output is None:
+        return
+    if not suite:
+        check_output_file(Path(run_output), "--run-output", "the TREC run file to write")
+    elif Path(run_output).exists() and not Path(run_output).is_dir():
+        raise ConfigError(f"--run-output {run_output} is a file; in suite mode it names the directory that receives "
+                          "one <dataset>.trec per dataset")
+    else:
+        check_output_file(Path(run_output) / "run.trec", "--run-output", "the directory of TREC run files")
+
+
+def _mode_problems(args: argparse.Namespace) -> list[str]:
+    if (args.model is None) == (args.run is None):
+        return ["expected either --model M --data DIR (evaluate a model) or --run RUN [RUN2] --qrels FILE (score run "
+                "files), not " + ("both" if args.model is not None else "neither")]
+    wrong = RUN_ONLY if args.model is not None else MODEL_ONLY
+    other = "--run" if args.model is not None else "--model"
+    problems = [f"--{name} only applies with {other}" for name, default in wrong.items()
+                if getattr(args, name) != default]
+    if args.model is not None and args.data is None:
+        problems.append("--model needs --data DIR (a BEIR directory or a folder of them)")
+    if args.run is not None:
+        if args.qrels is None:
+            problems.append("--run needs --qrels FILE")
+        if len(args.run) > 2:
+            problems.append(f"--run takes one or two run files, got {len(args.run)}")
+        if len(args.run) < 2 and any(getattr(args, n) is not None for n in ("permutations", "seed", "alpha")):
+            problems.append("--permutations, --seed and --alpha need two runs (--run A B)")
+    return problems
+
+
+def _value_problems(args: argparse.Namespace, measures: list[str]) -> list[str]:
+    problems = []
+    for name, low in (("min_relevance", 1), ("k", 1), ("batch_size", 1), ("max_query_length", 1),
+                      ("max_doc_length", 1), ("permutations", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            problems.append(f"--{name} must be >= {low}, got {value}")
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        problems.append(f"--alpha must lie in (0, 1), got {args.alpha}")
+    cutoffs = [(parse_measure(m).cutoff or 0, m) for m in measures]
+    if args.model is not None and args.k >= 1 and max(cutoffs)[0] > args.k:
+        problems.append(f"--k {args.k} is smaller than the cut-off of {max(cutoffs)[1]}; expected --k >= "
+                        f"{max(cutoffs)[0]} so that the run is deep enough")
+    return problems
+
+
+def _check_args(args: argparse.Namespace) -> list[str]:
+    """Check every argument (collecting all problems into one ConfigError); return the parsed measure names."""
+    measures = list(dict.fromkeys(m.strip().lower() for m in args.measures.split(",") if m.strip()))
+    if not measures:
+        raise ConfigError(f"--measures is empty; expected e.g. {DEFAULT_MEASURES}")
+    for name in measures:
+        parse_measure(name)  # unknown measure: ConfigError listing the supported ones
+    problems = _mode_problems(args)
+    if args.model is not None:
+        args.split, args.k = args.split or "test", 1000 if args.k is None else args.k
+        args.batch_size = 64 if args.batch_size is None else args.batch_size
+    problems += _value_problems(args, measures)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if args.output_json is not None:
+        check_output_file(Path(args.output_json), "--output-json", "the JSON file to write")
+    if args.model is not None:
+        _check_model_name(args.model)
+        args.data_dirs, args.suite = beir_dirs(args.data)
+        _check_run_output(args.run_output, args.suite)
+    else:
+        for path in [*args.run, args.qrels]:
+            if not Path(path).is_file():
+                raise ConfigError(f"{'--qrels' if path == args.qrels else '--run'} {path} is not a file")
+    return measures
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path is not None:
+        write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        print(f"wrote {path}", flush=True)
+
+
+def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
+    from ..api import load
+    from ..data.beir import load_beir
+    from ..index.trec_run import write_trec_run
+
+    start = time.perf_counter()
+    datasets = [load_beir(path, args.split, None, args.min_relevance) for path in args.data_dirs]
+    loaded_data = time.perf_counter()
+    model = load(args.model, device=args.device)
+    for name in ("max_query_length", "max_doc_length"):
+        if getattr(args, name) is not None:
+            setattr(model, name, getattr(args, name))
+    rows, per_dataset = {}, {}
+    for data in datasets:
+        result, timings = evaluate_dataset(model, data, args.k, measures, args.batch_size, not args.no_progress)
+        rows[data.name] = result.metrics
+        per_dataset[data.name] = {"dataset": data.name, "path": data.path, "queries": len(data.queries),
+                                  "documents": len(data.corpus), **result.metrics, "timings": timings}
+        if args.run_output is not None:
+            out = Path(args.run_output) / f"{data.name}.trec" if args.suite else Path(args.run_output)
+            write_trec_run(result.run, out, tag="splade_lightning")
+            print(f"wrote {out}", flush=True)
+    keys = [*measures, *SPARSITY_KEYS]
+    settings = {"model": args.model, "split": args.split, "min_relevance": args.min_relevance, "k": args.k,
+                "measures": measures, "max_query_length": model.max_query_length,
+                "max_doc_length": model.max_doc_length}
+    total = {"load_data": loaded_data - start, "total": time.perf_counter() - start}
+    if args.suite:
+        rows["mean"] = mean_metrics({name: rows[name] for name in per_dataset}, keys)
+        payload = {**settings, "datasets": per_dataset, "mean": rows["mean"], "timings": total}
+    else:
+        only = next(iter(per_dataset.values()))
+        payload = {**settings, **only, "timings": {**only["timings"], **total}}
+    print(format_table(rows, keys), flush=True)
+    print(f"({total['total']:.1f} s)", flush=True)
+    _write_json(args.output_json, payload)
+    return 0
+
+
+def _p(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4g}"
+
+
+def _significance_table(rows) -> str:
+    lines = ["| measure | queries | mean A | mean B | Δ | t-test p | randomisation p | significant |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        mark = "-" if row.significant is None else ("yes" if row.significant else "no")
+        lines.append(f"| {row.measure} | {row.queries} | {row.mean_a:.4f} | {row.mean_b:.4f} | {row.delta:+.4f} | "
+                     f"{_p(row.t_test_p)} | {_p(row.randomisation_p)} | {mark} |")
+    return "\n".join(lines)
+
+
+def _evaluate_runs(args: argparse.Namespace, measures: list[str]) -> int:
+    qrels = read_qrels(args.qrels)
+    runs = {path: read_trec_run(path) for path in args.run}
+    if len(runs) < len(args.run):
+        raise ConfigError(f"--run names the same file twice ({args.run[0]}); expected two different runs")
+    metrics = {path: retrieval_metrics(run, qrels, args.min_relevance, measures) for path, run in runs.items()}
+    payload: dict = {"qrels": args.qrels, "min_relevance": args.min_relevance, "measures": measures, "runs": metrics}
+    print(format_table(metrics, measures, first_column="run"), flush=True)
+    if len(runs) == 2:
+        (path_a, run_a), (path_b, run_b) = runs.items()
+        per_query = [per_query_metrics(run, qrels, args.min_relevance, measures) for run in (run_a, run_b)]
+        common = [q for q in run_a if q in run_b]
+        rows = compare_per_query(*per_query, query_ids=common,
+                                 permutations=10000 if args.permutations is None else args.permutations,
+                                 seed=0 if args.seed is None else args.seed, alpha=args.alpha)
+        print(f"\nA = {path_a}, B = {path_b}, over the judged queries both runs cover\n")
+        print(_significance_table(rows), flush=True)
+        payload["significance"] = {"a": path_a, "b": path_b, "alpha": args.alpha,
+                                   "permutations": 10000 if args.permutations is None else args.permutations,
+                                   "seed": 0 if args.seed is None else args.seed,
+                                   "measures": {row.measure: row.to_dict() for row in rows}}
+    _write_json(args.output_json, payload)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``evaluate`` subcommand; return 0 on success.
+
+    Raises:
+        SystemExit: bad command-line syntax (argparse prints the usage).
+        ConfigError, DataError: a bad argument, a missing or malformed file.
+    """
+    args = build_parser().parse_args(argv)
+    measures = _check_args(args)
+    if args.model is not None:
+        return _evaluate_model(args, measures)
+    return _evaluate_runs(args, measures)

@@ -1,0 +1,170 @@
+"""``python -m splade_lightning index``: encode a corpus into a sharded, resumable sparse index on disk.
+
+Examples::
+
+    python -m splade_lightning index --model splade-tiny --corpus data/msmarco-trecdl-5k --output runs/idx
+    python -m splade_lightning index --model runs/m/model --corpus corpus.jsonl --output idx --top_k_prune 128 \\
+        --value_dtype float16 --accelerator gpu --devices 4 --precision bf16-mixed
+
+Documents are encoded by Lightning's predict loop (so ``--devices N`` shards the corpus over N DDP processes, each
+writing its own shards). A re-run with the same settings skips every shard already written and validated, and
+recomputes missing or corrupt ones. Every argument is checked before the corpus and the model are loaded; errors are
+raised as :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from pathlib import Path
+
+from ..errors import ConfigError, DataErrors
+from .store import (
+    FORMAT_VERSION,
+    INDEX_FILE,
+    VALUE_DTYPES,
+    read_index_json,
+    shard_is_complete,
+    shard_ranges,
+    write_index_json,
+)
+
+#: settings that change the stored vectors; a re-run must match them (or pass --overwrite)
+SETTINGS = ("model", "corpus", "n_docs", "max_length", "top_k_prune", "shard_size", "value_dtype", "precision")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``index`` subcommand's argument parser."""
+    parser = argparse.ArgumentParser(prog="python -m splade_lightning index",
+                                     description="Encode a corpus with a sparse model into a sharded, memory-mappable "
+                                                 "CSR index (resumable: a re-run skips finished shards).")
+    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                        help="alias, model directory, HF hub id, or a .ckpt written by fit")
+    parser.add_argument("--corpus", required=True, metavar="PATH",
+                        help='BEIR directory (reads corpus.jsonl) or JSONL file of {"_id", "title", "text"} records')
+    parser.add_argument("--output", required=True, metavar="DIR", help="index directory to write")
+    parser.add_argument("--batch_size", type=int, default=64, help="documents per forward pass (default 64)")
+    parser.add_argument("--max_length", type=int, default=None,
+                        help="document length in tokens (default: the model's max_doc_length)")
+    parser.add_argument("--top_k_prune", type=int, default=None, metavar="K",
+                        help="keep only each document's K largest weights (default: keep all)")
+    parser.add_argument("--shard_size", type=int, default=10000, help="documents per shard (default 10000)")
+    parser.add_argument("--value_dtype", choices=sorted(VALUE_DTYPES), default="float32",
+                        help="stored weight dtype (default float32)")
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu, gpu, auto (default cpu)")
+    parser.add_argument("--devices", default="1", help="Lightning devices: a count, a list like 0,1, or auto")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed (default 32-true)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an index written with other settings (its shards and index.json only)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> Path:
+    """Check every argument before heavy work; return the corpus file."""
+    from ..idf.corpus import corpus_file
+
+    for name in ("batch_size", "max_length", "top_k_prune", "shard_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name} must be >= 1, got {value}")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file; expected the index directory to write")
+    if output.is_dir() and any(output.iterdir()) and read_index_json(output) is None and not args.overwrite:
+        raise ConfigError(f"--output {output} is not empty and holds no {INDEX_FILE}; choose an empty or new "
+                          "directory (or pass --overwrite)")
+    return corpus_file(args.corpus)
+
+
+def _read_corpus(path: Path) -> tuple[list[str], list[str]]:
+    from ..data.beir import _read_id_text
+
+    errors: list = []
+    corpus = _read_id_text(path, "doc", errors)
+    if errors:
+        raise DataErrors(errors)
+    return list(corpus), list(corpus.values())
+
+
+def _settings(args: argparse.Namespace, corpus: Path, n_docs: int, max_length: int) -> dict:
+    return {"model": args.model, "corpus": str(corpus.resolve()), "n_docs": n_docs, "max_length": max_length,
+            "top_k_prune": args.top_k_prune, "shard_size": args.shard_size, "value_dtype": args.value_dtype,
+            "precision": str(args.precision)}
+
+
+def _is_launched_child() -> bool:
+    """True in the extra processes a DDP launcher starts (they re-run this command)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+def _prepare_output(output: Path, settings: dict, overwrite: bool) -> None:
+    """Refuse (or with --overwrite, clear) an index written with other settings."""
+    old = read_index_json(output)
+    if old is not None and old.get("settings") != settings:
+        changed = [k for k in SETTINGS if old.get("settings", {}).get(k) != settings[k]]
+        if not overwrite:
+            raise ConfigError(f"--output {output} holds an index written with other settings: " + ", ".join(
+                f"{k} {old.get('settings', {}).get(k)!r} -> {settings[k]!r}" for k in changed)
+                + "; pass --overwrite to replace it, or use another --output")
+    if old is not None and old.get("settings") != settings or (old is None and overwrite):
+        for path in list(output.glob("shard_*")) + [output / INDEX_FILE]:
+            path.unlink(missing_ok=True)
+
+
+def _manifest(settings: dict, vocab_size: int, complete: bool) -> dict:
+    ranges = shard_ranges(settings["n_docs"], settings["shard_size"])
+    return {"format_version": FORMAT_VERSION, "model": settings["model"], "vocab_size": vocab_size,
+            "count": settings["n_docs"], "settings": settings, "complete": complete,
+            "shards": [{"shard": s, "start": a, "rows": b - a} for s, (a, b) in enumerate(ranges)]}
+
+
+def _trainer(args: argparse.Namespace, writer):
+    import lightning as L
+
+    devices = args.devices if args.devices == "auto" or "," in args.devices else int(args.devices)
+    return L.Trainer(accelerator=args.accelerator, devices=devices, precision=args.precision, logger=False,
+                     callbacks=[writer], enable_checkpointing=False, enable_model_summary=False,
+                     enable_progress_bar=not args.no_progress, use_distributed_sampler=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``index`` subcommand; return 0 on success.
+
+    Raises:
+        SystemExit: bad command-line syntax (argparse prints the usage).
+        ConfigError, DataError: a bad argument value, a malformed corpus, an index written with other settings.
+    """
+    args = build_parser().parse_args(argv)
+    corpus = _check_args(args)
+    ids, texts = _read_corpus(corpus)
+    from ..api import load
+    from ..data.collate import EncodeCollator
+    from .predict import CorpusPredictData, DocEncoder, ShardWriter
+
+    model = load(args.model)
+    max_length = args.max_length or model.max_doc_length
+    settings = _settings(args, corpus, len(ids), max_length)
+    output = Path(args.output)
+    if not _is_launched_child():
+        _prepare_output(output, settings, args.overwrite)
+        write_index_json(output, _manifest(settings, model.vocab_size, complete=False))
+    collator = EncodeCollator(model.tokenizer, max_length, kind="doc")
+    data = CorpusPredictData(ids, texts, collator, output, args.shard_size, args.value_dtype, args.batch_size)
+    writer = ShardWriter(output, ids, args.shard_size, args.value_dtype)
+    trainer = _trainer(args, writer)
+    warnings.filterwarnings("ignore", message=".*custom batch sampler.*")  # ours yields every document once
+    trainer.predict(DocEncoder(model.encoder, args.top_k_prune), datamodule=data, return_predictions=False)
+    trainer.strategy.barrier()
+    if trainer.is_global_zero:
+        manifest = _manifest(settings, model.vocab_size, complete=True)
+        bad = [s["shard"] for s in manifest["shards"]
+               if not shard_is_complete(output, s["shard"], s["rows"], args.value_dtype)]
+        if bad:
+            raise ConfigError(f"shards {bad} of {output} were not written; re-run the same command to finish them")
+        write_index_json(output, manifest)
+        n_shards = len(manifest["shards"])
+        reused = "" if trainer.world_size > 1 else f", {n_shards - len(writer.written)} reused from an earlier run"
+        print(f"indexed {len(ids)} documents into {output}: {n_shards} shard(s){reused}", flush=True)
+    return 0

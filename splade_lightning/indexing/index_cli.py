@@ -19,7 +19,7 @@ import os
 import warnings
 from pathlib import Path
 
-from ..errors import ConfigError, DataErrors
+from ..errors import ConfigError, DataError, DataErrors
 from .store import (
     FORMAT_VERSION,
     INDEX_FILE,
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
                         help="alias, model directory, HF hub id, or a .ckpt written by fit")
     parser.add_argument("--corpus", required=True, metavar="PATH",
-                        help='BEIR directory (reads corpus.jsonl) or JSONL file of {"_id", "title", "text"} records')
+                        help='BEIR directory (reads corpus.jsonl), JSONL file of {"_id", "title", "text"} records, or '
+                             'a HF datasets directory (save_to_disk) with columns _id (or id), text and optional title')
     parser.add_argument("--output", required=True, metavar="DIR", help="index directory to write")
     parser.add_argument("--batch_size", type=int, default=64, help="documents per forward pass (default 64)")
     parser.add_argument("--max_length", type=int, default=None,
@@ -75,12 +76,39 @@ def _check_args(args: argparse.Namespace) -> Path:
     if output.is_dir() and any(output.iterdir()) and read_index_json(output) is None and not args.overwrite:
         raise ConfigError(f"--output {output} is not empty and holds no {INDEX_FILE}; choose an empty or new "
                           "directory (or pass --overwrite)")
+    if _is_hf_dataset(Path(args.corpus)):
+        return Path(args.corpus)
     return corpus_file(args.corpus)
+
+
+def _is_hf_dataset(path: Path) -> bool:
+    """A directory written by ``datasets.Dataset.save_to_disk``."""
+    return path.is_dir() and (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
+
+
+def _read_hf_corpus(path: Path) -> tuple[list[str], list[str]]:
+    """(ids, texts) of a saved HF dataset; text = title + " " + text when the title is non-empty (the BEIR rule)."""
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(path))
+    columns = set(dataset.column_names)
+    id_column = "_id" if "_id" in columns else "id"
+    if id_column not in columns or "text" not in columns:
+        raise DataError(f"HF dataset needs columns '_id' (or 'id') and 'text' (optional 'title'); it has "
+                        f"{sorted(columns)}", path)
+    ids = [str(i) for i in dataset[id_column]]
+    titles = dataset["title"] if "title" in columns else [""] * len(ids)
+    texts = [f"{t} {x}" if t else x for t, x in zip(titles, dataset["text"])]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"HF dataset has {len(ids) - len(set(ids))} duplicate id(s) in column {id_column!r}", path)
+    return ids, texts
 
 
 def _read_corpus(path: Path) -> tuple[list[str], list[str]]:
     from ..data.beir import _read_id_text
 
+    if _is_hf_dataset(path):
+        return _read_hf_corpus(path)
     errors: list = []
     corpus = _read_id_text(path, "doc", errors)
     if errors:

@@ -57,10 +57,9 @@ def test_index_then_exact_search_matches_in_memory_retrieval(tmp_path, tiny_bert
     data = load_beir(toy_beir)
     query_reps = model.encode_query(list(data.queries.values()))
     doc_reps = model.encode_document(list(data.corpus.values()))
-    with torch.inference_mode():
-        result = evaluate_retrieval(list(data.queries), query_reps, list(data.corpus), doc_reps, data.qrels, k=10,
-                                    measures=("ndcg@10",))
-        scores, indices = exact_search(query_reps, doc_reps, 10)
+    result = evaluate_retrieval(list(data.queries), query_reps, list(data.corpus), doc_reps, data.qrels, k=10,
+                                measures=("ndcg@10",))
+    scores, indices = exact_search(query_reps, doc_reps, 10)
     direct = to_run(list(data.queries), list(data.corpus), scores, indices)
     actual = read_run(run_file)
     assert_same_run(actual, result.run)
@@ -128,3 +127,43 @@ def test_seismic_recall_against_exact(tmp_path, tiny_bert_dir, toy_beir):
     hits = sum(len(set(exact[q]) & set(approx.get(q, {}))) for q in exact)
     assert hits / sum(len(exact[q]) for q in exact) >= 0.8
     assert read_run(tmp_path / "s2.trec") == approx
+
+
+def test_index_reads_a_saved_hf_dataset(tmp_path, tiny_bert_dir, toy_beir):
+    from datasets import Dataset
+
+    data = load_beir(toy_beir)
+    rows = [json.loads(line) for line in (toy_beir / "corpus.jsonl").read_text().splitlines()]
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "hf_corpus"))
+    assert cli(*index_args(tiny_bert_dir, tmp_path / "hf_corpus", tmp_path / "hf_idx")) == 0
+    assert cli(*index_args(tiny_bert_dir, toy_beir, tmp_path / "jsonl_idx")) == 0
+    from_hf, from_jsonl = load_index(tmp_path / "hf_idx"), load_index(tmp_path / "jsonl_idx")
+    assert from_hf.ids == from_jsonl.ids == list(data.corpus)
+    torch.testing.assert_close(from_hf.to_torch().to_dense(), from_jsonl.to_torch().to_dense())
+
+
+def test_hf_dataset_without_text_column_is_an_error(tmp_path, tiny_bert_dir, capsys):
+    from datasets import Dataset
+
+    Dataset.from_list([{"_id": "d1", "body": "x"}]).save_to_disk(str(tmp_path / "bad"))
+    assert cli(*index_args(tiny_bert_dir, tmp_path / "bad", tmp_path / "idx")) == 2
+    assert "'text'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_index_with_two_ddp_processes_equals_one_process(tmp_path, tiny_bert_dir, toy_beir):
+    """`index --devices 2` (two CPU processes, gloo) writes the same documents, ids and vectors as one process."""
+    import subprocess
+    import sys
+
+    def run(output, *extra):
+        command = [sys.executable, "-m", "splade_lightning", *index_args(tiny_bert_dir, toy_beir, output)[:-1],
+                   "--shard_size", "2", "--no_progress", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    run(tmp_path / "one")
+    run(tmp_path / "two", "--devices", "2", "--accelerator", "cpu")
+    one, two = load_index(tmp_path / "one"), load_index(tmp_path / "two")
+    assert two.ids == one.ids and len(json.loads((tmp_path / "two" / "index.json").read_text())["shards"]) == 3
+    torch.testing.assert_close(two.to_torch().to_dense(), one.to_torch().to_dense(), rtol=1e-4, atol=1e-5)

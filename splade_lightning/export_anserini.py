@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import DataError, DataErrors
+from .idf.corpus import batches
 
 INFO_FILE = "export_info.json"
 QUERIES_FILE = "queries.tsv"
@@ -48,8 +49,7 @@ def dimension_names(model) -> list[str]:
 def read_id_texts(path: str | Path, kind: str) -> Iterator[tuple[str, str]]:
     """Stream ``(id, text)`` records of a BEIR ``corpus.jsonl`` / ``queries.jsonl`` (a BEIR directory: the file of
     ``kind``); ``title + " " + text`` when a title is present. Raises :class:`DataErrors` on bad records."""
-    from .data.beir import beir_text, parse_beir_record
-    from .data.readers import iter_jsonl
+    from .data.beir import iter_id_texts
 
     path = Path(path)
     file = path / f"{'corpus' if kind == 'doc' else 'queries'}.jsonl" if path.is_dir() else path
@@ -57,30 +57,9 @@ def read_id_texts(path: str | Path, kind: str) -> Iterator[tuple[str, str]]:
         raise DataError(f"{kind} file not found; expected a BEIR directory or a JSONL file of "
                         '{"_id", "title"?, "text"} records', file)
     errors: list[DataError] = []
-    seen: set[str] = set()
-    for line, obj in iter_jsonl(file, errors):
-        parsed = parse_beir_record(obj, file, line, errors)
-        if parsed is None:
-            continue
-        key, text, title = parsed
-        if key in seen:
-            errors.append(DataError(f"duplicate id {key!r}", file, line, "_id"))
-            continue
-        seen.add(key)
-        yield key, beir_text(text, title)
+    yield from iter_id_texts(file, kind, errors)
     if errors:
         raise DataErrors(errors)
-
-
-def _batches(records: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    batch: list[tuple[str, str]] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> torch.Tensor:
@@ -109,7 +88,7 @@ def export_corpus(model, corpus: str | Path, output: Path, quantization: float =
 def _doc_lines(model, corpus: str | Path, names: Sequence[str], quantization: float, batch_size: int,
                progress: bool) -> Iterator[str]:
     with tqdm(desc="encode corpus", unit="doc", disable=not progress) as bar:
-        for batch in _batches(read_id_texts(corpus, "doc"), batch_size):
+        for batch in batches(read_id_texts(corpus, "doc"), batch_size):
             reps = _encode(model, [text for _, text in batch], "doc", batch_size)
             for (doc_id, _), vector in zip(batch, impacts(reps, quantization)):
                 record = {"id": doc_id, "contents": "", "vector": {names[j]: v for j, v in vector.items()}}
@@ -128,7 +107,7 @@ def export_queries(model, queries: str | Path, output: Path, quantization: float
     """Write ``queries.tsv`` (pyserini impact format) into ``output``; returns the number of queries."""
     names = dimension_names(model)
     lines = []
-    for batch in _batches(read_id_texts(queries, "query"), batch_size):
+    for batch in batches(read_id_texts(queries, "query"), batch_size):
         reps = _encode(model, [text for _, text in batch], "query", batch_size)
         lines += [query_line(qid, vector, names) for (qid, _), vector in zip(batch, impacts(reps, quantization))]
     (output / QUERIES_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")

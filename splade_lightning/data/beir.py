@@ -5,6 +5,7 @@ Every problem is collected and raised together as one :class:`~splade_lightning.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,24 +90,36 @@ def beir_text(text: str, title: str) -> str:
     return f"{title} {text}" if title.strip() else text
 
 
-def _read_id_text(path: Path, kind: str, errors: list[DataError]) -> dict[str, str]:
-    """Read ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``) into id -> text."""
-    texts: dict[str, str] = {}
+def iter_id_texts(path: Path, kind: str, errors: list[DataError],
+                  rows: Iterable[tuple[int, object]] | None = None) -> Iterator[tuple[str, str]]:
+    """Stream ``(id, text)`` of a ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``), appending
+    every bad record to ``errors`` (malformed, duplicate id, empty query text) instead of raising.
+
+    Args:
+        path: the file, named in the errors.
+        kind: ``"doc"`` or ``"query"``.
+        errors: receives the problems.
+        rows: ``(line, record)`` pairs to read instead of the JSONL lines of ``path`` (e.g. the rows of a HF dataset).
+    """
     first_line: dict[str, int] = {}
-    for line, obj in iter_jsonl(path, errors):
+    for line, obj in rows if rows is not None else iter_jsonl(path, errors):
         parsed = parse_beir_record(obj, path, line, errors)
         if parsed is None:
             continue
         key, text, title = parsed
-        if key in texts:
+        if key in first_line:
             errors.append(DataError(f"duplicate id {key!r} (first seen on line {first_line[key]})", path, line, "_id"))
-        else:
-            if kind == "query" and not text.strip():
-                errors.append(DataError(f"empty query text for id {key!r}; expected non-empty text", path, line,
-                                        "text"))
-            texts[key] = beir_text(text, title)
-            first_line[key] = line
-    return texts
+            continue
+        if kind == "query" and not text.strip():
+            errors.append(DataError(f"empty query text for id {key!r}; expected non-empty text", path, line, "text"))
+        first_line[key] = line
+        yield key, beir_text(text, title)
+
+
+def read_id_text(path: Path, kind: str, errors: list[DataError]) -> dict[str, str]:
+    """Read ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``) into id -> text
+    (see :func:`iter_id_texts`)."""
+    return dict(iter_id_texts(path, kind, errors))
 
 
 def _parse_grade(value: str) -> int | None:
@@ -189,8 +202,8 @@ def load_beir(path: str | Path, split: str = "test", name: str | None = None, mi
     found = find_beir_files(root, split, errors)
     if found is None:
         raise DataErrors(errors)
-    corpus = _read_id_text(found[0], "doc", errors)
-    queries = _read_id_text(found[1], "query", errors)
+    corpus = read_id_text(found[0], "doc", errors)
+    queries = read_id_text(found[1], "query", errors)
     qrels = _read_qrels(found[2], queries, corpus, errors)
     if not qrels and not errors:
         errors.append(DataError("no qrels rows; expected at least one judged query", path=found[2]))

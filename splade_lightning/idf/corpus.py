@@ -10,12 +10,15 @@ import os
 from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
 from .table import idf_dict
+
+T = TypeVar("T")
 
 
 def _repr(value: object, width: int = 80) -> str:
@@ -92,10 +95,11 @@ def count_corpus_lines(path: str | Path) -> int:
         return sum(1 for raw in f if raw.strip())
 
 
-def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), streamed (``itertools.batched`` of 3.12)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
         if len(batch) == size:
             yield batch
             batch = []
@@ -125,7 +129,7 @@ def document_frequencies(texts: Iterable[str], tokenizer, batch_size: int = 1024
     df = np.zeros(vocab, dtype=np.int64)
     n_docs = 0
     with tqdm(total=total, unit="doc", desc="document frequencies", disable=not progress) as bar:
-        for batch in _batches(texts, batch_size):
+        for batch in batches(texts, batch_size):
             ids = tokenizer(batch, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
             lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
             flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))

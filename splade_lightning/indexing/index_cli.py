@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, DataErrors
@@ -86,8 +87,9 @@ def _is_hf_dataset(path: Path) -> bool:
     return path.is_dir() and (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
 
 
-def _read_hf_corpus(path: Path) -> tuple[list[str], list[str]]:
-    """(ids, texts) of a saved HF dataset; text = title + " " + text when the title is non-empty (the BEIR rule)."""
+def _hf_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(row number, {"_id", "title", "text"})`` of a saved HF dataset, read column-wise (``id`` is accepted for
+    ``_id``); the records are then validated like ``corpus.jsonl`` lines."""
     from datasets import load_from_disk
 
     dataset = load_from_disk(str(path))
@@ -96,21 +98,17 @@ def _read_hf_corpus(path: Path) -> tuple[list[str], list[str]]:
     if id_column not in columns or "text" not in columns:
         raise DataError(f"HF dataset needs columns '_id' (or 'id') and 'text' (optional 'title'); it has "
                         f"{sorted(columns)}", path)
-    ids = [str(i) for i in dataset[id_column]]
-    titles = dataset["title"] if "title" in columns else [""] * len(ids)
-    texts = [f"{t} {x}" if t else x for t, x in zip(titles, dataset["text"])]
-    if len(set(ids)) != len(ids):
-        raise DataError(f"HF dataset has {len(ids) - len(set(ids))} duplicate id(s) in column {id_column!r}", path)
-    return ids, texts
+    titles = dataset["title"] if "title" in columns else [""] * len(dataset)
+    records = zip(dataset[id_column], titles, dataset["text"])
+    return enumerate(({"_id": key, "title": title, "text": text} for key, title, text in records), start=1)
 
 
 def _read_corpus(path: Path) -> tuple[list[str], list[str]]:
-    from ..data.beir import _read_id_text
+    """(ids, texts) of a BEIR corpus file or a saved HF dataset (text = title + " " + text, the BEIR rule)."""
+    from ..data.beir import iter_id_texts
 
-    if _is_hf_dataset(path):
-        return _read_hf_corpus(path)
     errors: list = []
-    corpus = _read_id_text(path, "doc", errors)
+    corpus = dict(iter_id_texts(path, "doc", errors, rows=_hf_rows(path) if _is_hf_dataset(path) else None))
     if errors:
         raise DataErrors(errors)
     return list(corpus), list(corpus.values())

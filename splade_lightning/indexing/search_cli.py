@@ -92,7 +92,7 @@ def read_queries(path: str | Path, split: str) -> dict[str, str]:
     Raises:
         DataError: missing files, malformed records, no queries.
     """
-    from ..data.beir import _read_id_text
+    from ..data.beir import read_id_text
 
     path, errors = Path(path), []
     qrels = None
@@ -101,7 +101,7 @@ def read_queries(path: str | Path, split: str) -> dict[str, str]:
         if not qrels.is_file():
             raise DataError(f"--split {split}: no qrels/{split}.tsv in the BEIR directory", path=path)
         path = path / "queries.jsonl"
-    queries = _read_id_text(path, "query", errors)
+    queries = read_id_text(path, "query", errors)
     if errors:
         raise DataErrors(errors)
     if qrels is not None:

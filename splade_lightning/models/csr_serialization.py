@@ -137,7 +137,7 @@ def read_csr_layout(path: Path) -> CSRLayout:
     dirs = [path / str(m.get("path", "")) for m in modules]
     st_config = _read_json(path / ST_CONFIG_FILE) if (path / ST_CONFIG_FILE).is_file() else {}
     sae_config = _sae_config(dirs[-1] / "config.json", st_config.get("max_active_dims"))
-    return CSRLayout(backbone_dir=dirs[0], pooling=_pooling_mode(dirs[1] / "config.json"),
+    return CSRLayout(backbone_dir=dirs[0], pooling=read_pooling_mode(dirs[1] / "config.json"),
                      normalize="Normalize" in names, sae_dir=dirs[-1], sae_config=sae_config,
                      max_seq_length=st_max_seq_length(dirs[0]))
 
@@ -154,8 +154,9 @@ def _read_json(file: Path) -> dict:
     return content
 
 
-def _pooling_mode(file: Path) -> str:
-    """``mean`` or ``cls`` from a Pooling config in the ST6 (``pooling_mode``) or ST5 (boolean flags) form."""
+def read_pooling_mode(file: Path, reader: str = "CSR loading") -> str:
+    """``mean`` or ``cls`` from a sentence-transformers Pooling config in the ST6 (``pooling_mode``) or ST5 (boolean
+    flags) form; ``reader`` names who needs it in the error for other modes."""
     cfg = _read_json(file)
     mode = cfg.get("pooling_mode")
     if mode is None:
@@ -163,7 +164,7 @@ def _pooling_mode(file: Path) -> str:
     if isinstance(mode, list):
         mode = mode[0] if len(mode) == 1 else mode
     if mode not in ("mean", "cls"):
-        raise ConfigError(f"{file}: pooling mode {mode!r}; CSR loading supports 'mean' and 'cls'")
+        raise ConfigError(f"{file}: pooling mode {mode!r}; {reader} supports 'mean' and 'cls'")
     return mode
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..data.beir import _read_id_text
+from ..data.beir import read_id_text
 from ..data.readers import iter_jsonl, missing_path_error, show
 from ..errors import DataError, DataErrors
 
@@ -57,7 +57,7 @@ def read_texts(path: str | Path, kind: str, errors: list[DataError]) -> dict[str
     if not path.is_file():
         errors.append(missing_path_error(path))
         return {}
-    return _read_id_text(path, kind, errors)
+    return read_id_text(path, kind, errors)
 
 
 def _as_id(value: object) -> str | None:

@@ -13,7 +13,6 @@ A teacher is named on the command line as ``KIND:NAME_OR_PATH`` (:func:`parse_te
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from ..data.collate import tokenize
 from ..errors import ConfigError
 from ..hub import ALIASES, alias_dir, load_tokenizer, resolve_model_path
-from ..models.csr_serialization import POOLING_FLAGS, read_modules, st_max_seq_length
+from ..models.csr_serialization import read_modules, read_pooling_mode, st_max_seq_length
 
 KINDS: tuple[str, ...] = ("sparse", "dense", "cross")
 #: truncation length when neither --max_length nor the model directory gives one (capped by the position table)
@@ -142,17 +141,11 @@ class DenseLayout:
 
 
 def _pooling_mode(file: Path, label: str) -> str:
-    """``mean`` or ``cls`` from a sentence-transformers Pooling config (ST6 ``pooling_mode`` or ST5 flags)."""
+    """``mean`` or ``cls`` from a sentence-transformers Pooling config; errors name the teacher."""
     try:
-        cfg = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(f"--teacher {label}: cannot read {file} ({type(e).__name__}: {e})") from e
-    mode = cfg.get("pooling_mode") or [m for flag, m in POOLING_FLAGS.items() if cfg.get(flag)] or ["mean"]
-    mode = mode[0] if isinstance(mode, list) and len(mode) == 1 else mode
-    if mode not in ("mean", "cls"):
-        raise ConfigError(f"--teacher {label}: {file}: pooling mode {mode!r}; the dense teacher supports 'mean' and "
-                          "'cls'")
-    return mode
+        return read_pooling_mode(file, "the dense teacher")
+    except ConfigError as e:
+        raise ConfigError(f"--teacher {label}: {e}") from e
 
 
 def read_dense_layout(path: Path, label: str) -> DenseLayout:

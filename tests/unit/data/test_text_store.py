@@ -162,11 +162,11 @@ def test_missing_and_empty_files(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "hotpotqa-distractor-500").is_dir(), reason="no shared data")
 def test_real_hotpotqa_corpus_matches_the_beir_reader(tmp_path):
-    from splade_lightning.data.beir import _read_id_text
+    from splade_lightning.data.beir import read_id_text
 
     path = SHARED_DATA / "hotpotqa-distractor-500" / "corpus.jsonl"
     store = TextStore(path, cache_dir=tmp_path)
-    expected = _read_id_text(path, "doc", [])
+    expected = read_id_text(path, "doc", [])
     assert len(store) == len(expected) == 4858
     ids = list(expected)
     assert store.texts(ids) == list(expected.values())

@@ -6,14 +6,14 @@ TORCH  ?= torch==2.13.0
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv quickstart quickstart-csr test test-slow lint clean
+.PHONY: venv quickstart quickstart-csr notebooks test test-slow lint clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,csr]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,csr,logging,analysis]"
 	touch $(STAMP)
 
 ## The README's main job: zero-shot eval -> fine-tune SPLADE-tiny -> eval, prints the metrics table.
@@ -24,6 +24,11 @@ quickstart: $(STAMP)
 quickstart-csr: $(STAMP)
 	$(PY) -m splade_lightning fit --config configs/csr/quickstart.yaml
 
+## Run the analysis notebooks; executed copies and PNG plots go to notebooks/output/ (git-ignored).
+notebooks: $(STAMP)
+	mkdir -p notebooks/output
+	$(VENV)/bin/jupyter execute notebooks/*.ipynb --output='output/{notebook_name}'
+
 ## The default test suite (CPU, offline, ~minutes). CI runs this.
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -33,7 +38,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(PY) -m ruff check splade_lightning tests benchmarks
+	$(PY) -m ruff check splade_lightning tests benchmarks experiments
 
 clean:
 	rm -rf $(VENV) runs lightning_logs

@@ -11,6 +11,8 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 from .callbacks.checkpoint_io import AtomicCheckpointIO
+from .callbacks.exact_resume import ExactResume
+from .checkpoints import resolve_ckpt_path
 from .models.checkpoint import inference_lengths
 from .report import write_report
 
@@ -18,7 +20,13 @@ from .report import write_report
 class SpladeCLI(LightningCLI):
     """LightningCLI where ``model:`` and ``data:`` take any LightningModule / LightningDataModule via
     ``class_path``/``init_args``; optimisers are configured by the module (``--model.optimizer``); checkpoints are
-    written atomically unless another CheckpointIO plugin is configured.
+    written atomically unless another CheckpointIO plugin is configured;
+    :class:`~splade_lightning.callbacks.ExactResume` is installed first among the callbacks unless configured (a
+    resumed run continues the epoch's data order at the next batch and draws the same dropout masks).
+
+    ``--ckpt_path`` is resolved before the run (:func:`~splade_lightning.checkpoints.resolve_ckpt_path`): ``last``
+    finds the newest ``last*.ckpt`` in every version directory of the logger, and a damaged checkpoint is replaced,
+    with a warning, by the newest loadable one of its directory (``fit``; other subcommands only for ``last``).
 
     Extra top-level options (accepted by every subcommand so one YAML serves fit/validate/test; used by ``fit``):
     ``--eval_before_fit`` runs a full validation before training (the zero-shot baseline, logged at step 0), and
@@ -51,7 +59,25 @@ class SpladeCLI(LightningCLI):
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
+        configured = config.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        if not any(isinstance(c, ExactResume) for c in [*configured, *callbacks]):
+            config = {**config, "callbacks": [ExactResume(), *configured]}
         return super()._instantiate_trainer(config, callbacks)
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI torch.loads an explicit --ckpt_path here (for its hyperparameters): check it first
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path is not None and ckpt_path != "last":
+            self.config[subcommand]["ckpt_path"] = resolve_ckpt_path(ckpt_path, None, fallback=subcommand == "fit")
+        super()._parse_ckpt_path()
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        options = self.config_init[subcommand]
+        if options.get("ckpt_path") == "last":  # needs the trainer: its checkpoint callbacks and logger
+            options["ckpt_path"] = resolve_ckpt_path("last", self.trainer)
+        super()._run_subcommand(subcommand)
 
     def _sub(self, key: str):
         return self.config[self.subcommand].get(key) if self.subcommand else None
@@ -68,9 +94,9 @@ class SpladeCLI(LightningCLI):
         if getattr(self.model, "last_eval_step", None) not in (None, self.trainer.global_step):
             rank_zero_info("Evaluating the final weights (the last validation ran before the final step)")
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # a broadcast under DDP: every rank
         if not self.trainer.is_global_zero:
             return
-        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         self._export(log_dir)
         final = getattr(self.model, "last_eval_metrics", None)
         if final:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 
 class SpladeLightningError(Exception):
@@ -18,13 +19,18 @@ class DataError(SpladeLightningError, ValueError):
         path: the offending file or directory.
         line: 1-based line (or row) number inside ``path``.
         field: the offending field / column name.
+        scope: ``"record"`` for a problem of one record (it can be skipped with ``on_bad_record: skip``) or
+            ``"file"`` for one that concerns a whole file (missing file, bad header, no records); default:
+            ``"record"`` when ``line`` is given, else ``"file"``.
     """
 
-    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None, field: str | None = None):
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None, field: str | None = None,
+                 scope: Literal["record", "file"] | None = None):
         self.path = str(path) if path is not None else None
         self.line = line
         self.field = field
         self.reason = message
+        self.scope = scope if scope is not None else ("record" if line is not None else "file")
         where = self.path or ""
         if line is not None:
             where += f":{line}"
@@ -46,7 +52,17 @@ class DataErrors(DataError):
         header = f"{len(self.errors)} problem(s) found in the input data:\n  "
         SpladeLightningError.__init__(self, header + "\n  ".join(lines))
         self.path, self.line, self.field, self.reason = None, None, None, "several problems"
+        self.scope = "file"
 
 
 class ConfigError(SpladeLightningError, ValueError):
     """A bad constructor / CLI argument: names the argument, the bad value and the allowed values."""
+
+
+class TrainingDiverged(SpladeLightningError, FloatingPointError):
+    """A non-finite training loss (raised by :class:`~splade_lightning.callbacks.CollapseGuard`)."""
+
+
+class TrainingCollapsed(SpladeLightningError, RuntimeError):
+    """The representations collapsed to (almost) all-zero vectors (raised by
+    :class:`~splade_lightning.callbacks.CollapseGuard`)."""

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, DataErrors
-from .readers import iter_jsonl, missing_path_error, show
+from .error_list import OnBadRecord, SkippedRecords, settle
+from .readers import iter_jsonl, iter_lines, missing_path_error, show
 
 
 @dataclass
@@ -90,8 +91,8 @@ def beir_text(text: str, title: str) -> str:
     return f"{title} {text}" if title.strip() else text
 
 
-def iter_id_texts(path: Path, kind: str, errors: list[DataError],
-                  rows: Iterable[tuple[int, object]] | None = None) -> Iterator[tuple[str, str]]:
+def iter_id_texts(path: Path, kind: str, errors: list[DataError], rows: Iterable[tuple[int, object]] | None = None,
+                  rejected: set[str] | None = None) -> Iterator[tuple[str, str]]:
     """Stream ``(id, text)`` of a ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``), appending
     every bad record to ``errors`` (malformed, duplicate id, empty query text) instead of raising.
 
@@ -100,26 +101,38 @@ def iter_id_texts(path: Path, kind: str, errors: list[DataError],
         kind: ``"doc"`` or ``"query"``.
         errors: receives the problems.
         rows: ``(line, record)`` pairs to read instead of the JSONL lines of ``path`` (e.g. the rows of a HF dataset).
+        rejected: receives the ids of records that were rejected (so that a later reference to them can say so).
     """
+    rejected = set() if rejected is None else rejected
     first_line: dict[str, int] = {}
     for line, obj in rows if rows is not None else iter_jsonl(path, errors):
         parsed = parse_beir_record(obj, path, line, errors)
         if parsed is None:
+            if isinstance(obj, dict) and isinstance(obj.get("_id"), (str, int)):
+                rejected.add(str(obj["_id"]))
             continue
         key, text, title = parsed
         if key in first_line:
             errors.append(DataError(f"duplicate id {key!r} (first seen on line {first_line[key]})", path, line, "_id"))
             continue
+        first_line[key] = line
         if kind == "query" and not text.strip():
             errors.append(DataError(f"empty query text for id {key!r}; expected non-empty text", path, line, "text"))
-        first_line[key] = line
+            rejected.add(key)
+            continue
         yield key, beir_text(text, title)
 
 
-def read_id_text(path: Path, kind: str, errors: list[DataError]) -> dict[str, str]:
+def read_id_text(path: Path, kind: str, errors: list[DataError], rejected: set[str] | None = None) -> dict[str, str]:
     """Read ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``) into id -> text
     (see :func:`iter_id_texts`)."""
-    return dict(iter_id_texts(path, kind, errors))
+    return dict(iter_id_texts(path, kind, errors, rejected=rejected))
+
+
+def _absent(what: str, key: str, name: str, rejected: set[str]) -> str:
+    if key in rejected:
+        return f"{what} id {key!r} has no valid record in {name} (its record there was rejected)"
+    return f"{what} id {key!r} is not in {name}"
 
 
 def _parse_grade(value: str) -> int | None:
@@ -129,34 +142,34 @@ def _parse_grade(value: str) -> int | None:
         return None
 
 
-def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, str],
-                errors: list[DataError]) -> dict[str, dict[str, int]]:
-    """Read ``query-id<TAB>corpus-id<TAB>score`` rows (an optional header line first) into qid -> {doc id: grade}."""
+def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, str], errors: list[DataError],
+                rejected: tuple[set[str], set[str]] = (set(), set())) -> dict[str, dict[str, int]]:
+    """Read ``query-id<TAB>corpus-id<TAB>score`` rows (an optional header line first) into qid -> {doc id: grade};
+    a bad row is appended to ``errors`` and left out (of two judgments of one pair the first is kept)."""
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line, raw in enumerate(f, start=1):
-            raw = raw.rstrip("\r\n")
-            if not raw.strip():
+    for line, raw in iter_lines(path, errors):
+        if not raw.strip():
+            continue
+        fields = raw.split("\t")
+        if line == 1 and len(fields) == 3 and _parse_grade(fields[2]) is None:
+            continue  # header: query-id corpus-id score
+        if len(fields) != 3:
+            errors.append(DataError(f"expected 3 tab-separated fields (query-id, corpus-id, score), found "
+                                    f"{len(fields)}: {show(raw)}", path, line))
+            continue
+        qid, did, score = fields
+        grade = _parse_grade(score)
+        if grade is None:
+            errors.append(DataError(f"expected an integer grade, got {score!r}", path, line, "score"))
+        if qid not in queries:
+            errors.append(DataError(_absent("query", qid, "queries.jsonl", rejected[0]), path, line, "query-id"))
+        if did not in corpus:
+            errors.append(DataError(_absent("corpus", did, "corpus.jsonl", rejected[1]), path, line, "corpus-id"))
+        if grade is not None and qid in queries and did in corpus:
+            if did in qrels.get(qid, {}):
+                errors.append(DataError(f"duplicate judgment for ({qid!r}, {did!r})", path, line))
                 continue
-            fields = raw.split("\t")
-            if line == 1 and len(fields) == 3 and _parse_grade(fields[2]) is None:
-                continue  # header: query-id corpus-id score
-            if len(fields) != 3:
-                errors.append(DataError(f"expected 3 tab-separated fields (query-id, corpus-id, score), found "
-                                        f"{len(fields)}: {show(raw)}", path, line))
-                continue
-            qid, did, score = fields
-            grade = _parse_grade(score)
-            if grade is None:
-                errors.append(DataError(f"expected an integer grade, got {score!r}", path, line, "score"))
-            if qid not in queries:
-                errors.append(DataError(f"query id {qid!r} is not in queries.jsonl", path, line, "query-id"))
-            if did not in corpus:
-                errors.append(DataError(f"corpus id {did!r} is not in corpus.jsonl", path, line, "corpus-id"))
-            if grade is not None and qid in queries and did in corpus:
-                if did in qrels.get(qid, {}):
-                    errors.append(DataError(f"duplicate judgment for ({qid!r}, {did!r})", path, line))
-                qrels.setdefault(qid, {})[did] = grade
+            qrels.setdefault(qid, {})[did] = grade
     return qrels
 
 
@@ -178,46 +191,57 @@ def find_beir_files(root: Path, split: str, errors: list[DataError]) -> tuple[Pa
     return corpus, queries, qrels
 
 
-def load_beir(path: str | Path, split: str = "test", name: str | None = None, min_relevance: int = 1) -> EvalData:
+def load_beir(path: str | Path, split: str = "test", name: str | None = None, min_relevance: int = 1,
+              on_bad_record: OnBadRecord = "raise", skipped: SkippedRecords | None = None) -> EvalData:
     """Load and validate a BEIR directory.
 
     Only queries with at least one qrels row are kept (BEIR convention); grade-0 rows are kept in ``qrels``.
     Empty documents are allowed.
+
+    With ``on_bad_record="skip"`` a bad record is left out and counted in ``skipped``: a bad corpus or query line
+    (malformed, missing field, empty query text; of two records with one id the first is kept), and a bad qrels row
+    (wrong field count, non-integer grade, a query or doc id that is not, or no longer, in ``queries.jsonl`` /
+    ``corpus.jsonl``, the second judgment of a pair). Missing files and a set left with no qrels row still raise.
 
     Args:
         path: the BEIR directory.
         split: qrels split (``qrels/<split>.tsv``).
         name: dataset name; default: the directory's basename.
         min_relevance: minimum grade counted as relevant by binary metrics.
+        on_bad_record: ``"raise"`` or ``"skip"`` (see above).
+        skipped: receives the skipped records (needed with ``"skip"``).
 
     Returns:
         The validated :class:`EvalData`.
 
     Raises:
-        DataErrors: every problem found (missing files, malformed lines, missing/duplicate ids, empty queries,
-            non-integer grades, qrels ids absent from the queries or the corpus).
+        DataErrors: every problem found (missing files, lines not valid UTF-8, malformed lines, missing/duplicate
+            ids, empty queries, non-integer grades, duplicate judgments, qrels ids absent from the queries or the
+            corpus).
     """
     errors: list[DataError] = []
     root = Path(path)
     found = find_beir_files(root, split, errors)
     if found is None:
         raise DataErrors(errors)
-    corpus = read_id_text(found[0], "doc", errors)
-    queries = read_id_text(found[1], "query", errors)
-    qrels = _read_qrels(found[2], queries, corpus, errors)
-    if not qrels and not errors:
-        errors.append(DataError("no qrels rows; expected at least one judged query", path=found[2]))
-    if errors:
-        raise DataErrors(errors)
+    rejected: tuple[set[str], set[str]] = (set(), set())  # ids of rejected (query, corpus) records
+    corpus = read_id_text(found[0], "doc", errors, rejected[1])
+    queries = read_id_text(found[1], "query", errors, rejected[0])
+    qrels = _read_qrels(found[2], queries, corpus, errors, rejected)
+    if not qrels and not any(e.scope == "file" for e in errors):
+        errors.append(DataError("no usable qrels rows; expected at least one judged query", path=found[2]))
+    settle(errors, on_bad_record, skipped)
     name = name or BeirSet(str(path)).display_name
     kept = {qid: text for qid, text in queries.items() if qid in qrels}
     return EvalData(name, corpus, kept, qrels, min_relevance, str(path), split)
 
 
-def load_beir_set(beir_set: BeirSet) -> EvalData:
+def load_beir_set(beir_set: BeirSet, on_bad_record: OnBadRecord = "raise",
+                  skipped: SkippedRecords | None = None) -> EvalData:
     """Load a :class:`BeirSet` with :func:`load_beir`.
 
     Raises:
         DataErrors: see :func:`load_beir`.
     """
-    return load_beir(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance)
+    return load_beir(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance, on_bad_record,
+                     skipped)

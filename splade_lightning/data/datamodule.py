@@ -15,8 +15,9 @@ from . import arguments as args
 from .beir import BeirSet, EvalData, load_beir_set
 from .collate import EncodeCollator, EvalCollator, TrainCollator
 from .datasets import EncodeDataset, TrainDataset
-from .error_list import collect_errors
+from .error_list import OnBadRecord, SkippedRecords, collect_errors
 from .readers import read_train_records
+from .resumable_loader import ResumableDataLoader
 from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
 
 EvalStage = Literal["validate", "test"]
@@ -53,6 +54,12 @@ class RetrievalDataModule(LightningDataModule):
         eval_batch_size: texts per evaluation batch.
         num_workers: DataLoader worker processes.
         seed: seed of the batch order and of the per-epoch positive/negative choices.
+        on_bad_record: ``raise`` (default): every problem of every data file (training files and evaluation sets) is
+            raised together before training, each with its file:line. ``skip``: bad records are dropped and counted
+            instead (a warning lists the counts per file and kind with the first examples; ``data/skipped_records`` is
+            logged); problems of a whole file (missing file, bad header, no records) still raise. Evaluation sets:
+            a bad corpus/query line or qrels row is dropped, and so is a qrels row whose query or document was dropped
+            or never existed.
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class RetrievalDataModule(LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 42,
+        on_bad_record: OnBadRecord = "raise",
     ):
         super().__init__()
         self.train_files = [str(f) for f in train_files] if train_files else []
@@ -86,6 +94,9 @@ class RetrievalDataModule(LightningDataModule):
         self.eval_max_doc_length = max_doc_length if eval_max_doc_length is None else eval_max_doc_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.on_bad_record = on_bad_record
+        self.skipped_records = SkippedRecords()
+        self._loads, self._reported_loads = 0, 0  # file loads so far / at the last skip report
         problems: list[str] = []
         self.sets = {"validate": args.as_beir_sets(val_sets, "val_sets", problems),
                      "test": args.as_beir_sets(test_sets, "test_sets", problems)}
@@ -106,6 +117,8 @@ class RetrievalDataModule(LightningDataModule):
         problems = args.check_counts(positive, {"num_negatives": self.num_negatives, "num_workers": self.num_workers})
         if self.sampling not in ("random", "first"):
             problems.append(f"--data.sampling: must be 'random' or 'first', got {self.sampling!r}")
+        if self.on_bad_record not in ("raise", "skip"):
+            problems.append(f"--data.on_bad_record: must be 'raise' or 'skip', got {self.on_bad_record!r}")
         if self.train_files:  # evaluation only: the training options are unused
             problems += args.check_negatives(self.negative_columns, self.num_negatives)
         columns = [self.query_column, self.positive_column, *self.negative_columns]
@@ -139,21 +152,39 @@ class RetrievalDataModule(LightningDataModule):
                 self._eval_data[eval_stage] = self._load_eval(eval_stage, errors)
         if errors:
             raise DataErrors(errors)
+        self._report_skipped()
         self._get_tokenizer()
         if stage == "fit":
             self._check_train_size()
 
     _collect = staticmethod(collect_errors)
 
+    def _report_skipped(self) -> None:
+        """With ``on_bad_record: skip``: warn with the skip summary and log ``data/skipped_records`` (each time a
+        setup loaded something new)."""
+        if self.on_bad_record != "skip" or self._reported_loads == self._loads:
+            return
+        self._reported_loads = self._loads
+        if self.skipped_records.total:
+            rank_zero_warn(self.skipped_records.summary())
+        if self.trainer is not None:
+            for logger in self.trainer.loggers:
+                logger.log_metrics({"data/skipped_records": float(self.skipped_records.total)},
+                                   step=self.trainer.global_step)
+
     def _load_train(self) -> TrainDataset:
-        records = read_train_records(self.train_files, self.query_column, self.positive_column, self.negative_columns)
+        self._loads += 1
+        records = read_train_records(self.train_files, self.query_column, self.positive_column, self.negative_columns,
+                                     self.on_bad_record, self.skipped_records)
         dataset = TrainDataset(records, self.num_negatives, self.sampling, self.seed)
         if (message := dataset.skipped_message()) is not None:
             rank_zero_warn(message)
         return dataset
 
     def _load_eval(self, stage: EvalStage, errors: list[DataError]) -> list[EvalData]:
-        loaded = [self._collect(errors, load_beir_set, beir_set) for beir_set in self.sets[stage]]
+        self._loads += 1
+        loaded = [self._collect(errors, load_beir_set, beir_set, self.on_bad_record, self.skipped_records)
+                  for beir_set in self.sets[stage]]
         return [data for data in loaded if data is not None]
 
     def _world(self) -> tuple[int, int]:
@@ -194,8 +225,11 @@ class RetrievalDataModule(LightningDataModule):
         self._sampler = sampler
         return sampler
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         """Training batches (:class:`~splade_lightning.types.TrainBatch`), duplicate-free, sharded by rank.
+
+        The loader is a :class:`~splade_lightning.data.resumable_loader.ResumableDataLoader`: checkpoints record how
+        many batches of the epoch were consumed, and a resumed run continues with the next batch of the same order.
 
         The epoch is set from ``trainer.current_epoch`` here because Lightning creates the first iterator (and so
         the worker processes) before it calls ``set_epoch``; this keeps a resumed run on the right epoch.
@@ -208,8 +242,8 @@ class RetrievalDataModule(LightningDataModule):
         query_route, doc_route = self.routes
         collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length,
                                 query_route=query_route, doc_route=doc_route)
-        return DataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
-                          num_workers=self.num_workers, persistent_workers=False)
+        return ResumableDataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
+                                   num_workers=self.num_workers, persistent_workers=False)
 
     def _eval_loaders(self, stage: EvalStage) -> list[DataLoader]:
         tokenizer = self._get_tokenizer()

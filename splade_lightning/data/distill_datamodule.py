@@ -12,6 +12,7 @@ from ..errors import ConfigError, DataError, DataErrors
 from ..types import Route
 from .beir import BeirSet
 from .datamodule import RetrievalDataModule
+from .error_list import OnBadRecord
 from .id_dataset import IdTrainDataset, ScoredTextDataset
 from .readers import missing_path_error, train_file_format
 
@@ -69,6 +70,12 @@ class DistillationDataModule(RetrievalDataModule):
         scored_train_files: text-inline scored JSONL/parquet/HF files ``{query, pos, neg, pos_scores, neg_scores}``.
         cache_dir: where the Arrow caches of the id-based files go (``None``: ``.splade_lightning_cache/`` beside
             each file, or ``~/.cache/splade_lightning`` when that directory is read-only).
+        on_bad_record: ``raise`` or ``skip`` bad records (see :class:`RetrievalDataModule`). Scored files skip like
+            training files (plus NaN/inf scores, wrong score-list lengths). Id files skip a bad line, a record with an
+            id not in ``corpus``/``queries``, a bad score list, a second record of a query in a teacher file; such a
+            file is then re-parsed on every run instead of cached. Problems in ``corpus``/``queries`` themselves, and
+            group-level ones (a query without a teacher record, a positive without a teacher score, a group with no
+            negative), still raise.
     """
 
     def __init__(
@@ -99,6 +106,7 @@ class DistillationDataModule(RetrievalDataModule):
         negative_sampling: Literal["random", "top"] = "random",
         scored_train_files: list[str] | None = None,
         cache_dir: str | None = None,
+        on_bad_record: OnBadRecord = "raise",
     ):
         # set before the parent's __init__, which calls self._check_arguments() and raises every problem at once
         self.corpus = str(corpus) if corpus is not None else None
@@ -116,7 +124,8 @@ class DistillationDataModule(RetrievalDataModule):
                              router_mapping=router_mapping, val_sets=val_sets, test_sets=test_sets,
                              tokenizer=tokenizer, max_query_length=max_query_length, max_doc_length=max_doc_length,
                              eval_max_doc_length=eval_max_doc_length, batch_size=batch_size,
-                             eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                             eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed,
+                             on_bad_record=on_bad_record)
         except ConfigError as e:
             raise ConfigError(str(e).replace("RetrievalDataModule", "DistillationDataModule", 1)) from None
 
@@ -201,14 +210,16 @@ class DistillationDataModule(RetrievalDataModule):
     def _load_train(self):
         if self.train_files:
             return super()._load_train()
+        self._loads += 1
         if self.scored_train_files:
             dataset = ScoredTextDataset.from_files(self.scored_train_files, self.num_negatives, self.score_range,
-                                                   self.negative_sampling, self.seed)
+                                                   self.negative_sampling, self.seed, self.on_bad_record,
+                                                   self.skipped_records)
         else:
             dataset = IdTrainDataset.from_files(
                 self.corpus, self.queries, self.hard_negatives or None, self.teacher_scores or None,
                 self.num_negatives, self.negative_systems, self.score_range, self.negative_sampling, self.seed,
-                self.cache_dir)
+                self.cache_dir, self.on_bad_record, self.skipped_records)
         if (message := dataset.skipped_message()) is not None:
             rank_zero_warn(message)
         return dataset

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, DataErrors
-from .error_list import ErrorList, collect_errors
+from .error_list import ErrorList, OnBadRecord, SkippedRecords, collect_errors
 from .group_dataset import NO_NEGATIVES, GroupDataset, check_options
 from .group_selection import (
     CHUNK,
@@ -137,8 +137,11 @@ class IdTrainDataset(GroupDataset):
                    teacher_scores: Sequence[str | Path] | None = None, num_negatives: int = 1,
                    negative_systems: Sequence[str] | None = None, score_range: Sequence[float] | None = None,
                    negative_sampling: NegativeSampling = "random", seed: int = 42,
-                   cache_dir: str | Path | None = None) -> IdTrainDataset:
-        """Build (or load from cache) the stores and records, then the dataset; all file problems raised together.
+                   cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
+                   skipped: SkippedRecords | None = None) -> IdTrainDataset:
+        """Build (or load from cache) the stores and records, then the dataset; all file problems raised together
+        (or, with ``on_bad_record="skip"``, bad id records dropped and counted in ``skipped``; see
+        :func:`~.id_records.read_id_records`).
 
         Raises:
             DataErrors: problems in any file (see :class:`TextStore`, :func:`~.id_records.read_id_records`).
@@ -150,9 +153,10 @@ class IdTrainDataset(GroupDataset):
         query_store = collect_errors(errors, TextStore, queries, cache_dir, True)
         if errors:
             raise DataErrors(errors)
-        hard = collect_errors(errors, read_hard_negatives, hard_negatives, corpus_store, query_store, cache_dir) \
+        options = (cache_dir, on_bad_record, skipped)
+        hard = collect_errors(errors, read_hard_negatives, hard_negatives, corpus_store, query_store, *options) \
             if hard_negatives else None
-        teacher = collect_errors(errors, read_teacher_scores, teacher_scores, corpus_store, query_store, cache_dir) \
+        teacher = collect_errors(errors, read_teacher_scores, teacher_scores, corpus_store, query_store, *options) \
             if teacher_scores else None
         if errors:
             raise DataErrors(errors)

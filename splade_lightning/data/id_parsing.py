@@ -123,15 +123,18 @@ class _Parts:
         self.docs: list[np.ndarray] = []
         self.doc_counts: list[np.ndarray] = []
         self.extra: list[np.ndarray] = []
+        self.bad_lines: list[np.ndarray] = []  # lines of records with an unresolved id or a bad score
 
 
 def _report(flat: np.ndarray, counts: list[int] | np.ndarray, lines: list[int], path: Path, errors: ErrorList,
-            message) -> None:
-    """One error per flagged flat position (capped): ``message(i, position in its record) -> (text, field)``."""
+            message, bad_lines: list[np.ndarray]) -> None:
+    """One error per flagged flat position (capped): ``message(i, position in its record) -> (text, field)``; the
+    lines of the records concerned are appended to ``bad_lines``."""
     if flat.size == 0:
         return
     starts = np.concatenate([[0], np.cumsum(counts)])
     owner = np.searchsorted(starts, flat, side="right") - 1
+    bad_lines.append(np.asarray(lines, np.int64)[owner])
     shown = min(flat.size, errors.room())
     for i, record in zip(flat[:shown].tolist(), owner[:shown].tolist()):
         text, field = message(i, i - int(starts[record]))
@@ -140,27 +143,27 @@ def _report(flat: np.ndarray, counts: list[int] | np.ndarray, lines: list[int], 
 
 
 def _resolve(store: TextStore, ids: list[str], counts: list[int], lines: list[int], path: Path, field,
-             what: str, errors: ErrorList) -> np.ndarray:
+             what: str, errors: ErrorList, bad_lines: list[np.ndarray]) -> np.ndarray:
     """Rows of ``ids`` in ``store``; an error (capped) for every id that is not there; ``field(i)`` names the field
     of flat position ``i``."""
     rows = store.rows(ids)
     _report(np.flatnonzero(rows < 0), counts, lines, path, errors,
-            lambda i, _: (f"{what} id {ids[i]!r} is not in {store.path}", field(i)))
+            lambda i, _: (f"{what} id {ids[i]!r} is not in {store.path}", field(i)), bad_lines)
     return rows.astype(np.int32)
 
 
 def _check_scores(batch: _Batch, docs: np.ndarray, scores: np.ndarray, n_docs: int, path: Path,
-                  errors: ErrorList) -> None:
+                  errors: ErrorList, bad_lines: list[np.ndarray]) -> None:
     """Non-finite scores (NaN, inf, or beyond float32) and doc ids scored twice in one record."""
     _report(np.flatnonzero(~np.isfinite(scores)), batch.doc_counts, batch.lines, path, errors,
-            lambda i, at: (f"non-finite score {batch.extra[i]!r} at list position {at}", "scores"))
+            lambda i, at: (f"non-finite score {batch.extra[i]!r} at list position {at}", "scores"), bad_lines)
     owner = np.repeat(np.arange(len(batch.doc_counts), dtype=np.int64), batch.doc_counts)
     keys = owner * (n_docs + 1) + docs
     order = np.argsort(keys, kind="stable")
     again = order[1:][(keys[order][1:] == keys[order][:-1]) & (docs[order][1:] >= 0)]
     _report(np.sort(again), batch.doc_counts, batch.lines, path, errors,
             lambda i, at: (f"doc id {batch.docs[i]!r} is scored more than once (again at list position {at}); "
-                           "each doc needs one score", "doc_ids"))
+                           "each doc needs one score", "doc_ids"), bad_lines)
 
 
 def _flush(batch: _Batch, parts: _Parts, kind: RecordKind, corpus: TextStore, queries: TextStore, path: Path,
@@ -168,20 +171,21 @@ def _flush(batch: _Batch, parts: _Parts, kind: RecordKind, corpus: TextStore, qu
     if not batch.lines:
         return
     ones = [1] * len(batch.qids)
-    parts.query.append(_resolve(queries, batch.qids, ones, batch.lines, path, lambda i: "qid", "query", errors))
+    bad = parts.bad_lines
+    parts.query.append(_resolve(queries, batch.qids, ones, batch.lines, path, lambda i: "qid", "query", errors, bad))
     parts.pos.append(_resolve(corpus, batch.pos, batch.pos_counts, batch.lines, path, lambda i: "pos", "doc",
-                              errors))
+                              errors, bad))
     if kind == "hard_negatives":
         field = lambda i: _neg_field(system_names[batch.extra[i]])  # noqa: E731
     else:
         field = lambda i: "doc_ids"  # noqa: E731
-    docs = _resolve(corpus, batch.docs, batch.doc_counts, batch.lines, path, field, "doc", errors)
+    docs = _resolve(corpus, batch.docs, batch.doc_counts, batch.lines, path, field, "doc", errors, bad)
     if kind == "hard_negatives":
         extra = np.asarray(batch.extra, np.int16)
     else:
         with np.errstate(over="ignore"):
             extra = np.asarray(batch.extra, np.float64).astype(np.float32)  # beyond float32: inf, reported below
-        _check_scores(batch, docs, extra, len(corpus), path, errors)
+        _check_scores(batch, docs, extra, len(corpus), path, errors, bad)
     parts.docs.append(docs)
     parts.extra.append(extra)
     parts.lines.append(np.asarray(batch.lines, np.int64))
@@ -191,7 +195,8 @@ def _flush(batch: _Batch, parts: _Parts, kind: RecordKind, corpus: TextStore, qu
 
 
 def parse_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextStore, errors: ErrorList) -> IdGroups:
-    """Parse, validate and resolve every record of ``path`` (problems appended to ``errors``)."""
+    """Parse, validate and resolve every record of ``path`` (problems appended to ``errors``); the records with a
+    problem are left out of the result."""
     systems: dict[str, int] = {}
     batch, parts = _Batch(), _Parts()
     count = 0
@@ -223,7 +228,26 @@ def parse_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextSto
     _flush(batch, parts, kind, corpus, queries, path, errors, list(systems))
     if count == 0:
         errors.append(DataError("no records found; expected at least one", path=path))
-    return _assemble(parts, str(path), kind, list(systems))
+    groups = _assemble(parts, str(path), kind, list(systems))
+    if parts.bad_lines:
+        groups = drop_records(groups, np.isin(groups.line, np.concatenate(parts.bad_lines)))
+    return groups
+
+
+def drop_records(groups: IdGroups, bad: np.ndarray) -> IdGroups:
+    """``groups`` without the records flagged in ``bad`` (G,) bool."""
+    keep = ~bad
+
+    def take(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.diff(offsets)
+        return np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64), np.repeat(keep, counts)
+
+    pos_offsets, pos_keep = take(groups.pos_offsets)
+    doc_offsets, doc_keep = take(groups.doc_offsets)
+    return IdGroups(groups.sources, groups.file[keep], groups.line[keep], groups.query[keep], pos_offsets,
+                    groups.pos[pos_keep], doc_offsets, groups.docs[doc_keep],
+                    None if groups.systems is None else groups.systems[doc_keep], groups.system_names,
+                    None if groups.scores is None else groups.scores[doc_keep])
 
 
 def _assemble(parts: _Parts, source: str, kind: RecordKind, system_names: list[str]) -> IdGroups:
@@ -241,8 +265,8 @@ def _assemble(parts: _Parts, source: str, kind: RecordKind, system_names: list[s
                     extra if kind == "teacher_scores" else None)
 
 
-def duplicate_queries(groups: IdGroups, queries: TextStore, errors: ErrorList) -> None:
-    """A teacher-score file must score each query once."""
+def duplicate_queries(groups: IdGroups, queries: TextStore, errors: ErrorList) -> np.ndarray:
+    """A teacher-score file must score each query once: an error for every repeat; returns (G,) bool, the repeats."""
     order = np.argsort(groups.query, kind="stable")
     same = np.flatnonzero(groups.query[order][1:] == groups.query[order][:-1])
     shown = min(same.size, errors.room())
@@ -251,4 +275,7 @@ def duplicate_queries(groups: IdGroups, queries: TextStore, errors: ErrorList) -
         errors.append(DataError(f"duplicate query id {qid!r} (also on line {groups.line[first]}); a teacher-score "
                                 "file must score each query once", groups.sources[0], int(groups.line[second]), "qid"))
     errors.dropped += same.size - shown
+    repeated = np.zeros(len(groups.line), bool)
+    repeated[order[same + 1]] = True
+    return repeated
 

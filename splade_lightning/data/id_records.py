@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .cache import cache_name, cache_root, remove_stale
-from .error_list import ErrorList
+from .error_list import ErrorList, OnBadRecord, SkippedRecords, settle
 from .id_groups import IdGroups, RecordKind, concat_groups, read_groups, write_groups
-from .id_parsing import FLUSH_IDS, duplicate_queries
+from .id_parsing import FLUSH_IDS, drop_records, duplicate_queries
 from .id_parsing import parse_file as _parse_file
 from .readers import missing_path_error
 from .text_store import TextStore
@@ -32,7 +32,8 @@ __all__ = ["FLUSH_IDS", "IdGroups", "RecordKind", "concat_groups", "read_hard_ne
 
 
 def read_id_records(paths: list[str | Path], kind: RecordKind, corpus: TextStore, queries: TextStore,
-                    cache_dir: str | Path | None = None) -> IdGroups:
+                    cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
+                    skipped: SkippedRecords | None = None) -> IdGroups:
     """Read, validate and resolve id records from every file (cached per file; see the module docstring).
 
     Args:
@@ -41,6 +42,9 @@ def read_id_records(paths: list[str | Path], kind: RecordKind, corpus: TextStore
         corpus: the documents the doc ids refer to.
         queries: the queries the qids refer to.
         cache_dir: cache directory (``None``: beside each file, see :func:`.cache.cache_root`).
+        on_bad_record: ``"skip"``: bad records are dropped and counted in ``skipped`` (a file with bad records is
+            then never cached, so they are counted on every run); problems of a whole file still raise.
+        skipped: receives the skipped records (needed with ``"skip"``).
 
     Raises:
         DataErrors: every problem in every file: missing file, malformed JSON, missing ``qid``/``pos`` (hard
@@ -52,13 +56,14 @@ def read_id_records(paths: list[str | Path], kind: RecordKind, corpus: TextStore
         raise ValueError(f"read_id_records: no {kind} files given")
     errors = ErrorList()
     loaded = [_load_file(Path(path), kind, corpus, queries, cache_dir, errors) for path in paths]
-    errors.raise_if_any()
-    return concat_groups(loaded)
+    settle(errors, on_bad_record, skipped)
+    return concat_groups([groups for groups in loaded if groups is not None])
 
 
 def _load_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextStore, cache_dir: str | Path | None,
                errors: ErrorList) -> IdGroups | None:
-    """One file's records from its cache, or parsed, validated and cached (``None`` after appending errors)."""
+    """One file's records from its cache, or parsed, validated and cached; a file with bad records (appended to
+    ``errors``, left out of the result) is not cached."""
     if not path.is_file():
         errors.append(missing_path_error(path))
         return None
@@ -67,10 +72,10 @@ def _load_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextSto
     if not (root / name).is_file():
         before = errors.total
         groups = _parse_file(path, kind, corpus, queries, errors)
-        if kind == "teacher_scores" and errors.total == before:
-            duplicate_queries(groups, queries, errors)
+        if kind == "teacher_scores":
+            groups = drop_records(groups, duplicate_queries(groups, queries, errors))
         if errors.total > before:
-            return None
+            return groups
         write_groups(groups, kind, root / name)
         remove_stale(root, prefix, keep=name)
     groups = read_groups(root / name, kind)  # memory-mapped: page cache, not heap
@@ -79,12 +84,14 @@ def _load_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextSto
 
 
 def read_hard_negatives(paths: list[str | Path], corpus: TextStore, queries: TextStore,
-                        cache_dir: str | Path | None = None) -> IdGroups:
+                        cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
+                        skipped: SkippedRecords | None = None) -> IdGroups:
     """Hard-negative records ``{qid, pos: [ids], neg: {system: [ids]} | [ids]}``; see :func:`read_id_records`."""
-    return read_id_records(paths, "hard_negatives", corpus, queries, cache_dir)
+    return read_id_records(paths, "hard_negatives", corpus, queries, cache_dir, on_bad_record, skipped)
 
 
 def read_teacher_scores(paths: list[str | Path], corpus: TextStore, queries: TextStore,
-                        cache_dir: str | Path | None = None) -> IdGroups:
+                        cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
+                        skipped: SkippedRecords | None = None) -> IdGroups:
     """Teacher-score records ``{qid, doc_ids: [...], scores: [...], pos?: [...]}``; see :func:`read_id_records`."""
-    return read_id_records(paths, "teacher_scores", corpus, queries, cache_dir)
+    return read_id_records(paths, "teacher_scores", corpus, queries, cache_dir, on_bad_record, skipped)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..errors import DataError, DataErrors
+from ..errors import DataError
+from .error_list import OnBadRecord, SkippedRecords, settle
 
 TrainFormat = Literal["jsonl", "tsv", "parquet", "hf"]
 SUFFIXES: dict[str, TrainFormat] = {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv", ".parquet": "parquet"}
@@ -74,22 +75,27 @@ def train_file_format(path: str | Path) -> TrainFormat:
     return SUFFIXES[path.suffix.lower()]
 
 
-def iter_jsonl(path: str | Path, errors: list[DataError]) -> Iterator[tuple[int, object]]:
-    """Yield ``(line_number, parsed_value)`` for every non-blank line; undecodable lines are appended to ``errors``."""
+def iter_lines(path: str | Path, errors: list[DataError]) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every line (line ending removed); lines that are not valid UTF-8 are
+    appended to ``errors`` instead."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8")
+                yield number, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                errors.append(DataError(f"line is not valid UTF-8 ({e})", path=path, line=number))
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.append(DataError(f"malformed JSON ({e.msg} at column {e.colno}): {show(line.strip())}",
-                                        path=path, line=number))
+                errors.append(DataError(f"line is not valid UTF-8 ({e}): {show(raw[:60])}", path=path, line=number))
+
+
+def iter_jsonl(path: str | Path, errors: list[DataError]) -> Iterator[tuple[int, object]]:
+    """Yield ``(line_number, parsed_value)`` for every non-blank line; undecodable lines are appended to ``errors``."""
+    for number, line in iter_lines(path, errors):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as e:
+            errors.append(DataError(f"malformed JSON ({e.msg} at column {e.colno}): {show(line.strip())}",
+                                    path=path, line=number))
 
 
 def iter_tsv(path: str | Path, errors: list[DataError]) -> Iterator[tuple[int, object]]:
@@ -97,24 +103,29 @@ def iter_tsv(path: str | Path, errors: list[DataError]) -> Iterator[tuple[int, o
 
     Fields are split on tabs only (no quoting), as in MS MARCO / BEIR TSV files.
     """
-    with open(path, encoding="utf-8", errors="replace") as f:
-        first = f.readline()
-        if not first.strip():
-            return
-        header = first.rstrip("\r\n").split("\t")
-        if len(set(header)) != len(header) or not all(header):
-            errors.append(DataError(f"header line must name each column once, got {show(header)}", path=path, line=1))
-            return
-        for number, line in enumerate(f, start=2):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != len(header):
-                errors.append(DataError(f"expected {len(header)} tab-separated fields (header: {header}), found "
-                                        f"{len(fields)}: {show(line)}", path=path, line=number))
-                continue
-            yield number, dict(zip(header, fields))
+    lines = iter_lines(path, errors)
+    before = len(errors)
+    number, first = next(lines, (0, ""))
+    if len(errors) > before or number > 1:  # the header line is not valid UTF-8
+        if len(errors) > before:
+            errors[-1].scope = "file"
+        return
+    if not first.strip():
+        return
+    header = first.split("\t")
+    if len(set(header)) != len(header) or not all(header):
+        errors.append(DataError(f"header line must name each column once, got {show(header)}", path=path, line=1,
+                                scope="file"))
+        return
+    for number, line in lines:
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            errors.append(DataError(f"expected {len(header)} tab-separated fields (header: {header}), found "
+                                    f"{len(fields)}: {show(line)}", path=path, line=number))
+            continue
+        yield number, dict(zip(header, fields))
 
 
 def iter_parquet(path: str | Path, errors: list[DataError]) -> Iterator[tuple[int, object]]:
@@ -221,8 +232,21 @@ def iter_train_files(paths: Sequence[str | Path], errors: list[DataError]) -> It
             errors.append(DataError("no records found; expected at least one", path=path))
 
 
+def duplicate_record(record: TrainRecord, seen: dict[tuple, str], errors: list[DataError]) -> bool:
+    """Whether ``record`` repeats an earlier one (same query, positives and negatives); if so an error naming both
+    places is appended (a repeated record would be trained on twice as often)."""
+    key = (record.query, record.positives, record.negatives)
+    if key in seen:
+        errors.append(DataError(f"duplicate record: same query, positives and negatives as {seen[key]}",
+                                record.source, record.line))
+        return True
+    seen[key] = record.where
+    return False
+
+
 def read_train_records(paths: Sequence[str | Path], query_column: str = "query", positive_column: str = "pos",
-                       negative_columns: Sequence[str] = ()) -> list[TrainRecord]:
+                       negative_columns: Sequence[str] = (), on_bad_record: OnBadRecord = "raise",
+                       skipped: SkippedRecords | None = None) -> list[TrainRecord]:
     """Read and validate training records from every file, in file order.
 
     Args:
@@ -231,20 +255,24 @@ def read_train_records(paths: Sequence[str | Path], query_column: str = "query",
         query_column: column holding the query text.
         positive_column: column holding one positive text or a list of them.
         negative_columns: columns holding one negative text or a list of them each (may be empty).
+        on_bad_record: ``"raise"``: every problem is raised; ``"skip"``: bad records are dropped and counted in
+            ``skipped`` (problems of a whole file still raise).
+        skipped: receives the skipped records (needed with ``"skip"``).
 
     Returns:
         The records, each with its file and line.
 
     Raises:
-        DataErrors: every problem found in every file (missing file, malformed line, record that is not an object,
-            missing column, empty query/positive, wrong value type, file without records).
+        DataErrors: every problem found in every file (missing file, bad header, line not valid UTF-8, malformed
+            line, record that is not an object, missing column, empty query/positive, wrong value type, a record
+            repeated exactly, file without records).
     """
     errors: list[DataError] = []
     records: list[TrainRecord] = []
+    seen: dict[tuple, str] = {}
     for path, line, obj in iter_train_files(paths, errors):
         record = parse_record(obj, path, line, query_column, positive_column, negative_columns, errors)
-        if record is not None:
+        if record is not None and not duplicate_record(record, seen, errors):
             records.append(record)
-    if errors:
-        raise DataErrors(errors)
+    settle(errors, on_bad_record, skipped)
     return records

@@ -21,6 +21,9 @@ How Lightning 2.6 treats a custom ``batch_sampler`` (``trainer/connectors/data_c
   ``dataloader.batch_sampler.sampler`` -- not on the batch sampler itself. So :class:`NoDuplicatesBatchSampler` keeps
   an :class:`EpochSampler` as ``.sampler``; its ``set_epoch`` sets the epoch on the dataset, which is where the epoch
   lives (it decides the texts, and it is the object shared by a Lightning re-instantiation).
+* A resumed run continues mid-epoch: :class:`~splade_lightning.data.resumable_loader.ResumableDataLoader` saves how
+  many batches of the epoch were consumed and calls :meth:`NoDuplicatesBatchSampler.skip_batches`, so the sampler
+  starts after them without loading their data.
 """
 
 from __future__ import annotations
@@ -149,6 +152,7 @@ class NoDuplicatesBatchSampler(BatchSampler):
         self.num_replicas, self.rank, self.max_extra_passes = num_replicas, rank, max_extra_passes
         self.sampler = EpochSampler(dataset, seed)  # Lightning calls set_epoch on batch_sampler.sampler
         self._cache: tuple[int, list[list[int]]] | None = None
+        self._skip: tuple[int, int] | None = None
 
     @property
     def epoch(self) -> int:
@@ -215,9 +219,22 @@ class NoDuplicatesBatchSampler(BatchSampler):
         if all(getattr(self, k) is getattr(other, k) or getattr(self, k) == getattr(other, k) for k in keys):
             self._cache = other._cache
 
+    def skip_batches(self, epoch: int, batches: int) -> None:
+        """Make the next iteration start after the first ``batches`` batches if it is over ``epoch`` (used once, by
+        the next iteration whatever its epoch; resuming a run mid-epoch)."""
+        if batches < 0:
+            raise ValueError(f"batches must be >= 0, got {batches}")
+        self._skip = (epoch, batches)
+
+    def batches_to_skip(self) -> int:
+        """How many batches the next iteration skips (0 unless :meth:`skip_batches` named the current epoch)."""
+        return self._skip[1] if self._skip is not None and self._skip[0] == self.epoch else 0
+
     def __iter__(self) -> Iterator[list[int]]:
-        size = self.batch_size
-        for batch in self.global_batches(self.epoch):
+        epoch, size = self.epoch, self.batch_size
+        start = self.batches_to_skip()
+        self._skip = None
+        for batch in self.global_batches(epoch)[start:]:
             yield batch[self.rank * size:(self.rank + 1) * size] if self.num_replicas > 1 else batch
 
 

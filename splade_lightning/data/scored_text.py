@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, DataErrors
+from .error_list import OnBadRecord, SkippedRecords, settle
 from .group_dataset import NO_NEGATIVES, GroupDataset, check_options
 from .group_selection import NegativeSampling, select_candidates, take_groups
-from .readers import TrainRecord, iter_train_files, parse_record, show
+from .readers import TrainRecord, duplicate_record, iter_train_files, parse_record, show
 
 
 class _ListTexts:
@@ -63,9 +64,16 @@ def _scores(obj: dict, field: str, texts_field: str, n: int, path: str, line: in
     return ()
 
 
-def read_scored_records(paths: Sequence[str | Path]) -> list[ScoredRecord]:
+def read_scored_records(paths: Sequence[str | Path], on_bad_record: OnBadRecord = "raise",
+                        skipped: SkippedRecords | None = None) -> list[ScoredRecord]:
     """Read text-inline scored groups ``{query, pos, neg, pos_scores, neg_scores}`` (JSONL, parquet or a saved HF
     dataset; ``pos``/``neg`` a text or a list of texts, ``*_scores`` aligned with them).
+
+    Args:
+        paths: the files.
+        on_bad_record: ``"raise"``, or ``"skip"``: bad records are dropped and counted in ``skipped`` (problems of a
+            whole file still raise).
+        skipped: receives the skipped records (needed with ``"skip"``).
 
     Raises:
         DataErrors: every problem: those of :func:`~splade_lightning.data.readers.read_train_records`, plus missing
@@ -73,6 +81,7 @@ def read_scored_records(paths: Sequence[str | Path]) -> list[ScoredRecord]:
     """
     errors: list[DataError] = []
     records = []
+    seen: dict[tuple, str] = {}
     for path, line, obj in iter_train_files(paths, errors):
         record = parse_record(obj, path, line, "query", "pos", ["neg"], errors)
         if record is None:
@@ -80,11 +89,11 @@ def read_scored_records(paths: Sequence[str | Path]) -> list[ScoredRecord]:
         before = len(errors)
         pos = _scores(obj, "pos_scores", "pos", len(record.positives), path, line, errors)
         neg = _scores(obj, "neg_scores", "neg", len(record.negatives), path, line, errors)
-        if len(errors) == before:
+        if len(errors) == before and not duplicate_record(record, seen, errors):
             records.append(ScoredRecord(record.query, record.positives, pos, record.negatives, neg, path, line))
-    if errors:
-        raise DataErrors(errors)
+    settle(errors, on_bad_record, skipped)
     return records
+
 
 class ScoredTextDataset(GroupDataset):
     """Text-inline scored groups; each example carries the teacher scores of its docs (positive first).
@@ -142,7 +151,10 @@ class ScoredTextDataset(GroupDataset):
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], num_negatives: int = 1,
                    score_range: Sequence[float] | None = None, negative_sampling: NegativeSampling = "random",
-                   seed: int = 42) -> ScoredTextDataset:
-        """Read ``paths`` with :func:`read_scored_records` and build the dataset."""
-        return cls(read_scored_records(paths), num_negatives, score_range, negative_sampling, seed)
+                   seed: int = 42, on_bad_record: OnBadRecord = "raise",
+                   skipped: SkippedRecords | None = None) -> ScoredTextDataset:
+        """Read ``paths`` with :func:`read_scored_records` (``on_bad_record``, ``skipped``: see there) and build the
+        dataset."""
+        return cls(read_scored_records(paths, on_bad_record, skipped), num_negatives, score_range, negative_sampling,
+                   seed)
 

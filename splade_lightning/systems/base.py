@@ -88,11 +88,21 @@ class RetrievalModule(pl.LightningModule):
         return encode_route(self.encoder, route, input_ids, attention_mask)
 
     def log_training(self, terms: dict[str, torch.Tensor], batch_size: int) -> None:
-        """Log every term as ``train/<name>``, the learning rates, and the loss on the progress bar; a non-finite
-        ``terms["loss"]`` stops training with every term in the message."""
+        """Log every term as ``train/<name>``, the learning rates, and the loss on the progress bar.
+
+        A non-finite ``terms["loss"]`` raises ``FloatingPointError`` with every term in the message, unless a
+        :class:`~splade_lightning.callbacks.CollapseGuard` has taken the decision over (it sets ``nonfinite_loss =
+        "defer"``): then nothing is logged for the batch and the terms are kept in ``nonfinite_terms`` for its
+        message.
+        """
         if not torch.isfinite(terms["loss"]):
+            values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
+            if getattr(self, "nonfinite_loss", "raise") == "defer":
+                self.nonfinite_terms = values
+                return
             raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
-                                     + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
+                                     + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+        self.nonfinite_terms = None
         logged = {f"train/{k}": v.detach() if torch.is_tensor(v) else torch.tensor(float(v)) for k, v in terms.items()}
         logged.update(self._learning_rates())
         self.log_dict(logged, prog_bar=False, batch_size=batch_size)

@@ -22,8 +22,9 @@ def _reg_name(regularizer: nn.Module) -> str:
 class SpladeModule(RetrievalModule):
     """Train SPLADE: ``loss = L_rank(q, d) + λ_q(t)·R_q(q) + λ_d(t)·R_d(d)`` (Formal et al., arXiv:2109.10086).
 
-    ``λ(t) = λ_max · reg_scale`` where ``reg_scale`` in [0, 1] is set each step by the ``RegularizerWarmup`` callback
-    (1.0 without it). Validation/test encode every query and document of each evaluation set, retrieve exactly and log
+    ``λ(t) = λ_max · reg_scale · reg_multiplier[side]`` where ``reg_scale`` in [0, 1] is set each step by the
+    ``RegularizerWarmup`` callback (1.0 without it) and ``reg_multiplier`` by the ``SparsityController`` callback (1.0
+    without it). Validation/test encode every query and document of each evaluation set, retrieve exactly and log
     ``val/<dataset>/ndcg@10`` etc. plus the mean over datasets (``val/ndcg@10``).
 
     Args:
@@ -71,6 +72,7 @@ class SpladeModule(RetrievalModule):
         self.query_regularizer = query_regularizer if query_regularizer is not None else FlopsRegularizer()
         self.doc_regularizer = doc_regularizer if doc_regularizer is not None else FlopsRegularizer()
         self.reg_scale = 1.0  # written by callbacks.RegularizerWarmup from trainer.global_step
+        self.reg_multiplier = {"query": 1.0, "doc": 1.0}  # written by callbacks.SparsityController (per side)
 
     # -- training ------------------------------------------------------------------------------------------------
     def ranking_terms(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int,
@@ -96,8 +98,8 @@ class SpladeModule(RetrievalModule):
                      teacher_scores: torch.Tensor | None = None) -> dict:
         """All loss terms for one batch: (B, V) queries, (B·(1+n), V) documents (and optional (B, 1+n) teacher
         scores) -> dict of scalars incl. ``loss``."""
-        weight_query = self.hparams.query_reg_weight * self.reg_scale
-        weight_doc = self.hparams.doc_reg_weight * self.reg_scale
+        weight_query = self.hparams.query_reg_weight * self.reg_scale * self.reg_multiplier["query"]
+        weight_doc = self.hparams.doc_reg_weight * self.reg_scale * self.reg_multiplier["doc"]
         ranking = self.ranking_terms(query_reps, doc_reps, num_negatives, teacher_scores)
         reg_query = self.query_regularizer(query_reps)
         reg_doc = self.doc_regularizer(doc_reps)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "splade_lightning"
-PURE = ["models", "losses", "index", "eval", "idf"]
+PURE = ["models", "losses", "index", "eval", "idf", "analysis"]
 RULES = {sub: ("lightning", "pytorch_lightning", "splade_lightning.systems", "splade_lightning.callbacks",
                "splade_lightning.cli", "splade_lightning.data") for sub in PURE}
 RULES["idf"] = (*RULES["idf"], "splade_lightning.models")  # below the models, which read IDF tables

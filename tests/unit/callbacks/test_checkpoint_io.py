@@ -38,3 +38,41 @@ def test_cli_installs_it_by_default(tmp_path):
                                      "--data=splade_lightning.data.RetrievalDataModule",
                                      f"--trainer.default_root_dir={tmp_path}"])
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_checkpoint_problem_finds_truncated_and_flipped_files(tmp_path):
+    from splade_lightning.checkpoints import checkpoint_problem
+
+    good = tmp_path / "good.ckpt"
+    torch.save({"w": torch.arange(1000.0)}, good)
+    assert checkpoint_problem(good) is None
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    assert "central directory" in checkpoint_problem(truncated)
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    flipped = tmp_path / "flipped.ckpt"
+    flipped.write_bytes(bytes(data))
+    assert "CRC" in checkpoint_problem(flipped)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    assert checkpoint_problem(tmp_path / "empty.ckpt") is not None
+
+
+def test_resolve_falls_back_past_a_link_to_the_bad_file(tmp_path):
+    import os
+    import time
+
+    from splade_lightning.checkpoints import resolve_ckpt_path
+    from splade_lightning.errors import ConfigError
+
+    torch.save({"step": 1}, tmp_path / "step=1.ckpt")
+    time.sleep(0.01)
+    (tmp_path / "step=2.ckpt").write_bytes(b"PK\x03\x04 half")
+    os.symlink("step=2.ckpt", tmp_path / "last.ckpt")
+    with pytest.warns(UserWarning, match="resuming from .*step=1.ckpt"):
+        assert resolve_ckpt_path(str(tmp_path / "last.ckpt"), None) == str(tmp_path / "step=1.ckpt")
+    with pytest.raises(ConfigError, match="cannot be loaded"):
+        resolve_ckpt_path(str(tmp_path / "step=2.ckpt"), None, fallback=False)
+    with pytest.raises(ConfigError, match="no such checkpoint file"):
+        resolve_ckpt_path(str(tmp_path / "nope.ckpt"), None)
+    assert resolve_ckpt_path("best", None) == "best" and resolve_ckpt_path(None, None) is None

@@ -177,3 +177,16 @@ def test_batches_are_movable_by_lightning():
     assert isinstance(moved, TrainBatch) and moved.doc_input_ids.device.type == "meta" and moved.num_negatives == 1
     encode = move_data_to_device(EncodeBatch(torch.ones(2, 3), torch.ones(2, 3), ["a", "b"], "query", "x"), "meta")
     assert encode.input_ids.device.type == "meta" and encode.ids == ["a", "b"] and encode.kind == "query"
+
+
+def test_skip_batches_applies_once_to_its_epoch():
+    sampler = NoDuplicatesBatchSampler(TrainDataset(distinct_records(40), 1), 8, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.skip_batches(2, 3)
+    assert sampler.batches_to_skip() == 3 and list(sampler) == full[3:]
+    assert list(sampler) == full  # used once
+    sampler.skip_batches(1, 3)  # another epoch: no effect, and discarded
+    assert sampler.batches_to_skip() == 0 and list(sampler) == full and sampler._skip is None
+    with pytest.raises(ValueError):
+        sampler.skip_batches(2, -1)

@@ -125,8 +125,9 @@ def test_teacher_score_errors_name_file_line_and_field(files, tmp_path):
              '{"qid": "q0", "doc_ids": ["d0"], "scores": [1.0]}']
     errors = record_errors(read_teacher_scores, "\n".join(lines) + "\n", files, tmp_path)
     assert [(e.line, e.field) for e in errors] == [(2, "scores"), (5, "scores"), (7, "doc_ids"), (3, "scores"),
-                                                   (4, "scores"), (8, "scores"), (6, "doc_ids")]
+                                                   (4, "scores"), (8, "scores"), (6, "doc_ids"), (9, "qid")]
     text = [str(e) for e in errors]
+    assert "duplicate query id 'q0' (also on line 1)" in text[7]  # reported with the other problems
     assert "1 scores for 2 doc_ids" in text[0] and "non-finite score nan at list position 0" in text[3]
     assert "'d500' is scored more than once" in text[6]
     path = tmp_path / "bad.jsonl"

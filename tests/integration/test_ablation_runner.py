@@ -1,0 +1,238 @@
+"""The ablation runner (experiments/ablation): grid expansion and validation, resume (finished points skipped, a
+point killed mid-way rerun), job slots and devices, the results table/CSV and the Pareto plot. Points are run by an
+injected fake runner (writes report.json and metrics.csv like ``fit``), except the override check (real CLI, no
+training) and one slow end-to-end run."""
+
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # experiments/ is not part of the installed package
+
+from experiments.ablation.__main__ import main  # noqa: E402
+from experiments.ablation.grid import load_grid  # noqa: E402
+from experiments.ablation.plot import pareto_front  # noqa: E402
+from experiments.ablation.runner import find_report, point_overrides  # noqa: E402
+from splade_lightning.errors import ConfigError  # noqa: E402
+
+QUICKSTART = REPO / "configs" / "splade" / "quickstart.yaml"
+GRID = """
+name: toy_study
+x-anchors:
+  cb: &cb [{class_path: splade_lightning.callbacks.SparsityMonitor}]
+common: {eval_before_fit: false, trainer.max_steps: 3}
+axes:
+  lambda_d:
+    1e-4: {model.init_args.doc_reg_weight: 1.0e-4}
+    1e-3: {model.init_args.doc_reg_weight: 1.0e-3}
+  warmup:
+    "on": {}
+    "off": {trainer.callbacks: *cb}
+points:
+  ctl: {trainer.callbacks: [{class_path: splade_lightning.callbacks.SparsityController, init_args: {doc_target: 9}}]}
+"""
+#: fake outcome per λ_d: (ndcg@10, active_dims_doc, flops); 1e-3 is sparser and worse, ctl dominates 1e-4
+OUTCOME = {1e-4: (0.60, 300.0, 9.0), 1e-3: (0.50, 100.0, 2.0), None: (0.62, 110.0, 2.5)}
+
+
+def _write(tmp_path: Path, text: str = GRID) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+class FakeFit:
+    """Writes what ``fit`` writes (report.json, metrics.csv) from the point's override.yaml; records calls."""
+
+    def __init__(self, fail: set[str] = frozenset()):
+        self.calls: list[tuple[str, dict]] = []
+        self.fail = fail
+
+    def __call__(self, point, point_dir, env):
+        import yaml
+
+        self.calls.append((point.name, env))
+        overrides = yaml.safe_load((point_dir / "override.yaml").read_text())
+        assert overrides["trainer"]["default_root_dir"] == str(point_dir)
+        if point.name in self.fail:
+            return 1
+        lam = overrides.get("model", {}).get("init_args", {}).get("doc_reg_weight")
+        ndcg, dims, flops = OUTCOME[lam]
+        log_dir = point_dir / "csv" / "version_0"
+        log_dir.mkdir(parents=True)
+        (log_dir / "metrics.csv").write_text("step,train/active_dims_doc,train/reg_weight_doc\n0,500,0.1\n"
+                                             f"1,{dims - 1},0.2\n")
+        metrics = {"ndcg@10": ndcg, "mrr@10": ndcg, "recall@100": 0.9, "active_dims_query": 20.0,
+                   "active_dims_doc": dims, "flops": flops}
+        (log_dir / "report.json").write_text(json.dumps({"zero_shot": None, "fine_tuned": {
+            "hotpotqa-dev": metrics, "mean": metrics}}))
+        return 0
+
+
+def _run(tmp_path, fake, *extra):
+    return main(["--base", str(QUICKSTART), "--grid", str(_write(tmp_path)), "--output", str(tmp_path / "out"),
+                 "--runs-dir", str(tmp_path / "runs"), *extra], run_fn=fake)
+
+
+def test_grid_expansion(tmp_path):
+    name, points = load_grid(_write(tmp_path))
+    assert name == "toy_study"
+    assert [p.name for p in points] == ["ctl", "lambda_d=1e-4,warmup=on", "lambda_d=1e-4,warmup=off",
+                                        "lambda_d=1e-3,warmup=on", "lambda_d=1e-3,warmup=off"]
+    by_name = {p.name: p for p in points}
+    off = by_name["lambda_d=1e-3,warmup=off"]
+    assert off.dirname == "lambda_d-1e-3__warmup-off"
+    assert off.labels == {"lambda_d": "1e-3", "warmup": "off"}
+    assert off.overrides["model"]["init_args"]["doc_reg_weight"] == 1e-3
+    assert off.overrides["trainer"] == {"max_steps": 3, "callbacks": [
+        {"class_path": "splade_lightning.callbacks.SparsityMonitor"}]}
+    assert "callbacks" not in by_name["lambda_d=1e-4,warmup=on"].overrides["trainer"]  # base list kept
+    assert by_name["ctl"].overrides["eval_before_fit"] is False
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("axes: {a: {x: 1}}", r"axes.a.x: expected a mapping"),
+    ("axes: {a: {}}", r"axes.a: expected a non-empty mapping"),
+    ("colour: red\npoints: {p: {}}", r"unknown key 'colour'"),
+    ("points: {p: {model..lr: 1}}", r"points.p: override key 'model..lr'"),
+    ("points: {p: {a: 1, a.b: 2}}", r"goes inside 'a'"),
+    ("points: {'bad name': {}}", r"name 'bad name'"),
+    ("name: s", r"no points"),
+    ("axes: [1, 2]", r"'axes': expected a mapping"),
+])
+def test_grid_errors_name_file_and_key(tmp_path, text, match):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_grid(path)
+    assert str(path) in str(info.value)
+
+
+def test_bad_grid_runs_nothing(tmp_path):
+    fake = FakeFit()
+    with pytest.raises(ConfigError):
+        main(["--base", str(QUICKSTART), "--grid", str(_write(tmp_path, "axes: {a: {x: 1}}")), "--output",
+              str(tmp_path / "out")], run_fn=fake)
+    with pytest.raises(ConfigError, match="--base"):
+        main(["--base", str(tmp_path / "missing.yaml"), "--grid", str(_write(tmp_path)), "--output",
+              str(tmp_path / "out")], run_fn=fake)
+    assert fake.calls == []
+
+
+def test_runs_collects_and_resumes(tmp_path):
+    fake = FakeFit()
+    assert _run(tmp_path, fake) == 0
+    assert len(fake.calls) == 5
+
+    out = tmp_path / "out"
+    rows = list(csv.DictReader(open(out / "results.csv", newline="")))
+    by_point = {r["point"]: r for r in rows}
+    assert float(by_point["ctl"]["ndcg@10"]) == 0.62
+    assert float(by_point["lambda_d=1e-3,warmup=on"]["active_dims_doc"]) == 100.0
+    assert float(by_point["lambda_d=1e-3,warmup=on"]["train/active_dims_doc"]) == 99.0  # last logged value
+    assert float(by_point["lambda_d=1e-3,warmup=on"]["train/active_dims_doc_last10"]) == (500 + 99) / 2
+    assert by_point["lambda_d=1e-4,warmup=off"]["lambda_d"] == "1e-4"
+    assert all(r["status"] == "done" for r in rows)
+    table = (out / "results.md").read_text()
+    assert table.count("\n") == 2 + 5
+    front_rows = [line for line in table.splitlines() if line.rstrip().endswith("| * |")]
+    assert sorted(line.split("|")[1].strip() for line in front_rows) == [
+        "ctl", "lambda_d=1e-3,warmup=off", "lambda_d=1e-3,warmup=on"]
+    png = (out / "pareto.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+    # resume: finished points are skipped; a point killed mid-way (no report.json) is cleared and rerun
+    killed = tmp_path / "runs" / "lambda_d-1e-3__warmup-on"
+    next(killed.rglob("report.json")).unlink()
+    (killed / "stale.txt").write_text("left by the killed attempt")
+    fake2 = FakeFit()
+    assert _run(tmp_path, fake2) == 0
+    assert [name for name, _ in fake2.calls] == ["lambda_d=1e-3,warmup=on"]
+    assert not (killed / "stale.txt").exists() and find_report(killed) is not None
+
+
+def test_failed_point_is_reported_and_rerun(tmp_path):
+    assert _run(tmp_path, FakeFit(fail={"ctl"})) == 1
+    rows = {r["point"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv", newline=""))}
+    assert rows["ctl"]["status"] == "missing" and rows["ctl"]["ndcg@10"] == ""
+    fake = FakeFit()
+    assert _run(tmp_path, fake) == 0
+    assert [name for name, _ in fake.calls] == ["ctl"]
+
+
+def test_parallel_jobs_use_distinct_devices(tmp_path):
+    lock, running, overlap = threading.Lock(), {}, []
+    fake = FakeFit()
+
+    def slow(point, point_dir, env):
+        device = env["CUDA_VISIBLE_DEVICES"]
+        with lock:
+            overlap.append(device in running.values())
+            running[point.name] = device
+        time.sleep(0.05)
+        with lock:
+            del running[point.name]
+        return fake(point, point_dir, env)
+
+    assert main(["--base", str(QUICKSTART), "--grid", str(_write(tmp_path)), "--output", str(tmp_path / "out"),
+                 "--runs-dir", str(tmp_path / "runs"), "--jobs", "2", "--devices", "0,1"], run_fn=slow) == 0
+    assert len(fake.calls) == 5 and not any(overlap)
+    assert {env["CUDA_VISIBLE_DEVICES"] for _, env in fake.calls} == {"0", "1"}
+
+
+def test_pareto_front():
+    rows = [{"point": "a", "active_dims_doc": 100, "ndcg@10": 0.5}, {"point": "b", "active_dims_doc": 200,
+            "ndcg@10": 0.6}, {"point": "c", "active_dims_doc": 250, "ndcg@10": 0.55},
+            {"point": "d", "active_dims_doc": 100, "ndcg@10": 0.45}, {"point": "e", "active_dims_doc": None}]
+    assert pareto_front(rows, "active_dims_doc") == {"a", "b"}
+
+
+def test_generated_override_instantiates_with_the_real_cli(tmp_path, monkeypatch, tiny_bert_dir):
+    """The override YAML a point gets is accepted by ``fit --config BASE --config OVERRIDE`` (parsed and
+    instantiated, no training), and its log directory is the point's."""
+    import yaml
+
+    from splade_lightning.cli import SpladeCLI
+
+    _, points = load_grid(_write(tmp_path))
+    point = next(p for p in points if p.name == "ctl")
+    point_dir = tmp_path / "runs" / point.dirname
+    overrides = point_overrides(point, point_dir, yaml.safe_load(QUICKSTART.read_text()))
+    overrides["model"] = {"init_args": {"encoder": {"init_args": {"backbone": tiny_bert_dir}}}}
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump(overrides))
+    monkeypatch.chdir(REPO)
+    cli = SpladeCLI(args=["--config", str(QUICKSTART), "--config", str(override)], run=False)
+    assert cli.trainer.default_root_dir == str(point_dir)
+    assert cli.trainer.logger.save_dir == str(point_dir)
+    assert [type(c).__name__ for c in cli.trainer.callbacks if type(c).__name__ == "SparsityController"]
+
+
+@pytest.mark.slow
+def test_end_to_end_subprocess(tmp_path, tiny_bert_dir, toy_triplets, toy_beir):
+    """One real point through ``python -m experiments.ablation`` (subprocess fit on toy data)."""
+    grid = _write(tmp_path, f"""
+name: e2e
+common:
+  eval_before_fit: false
+  trainer.max_steps: 2
+  model.init_args.encoder.init_args.backbone: {tiny_bert_dir}
+  data.init_args.train_files: [{toy_triplets}]
+  data.init_args.val_sets: [{{path: {toy_beir}, split: test, name: toy}}]
+  data.init_args.batch_size: 4
+  data.init_args.max_doc_length: 16
+  data.init_args.eval_max_doc_length: 16
+points:
+  only: {{}}
+""")
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "experiments.ablation", "--base", str(QUICKSTART), "--grid", str(grid),
+                    "--output", str(out), "--runs-dir", str(tmp_path / "runs")], cwd=REPO, check=True)
+    row = next(csv.DictReader(open(out / "results.csv", newline="")))
+    assert row["status"] == "done" and 0.0 <= float(row["ndcg@10"]) <= 1.0

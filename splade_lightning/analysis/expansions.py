@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
-
 from splade_lightning.analysis.model_io import SparseModelLike, dimension_names, to_coo
 from splade_lightning.errors import ConfigError
+from splade_lightning.eval.term_stats import row_top_terms as top_terms  # the analysis API's name for it
 
 __all__ = ["Expansion", "TermWeight", "compare_expansions", "expand_texts", "expansion_rows", "top_terms"]
 
@@ -55,16 +54,6 @@ class Expansion:
     def expansion_terms(self) -> list[TermWeight]:
         """The listed terms that are not tokens of the text."""
         return [t for t in self.terms if not t.in_text]
-
-
-def top_terms(row: torch.Tensor, top_k: int | None) -> tuple[list[int], list[float]]:
-    """``(ids, weights)`` of the ``top_k`` heaviest nonzero entries of a (V,) vector (dense or sparse), by
-    decreasing weight, ties broken by ascending id (None: every nonzero entry)."""
-    row = row.to_dense() if row.layout != torch.strided else row
-    active = row.nonzero().flatten()
-    weights = row[active]
-    order = torch.argsort(weights, descending=True, stable=True)[:top_k]
-    return active[order].tolist(), weights[order].tolist()
 
 
 def _text_token_ids(model: SparseModelLike, text: str) -> set[int]:

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from splade_lightning.analysis.model_io import to_coo
 from splade_lightning.errors import ConfigError
+from splade_lightning.eval.active_dims import active_dims_per_text
+from splade_lightning.eval.term_stats import document_frequency as eval_document_frequency
 
 __all__ = ["active_dims", "df_profile", "df_profile_rows", "document_frequency", "summarize_counts",
            "top_df_terms_rows"]
@@ -21,16 +22,12 @@ __all__ = ["active_dims", "df_profile", "df_profile_rows", "document_frequency",
 
 def active_dims(reps: torch.Tensor) -> np.ndarray:
     """Number of nonzero dims of each row of (N, V) reps (dense, COO or CSR) -> (N,) int64 array."""
-    coo = to_coo(reps)
-    rows = coo.indices()[0][coo.values() != 0]
-    return torch.bincount(rows, minlength=coo.shape[0]).numpy().astype(np.int64)
+    return active_dims_per_text(reps).cpu().numpy().astype(np.int64)
 
 
 def document_frequency(reps: torch.Tensor) -> np.ndarray:
     """Number of rows in which each dim is nonzero, for (N, V) reps -> (V,) int64 array."""
-    coo = to_coo(reps)
-    cols = coo.indices()[1][coo.values() != 0]
-    return torch.bincount(cols, minlength=coo.shape[1]).numpy().astype(np.int64)
+    return eval_document_frequency(reps).cpu().numpy().astype(np.int64)
 
 
 def summarize_counts(counts: Sequence[int] | np.ndarray) -> dict[str, float]:

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
 from ..errors import ConfigError, TrainingCollapsed, TrainingDiverged
+from ..eval.active_dims import active_dims_per_text
 
 OnCollapse = Literal["warn", "stop"]
 OnNonFinite = Literal["warn_skip", "stop"]
@@ -17,7 +18,7 @@ OnNonFinite = Literal["warn_skip", "stop"]
 
 def rep_stats(reps: torch.Tensor) -> tuple[float, float]:
     """``(mean active dims, fraction of all-zero vectors)`` of a batch of (B, V) representations."""
-    active = (reps.detach() != 0).sum(dim=-1).float()
+    active = active_dims_per_text(reps).float()
     return float(active.mean()), float((active == 0).float().mean())
 
 

@@ -11,6 +11,9 @@ import lightning.pytorch as pl
 import torch
 
 from ..errors import ConfigError
+from ..eval.active_dims import active_dims_per_text
+from ..eval.sparsity import flops
+from ..eval.term_stats import document_frequency
 
 Metric = Literal["active_dims", "flops"]
 SIDES = ("query", "doc")
@@ -66,11 +69,9 @@ def batch_measure(metric: Metric, query_reps: torch.Tensor, doc_reps: torch.Tens
     """This batch's sparsity: mean active dims of the ``side``'s (N, V) reps, or for ``flops`` the FLOPS estimate
     ``Σ_v p_q(v)·p_d(v)`` of the batch (Paria et al., arXiv:2004.05665), which both sides share."""
     if metric == "flops":
-        p_query = (query_reps != 0).float().mean(dim=0)
-        p_doc = (doc_reps != 0).float().mean(dim=0)
-        return float((p_query * p_doc).sum())
+        return flops(document_frequency(query_reps) / len(query_reps), document_frequency(doc_reps) / len(doc_reps))
     reps = query_reps if side == "query" else doc_reps
-    return float((reps != 0).sum(dim=1).float().mean())
+    return float(active_dims_per_text(reps).float().mean())
 
 
 class SparsityController(pl.Callback):

@@ -15,7 +15,7 @@ from torchmetrics.utilities import dim_zero_cat
 from splade_lightning.errors import ConfigError, DataError
 from splade_lightning.eval.sparsity import _active_counts
 
-__all__ = ["ActiveDimsDistribution", "active_dims_per_text", "check_percentiles", "percentiles"]
+__all__ = ["ActiveDimsDistribution", "active_dims_per_text", "check_percentiles", "check_reps", "percentiles"]
 
 
 def active_dims_per_text(reps: torch.Tensor) -> torch.Tensor:
@@ -27,10 +27,15 @@ def active_dims_per_text(reps: torch.Tensor) -> torch.Tensor:
     Returns:
         (N,) int64 counts, on the device of ``reps``.
     """
+    check_reps(reps)
+    return _active_counts(reps.detach())[0]
+
+
+def check_reps(reps: torch.Tensor) -> None:
+    """Raise a :class:`DataError` unless ``reps`` is a 2-D (N, V) tensor (dense, COO or CSR)."""
     if not isinstance(reps, torch.Tensor) or reps.dim() != 2:
         shape = tuple(reps.shape) if isinstance(reps, torch.Tensor) else type(reps).__name__
         raise DataError(f"reps must be a 2-D (N, V) tensor, got {shape}")
-    return _active_counts(reps.detach())[0]
 
 
 def check_percentiles(qs: Sequence[int], name: str = "percentiles") -> list[int]:

@@ -14,15 +14,10 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from splade_lightning.errors import ConfigError, DataError
+from splade_lightning.eval.active_dims import check_reps
 from splade_lightning.eval.sparsity import _active_counts
 
-__all__ = ["document_frequency", "example_pairs", "histogram_bins", "log10_df", "top_terms"]
-
-
-def _check_reps(reps: torch.Tensor) -> None:
-    if not isinstance(reps, torch.Tensor) or reps.dim() != 2:
-        shape = tuple(reps.shape) if isinstance(reps, torch.Tensor) else type(reps).__name__
-        raise DataError(f"reps must be a 2-D (N, V) tensor, got {shape}")
+__all__ = ["document_frequency", "example_pairs", "histogram_bins", "log10_df", "row_top_terms", "top_terms"]
 
 
 def document_frequency(reps: torch.Tensor) -> torch.Tensor:
@@ -37,7 +32,7 @@ def document_frequency(reps: torch.Tensor) -> torch.Tensor:
     Returns:
         (V,) int64 counts, on the device of ``reps``.
     """
-    _check_reps(reps)
+    check_reps(reps)
     return _active_counts(reps.detach())[1]
 
 
@@ -74,15 +69,19 @@ def top_terms(reps: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
     """
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ConfigError(f"top_terms: k={k!r}: expected a positive integer")
-    _check_reps(reps)
+    check_reps(reps)
     dense = reps.detach().to_dense() if reps.layout != torch.strided else reps.detach()
-    out = []
-    for row in dense.float().cpu():
-        active = row.nonzero().flatten()
-        weights = row[active]
-        order = torch.argsort(weights, descending=True, stable=True)[:k]
-        out.append(list(zip(active[order].tolist(), weights[order].tolist())))
-    return out
+    return [list(zip(*row_top_terms(row, k))) for row in dense.float().cpu()]
+
+
+def row_top_terms(row: torch.Tensor, k: int | None) -> tuple[list[int], list[float]]:
+    """``(dims, weights)`` of the ``k`` heaviest nonzero entries of one (V,) vector (dense or sparse), by decreasing
+    weight, ties broken by ascending dimension (``k=None``: every nonzero entry)."""
+    row = row.to_dense() if row.layout != torch.strided else row
+    active = row.nonzero().flatten()
+    weights = row[active]
+    order = torch.argsort(weights, descending=True, stable=True)[:k]
+    return active[order].tolist(), weights[order].tolist()
 
 
 def example_pairs(query_ids: Sequence[str], qrels: Mapping[str, Mapping[str, int]], doc_ids: set[str] | Mapping,

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .data.collate import EncodeCollator
 from .errors import ConfigError
-from .hub import ALIASES
+from .hub import ALIASES, resolve_model_path
 
 
 class SparseModel(nn.Module):
@@ -25,14 +25,17 @@ class SparseModel(nn.Module):
         tokenizer: its HF tokenizer.
         max_query_length: queries are truncated to this many tokens.
         max_doc_length: documents are truncated to this many tokens.
+        source: where the model was loaded from (a local path), which :meth:`save` will not overwrite.
     """
 
-    def __init__(self, encoder: nn.Module, tokenizer, max_query_length: int = 512, max_doc_length: int = 512):
+    def __init__(self, encoder: nn.Module, tokenizer, max_query_length: int = 512, max_doc_length: int = 512,
+                 source: str | None = None):
         super().__init__()
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
+        self.source = source
 
     @property
     def vocab_size(self) -> int:
@@ -52,10 +55,13 @@ class SparseModel(nn.Module):
 
     @torch.no_grad()  # not inference_mode: its tensors cannot be used by later autograd-aware code (e.g. search)
     def _encode(self, texts, kind: str, batch_size: int, show_progress_bar: bool) -> torch.Tensor:
+        name = f"encode_{'query' if kind == 'query' else 'document'}"
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"{name}: batch_size={batch_size!r}; expected an integer >= 1")
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if not all(isinstance(t, str) for t in texts):
-            raise ConfigError(f"encode_{'query' if kind == 'query' else 'document'}: expected a list of strings")
+            raise ConfigError(f"{name}: expected a list of strings")
         collate = EncodeCollator(self.tokenizer, self.max_query_length if kind == "query" else self.max_doc_length,
                                  kind=kind)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # length-sorted batches: little padding
@@ -88,6 +94,8 @@ class SparseModel(nn.Module):
             vector: dense or sparse, 1-D (V,) or 2-D (N, V).
             top_k: keep only the ``top_k`` heaviest tokens (None: every active token).
         """
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+            raise ConfigError(f"decode: top_k={top_k!r}; expected None or an integer >= 0")
         if vector.is_sparse or vector.layout != torch.strided:
             vector = vector.to_dense()
         if vector.dim() == 2:
@@ -102,11 +110,19 @@ class SparseModel(nn.Module):
         tokens = names(ids) if names is not None else self.tokenizer.convert_ids_to_tokens(ids)
         return [(tok if tok is not None else f"[{i}]", float(w)) for tok, i, w in zip(tokens, ids, weights[order])]
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save as a model directory that :func:`load` (and sentence-transformers' ``SparseEncoder``) can read."""
-        from .models.serialization import save_encoder
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Save as a model directory that :func:`load` (and sentence-transformers' ``SparseEncoder``) can read.
 
-        return save_encoder(self.encoder, self.tokenizer, path, self.max_query_length, self.max_doc_length)
+        The directory must be new or empty, or (with ``overwrite=True``) one splade_lightning wrote, whose own files
+        are then replaced; anything else is refused with a :class:`ConfigError`, as is the directory the model was
+        loaded from (see ``docs/your_files_are_safe.md``).
+        """
+        from .models.serialization import save_encoder
+        from .outputs import Input
+
+        inputs = [Input(self.source, "the model's source")] if self.source else []
+        return save_encoder(self.encoder, self.tokenizer, path, self.max_query_length, self.max_doc_length,
+                            overwrite=overwrite, flag="save", tool="save", inputs=inputs)
 
 
 def load(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> SparseModel:
@@ -116,27 +132,55 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
         name_or_path: an offline alias (``splade-tiny``), a directory saved by us (or by sentence-transformers:
             SPLADE, inference-free or CSR; or a bare HF masked-LM directory), a HF hub id, or a Lightning ``.ckpt``
             written by ``fit``.
-        device: where to run it (default: CPU).
+        device: where to run it: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (default: CPU).
 
     Returns:
         A :class:`SparseModel` in eval mode.
+
+    Raises:
+        ConfigError: an unknown name, an unreadable checkpoint, a model without the head its architecture needs, a
+            tokenizer whose vocabulary does not match the model, or a device this machine does not have.
     """
+    from .devices import resolve_device
+    from .models.checkpoint import checkpoint_problem
     from .models.serialization import encoder_from_checkpoint, load_encoder_dir, torch_load_checkpoint
 
+    target = resolve_device("cpu" if device is None else device, "load: device")
     name = str(name_or_path)
     path = Path(name)
     if name.endswith(".ckpt"):
         if not path.is_file():
             raise ConfigError(f"load: checkpoint {name!r} does not exist")
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise ConfigError(f"load: checkpoint {name!r} cannot be read ({problem}); expected a complete .ckpt "
+                              "written by fit")
         checkpoint = torch_load_checkpoint(path)
         encoder, tokenizer = encoder_from_checkpoint(checkpoint)
         lengths = checkpoint["splade_lightning"].get("max_lengths", {})
-        model = SparseModel(encoder, tokenizer, **lengths)
     else:
         if not path.exists() and ("/" not in name or name.startswith((".", "/"))) and name.lower() not in ALIASES:
             raise ConfigError(f"load: {name!r} is neither an existing path, a known alias {sorted(ALIASES)}, "
                               "nor a HF hub id of the form 'owner/name'")
         encoder, tokenizer, settings = load_encoder_dir(name)
         lengths = {k: settings[k] for k in ("max_query_length", "max_doc_length") if k in settings}
-        model = SparseModel(encoder, tokenizer, **lengths)
-    return model.to(device or "cpu")
+    check_vocabulary(encoder, tokenizer, name)
+    local = Path(resolve_model_path(name))
+    source = str(local) if local.exists() else None
+    return SparseModel(encoder, tokenizer, **lengths, source=source).to(target)
+
+
+def check_vocabulary(encoder: nn.Module, tokenizer, name: str) -> None:
+    """Refuse a tokenizer whose vocabulary is not the model's: every token id must have its output dimension and
+    every dimension its token (a smaller tokenizer leaves dimensions no text can be matched on; a larger one gives
+    ids past the model's embeddings). CSR models, whose dimensions are latents, are not checked.
+
+    Raises:
+        ConfigError: naming both sizes.
+    """
+    if getattr(encoder, "dimension_names", None) is not None:
+        return
+    tokens, dims = len(tokenizer), int(encoder.vocab_size)
+    if tokens != dims:
+        raise ConfigError(f"load: {name}: its tokenizer has {tokens} tokens but the model has {dims} vocabulary "
+                          "dimensions; expected the tokenizer the model was trained with (one token per dimension)")

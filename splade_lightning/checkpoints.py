@@ -5,46 +5,28 @@ Lightning 2.6 (``trainer/connectors/checkpoint_connector.py: _parse_ckpt_path``)
 ``last*.ckpt`` in the ModelCheckpoint directory of the *current* run; with a versioned logger (CSV, TensorBoard) a
 new process writes to ``version_<N+1>/checkpoints``, which is empty, so ``--ckpt_path last`` would silently start
 from scratch. And a truncated or corrupt file fails deep inside ``torch.load`` with an unpickling error. Here
-``last`` looks in every version directory of the logger, and a damaged file is replaced by the newest loadable
-checkpoint of the same directory, with a warning naming both, or a :class:`~splade_lightning.errors.ConfigError`
-listing every file and its problem when none loads.
+``last`` looks in every version directory of the logger, and a damaged ``last`` file is replaced by the newest
+loadable checkpoint of the same directory, with a warning naming both, or a
+:class:`~splade_lightning.errors.ConfigError` listing every file and its problem when none loads. An explicit file
+that cannot be loaded is an error: resuming from another file than the one named would report another model's
+results.
 """
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.model_registry import _is_registry
 
 from .errors import ConfigError
+from .models.checkpoint import checkpoint_problem
 
 SUFFIX = ".ckpt"
-
-
-def checkpoint_problem(path: str | Path) -> str | None:
-    """Why the checkpoint file ``path`` cannot be loaded, or ``None`` when it can.
-
-    ``torch.save`` files are zip archives: a truncated file has no central directory and a corrupted one fails a
-    member's CRC (both checked without unpickling). Other files (the legacy format) are test-loaded on the CPU.
-    """
-    path = Path(path)
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()
-            return None if bad is None else f"member {bad!r} fails its CRC check"
-        torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # any failure to read means "not loadable"; the message says which
-        message = str(e).split(". ")[0]  # torch appends a paragraph of advice
-        return f"{type(e).__name__}: {message}"[:300]
-    return None
 
 
 def newest_first(paths: Iterable[Path]) -> list[Path]:
@@ -119,7 +101,7 @@ def resolve_ckpt_path(requested: str | None, trainer: pl.Trainer | None, fallbac
         trainer: the run's trainer (its ModelCheckpoint callbacks and logger say where checkpoints are); needed
             only for ``"last"``.
         fallback: replace a damaged file by the newest loadable one in its directory (with a warning); ``"last"``
-            always falls back.
+            always falls back, and the CLI passes False for an explicit file.
 
     Returns:
         A local file path, ``requested`` unchanged, or ``None`` for ``"last"`` when no checkpoint exists yet (so

@@ -14,7 +14,30 @@ from .callbacks.checkpoint_io import AtomicCheckpointIO
 from .callbacks.exact_resume import ExactResume
 from .checkpoints import resolve_ckpt_path
 from .models.checkpoint import inference_lengths
+from .outputs import Input, check_dir_output
 from .report import write_report
+
+#: config keys that name where a run writes, not what it reads
+OUTPUT_KEYS = frozenset({"default_root_dir", "save_dir", "export_dir", "dirpath", "log_dir", "cache_dir"})
+
+
+def config_inputs(config, prefix: str = "") -> list[Input]:
+    """Every input a resolved run config names: the ``--config`` files and each string value that is an existing
+    path (data files, BEIR folders, the backbone directory, ``ckpt_path``), except the keys in
+    :data:`OUTPUT_KEYS`."""
+    found: list[Input] = []
+    items = config.items() if hasattr(config, "items") else enumerate(config)
+    for key, value in items:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if str(key) in OUTPUT_KEYS:
+            continue
+        if key == "config" and not prefix:
+            found += [Input(str(path), "--config") for path in value or () if path is not None]
+        elif isinstance(value, str | Path) and value and Path(value).exists():
+            found.append(Input(str(value), f"config {name}"))
+        elif hasattr(value, "items") or isinstance(value, list | tuple):
+            found += config_inputs(value, name)
+    return found
 
 
 class SpladeCLI(LightningCLI):
@@ -25,8 +48,9 @@ class SpladeCLI(LightningCLI):
     resumed run continues the epoch's data order at the next batch and draws the same dropout masks).
 
     ``--ckpt_path`` is resolved before the run (:func:`~splade_lightning.checkpoints.resolve_ckpt_path`): ``last``
-    finds the newest ``last*.ckpt`` in every version directory of the logger, and a damaged checkpoint is replaced,
-    with a warning, by the newest loadable one of its directory (``fit``; other subcommands only for ``last``).
+    finds the newest ``last*.ckpt`` in every version directory of the logger and, when that file is damaged, falls
+    back with a warning to the newest loadable one of its directory; an explicit file that cannot be loaded is an
+    error (exit 2), never replaced by another checkpoint.
 
     Extra top-level options (accepted by every subcommand so one YAML serves fit/validate/test; used by ``fit``):
     ``--eval_before_fit`` runs a full validation before training (the zero-shot baseline, logged at step 0), and
@@ -52,7 +76,11 @@ class SpladeCLI(LightningCLI):
         parser.add_argument("--eval_before_fit", type=bool, default=False,
                             help="fit: validate once before training (zero-shot baseline) and report both")
         parser.add_argument("--export_dir", type=str | None, default=None,
-                            help="fit: save the final encoder here as a model directory (default <log_dir>/model)")
+                            help="fit: save the final encoder here as a model directory (default <log_dir>/model); "
+                                 "it must be new or empty, or an earlier output of splade_lightning with --overwrite")
+        parser.add_argument("--overwrite", type=bool, default=False,
+                            help="fit: let --export_dir replace an earlier output of splade_lightning (only its own "
+                                 "files are removed)")
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         plugins = config.get("plugins") or []
@@ -70,7 +98,7 @@ class SpladeCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path is not None and ckpt_path != "last":
-            self.config[subcommand]["ckpt_path"] = resolve_ckpt_path(ckpt_path, None, fallback=subcommand == "fit")
+            self.config[subcommand]["ckpt_path"] = resolve_ckpt_path(ckpt_path, None, fallback=False)
         super()._parse_ckpt_path()
 
     def _run_subcommand(self, subcommand: str) -> None:
@@ -82,7 +110,14 @@ class SpladeCLI(LightningCLI):
     def _sub(self, key: str):
         return self.config[self.subcommand].get(key) if self.subcommand else None
 
+    def _export_target(self) -> Path:
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        return Path(self._sub("export_dir") or log_dir / "model")
+
     def before_fit(self) -> None:
+        if hasattr(getattr(self.model, "encoder", None), "export_config"):  # refuse a bad target before training
+            check_dir_output(self._export_target(), "--export_dir", bool(self._sub("overwrite")),
+                             config_inputs(self.config[self.subcommand]))
         if self._sub("eval_before_fit"):
             rank_zero_info("Zero-shot evaluation before training (--eval_before_fit)")
             self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
@@ -110,9 +145,11 @@ class SpladeCLI(LightningCLI):
         from .hub import load_tokenizer
         from .models.serialization import save_encoder
 
-        target = Path(self._sub("export_dir") or log_dir / "model")
+        target = self._export_target()
         lengths = inference_lengths(self.datamodule)
-        save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target, **lengths)
+        save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target, **lengths,
+                     overwrite=bool(self._sub("overwrite")), flag="--export_dir", tool="fit",
+                     inputs=config_inputs(self.config[self.subcommand]))
         print(f"Saved the fine-tuned model to {target} (load it with splade_lightning.load({str(target)!r}))",
               flush=True)
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
+from .outputs import Input, check_dir_output, dir_output, model_input
 
 #: format -> architectures it can hold
 FORMATS = {"sentence-transformers": ("splade", "csr", "inference_free"), "opensearch": ("splade", "inference_free"),
@@ -47,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="alias, model directory, HF hub id, or a .ckpt written by fit")
     parser.add_argument("--format", required=True, choices=sorted(FORMATS), help="target layout")
     parser.add_argument("--output", required=True, metavar="DIR", help="directory to write (atomically)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier output of splade_lightning at --output (only its own files go; a "
+                             "directory holding other files is always refused)")
     anserini = parser.add_argument_group("anserini", "options of --format anserini only")
     anserini.add_argument("--corpus", metavar="PATH", help="BEIR directory (its corpus.jsonl) or a JSONL file of "
                           '{"_id", "title"?, "text"} records to encode with the document route (required)')
@@ -59,11 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"--output {output} is a file; expected a directory to write the model into")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise ConfigError(f"--output {output} exists and is not empty; pass --overwrite to replace it")
+def _inputs(args: argparse.Namespace) -> list[Input]:
+    return [model_input(args.model, "--model"), Input(args.corpus, "--corpus", reads=("corpus.jsonl",)),
+            Input(args.queries, "--queries", reads=("queries.jsonl",))]
 
 
 def _check_anserini_args(args: argparse.Namespace) -> None:
@@ -91,29 +90,22 @@ def _check_anserini_args(args: argparse.Namespace) -> None:
 
 def _export_anserini(model, args: argparse.Namespace, output: Path) -> None:
     from .export_anserini import export_corpus, export_queries, write_info
-    from .models.serialization import replace_dir_atomically
 
     quantization = 100.0 if args.quantization is None else args.quantization
     batch_size = args.batch_size or 32
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
-    try:
+    with dir_output(output, "--output", "export", args.overwrite, _inputs(args)) as tmp:
         n_docs = export_corpus(model, args.corpus, tmp, quantization, batch_size)
         n_queries = None if args.queries is None else export_queries(model, args.queries, tmp, quantization,
                                                                      batch_size)
         write_info(tmp, output, str(args.model), quantization, n_docs, n_queries)
-        replace_dir_atomically(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def main(argv: list[str]) -> int:
     """Run the subcommand; returns the exit status."""
     args = build_parser().parse_args(argv)
     output = Path(args.output)
-    _check_output(output, args.overwrite)
     _check_anserini_args(args)
+    check_dir_output(output, "--output", args.overwrite, _inputs(args))
     from .api import load
 
     model = load(args.model)
@@ -124,12 +116,12 @@ def main(argv: list[str]) -> int:
                           f"{architecture!r} models: {supported}")
     if args.format == "anserini":
         _export_anserini(model, args, output)
-    elif args.format == "sentence-transformers" and architecture == "inference_free":
+    else:
         from .models.serialization import save_encoder
 
+        st_router = args.format == "sentence-transformers" and architecture == "inference_free"
         save_encoder(model.encoder, model.tokenizer, output, model.max_query_length, model.max_doc_length,
-                     st_router=True)
-    else:
-        model.save(output)
+                     st_router=st_router, overwrite=args.overwrite, flag="--output", tool="export",
+                     inputs=_inputs(args))
     print(f"Exported the {architecture} model {args.model} as {args.format} to {output}", flush=True)
     return 0

@@ -12,6 +12,8 @@ from splade_lightning.atomic import write_text_atomic
 from .grid import Point
 from .runner import find_report
 
+#: what the runner writes into ``--output``
+RESULT_FILES = ("results.md", "results.csv", "pareto.png")
 #: figures read from the fine-tuned results of the chosen evaluation set
 EVAL_KEYS = ("ndcg@10", "mrr@10", "recall@100", "active_dims_query", "active_dims_doc", "flops")
 #: last logged value of these training figures (CSVLogger metrics.csv), when present
@@ -86,6 +88,16 @@ def markdown_table(rows: list[dict], pareto: set[str] | None = None) -> str:
         cells = {**row, "pareto": "*" if pareto and row["point"] in pareto else ""}
         lines.append("| " + " | ".join(_fmt(cells.get(c)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
+
+
+def finished_in(path: Path) -> set[str]:
+    """The points an existing ``results.csv`` lists as done (an empty set when there is none or it cannot be read:
+    :func:`~splade_lightning.outputs.check_file_output` has checked it is no input)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return {row["point"] for row in csv.DictReader(handle) if row.get("status") == "done" and row.get("point")}
+    except (OSError, UnicodeDecodeError, KeyError, csv.Error):
+        return set()
 
 
 def write_tables(rows: list[dict], output: Path, pareto: set[str] | None = None) -> tuple[Path, Path]:

@@ -3,10 +3,10 @@ optionally several at once (one per GPU via CUDA_VISIBLE_DEVICES)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from splade_lightning.atomic import write_text_atomic
+from splade_lightning.errors import ConfigError
+from splade_lightning.outputs import dir_output_state, remove_owned, write_manifest
 
 from .grid import Point, deep_merge
 
@@ -63,28 +65,72 @@ def subprocess_runner(base_config: Path) -> RunFn:
     return run
 
 
-def prepare(point: Point, point_dir: Path, base: dict) -> None:
-    """Start the point afresh: remove what an interrupted attempt left, write ``override.yaml``."""
-    if point_dir.exists():
-        shutil.rmtree(point_dir)
-    point_dir.mkdir(parents=True)
+def point_fingerprint(point: Point, base_text: str) -> dict:
+    """What a point's result depends on: the base config's text and the point's overrides. (The data files the
+    config names are not hashed: edit them and rerun with ``--overwrite``.)"""
+    return {"base_config": hashlib.sha256(base_text.encode("utf-8")).hexdigest(),
+            "overrides": json.loads(json.dumps(point.overrides, sort_keys=True, default=str))}
+
+
+def point_state(point_dir: Path, fingerprint: dict) -> str:
+    """``done`` (a complete report built from ``fingerprint``), ``stale`` (a complete report built from something
+    else), ``unfinished`` (ours, no complete report) or ``new``.
+
+    Raises:
+        ConfigError: the directory exists but the runner did not write it (no manifest, or foreign files).
+    """
+    state, manifest = dir_output_state(point_dir, f"--runs-dir point directory {point_dir.name}")
+    if state != "ours":
+        return "new"
+    if find_report(point_dir) is None or not manifest.get("complete"):
+        return "unfinished"
+    return "done" if manifest.get("fingerprint") == fingerprint else "stale"
+
+
+def prepare(point: Point, point_dir: Path, base: dict, fingerprint: dict) -> None:
+    """Start the point afresh: remove what an earlier attempt of the runner left (only a directory it wrote), write
+    the manifest (``complete: false``) and ``override.yaml``."""
+    state, manifest = dir_output_state(point_dir, f"--runs-dir point directory {point_dir.name}")
+    if state == "ours":
+        remove_owned(point_dir, manifest)
+    point_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(point_dir, "ablate", fingerprint, complete=False, files={}, owned_dirs=["."])
     overrides = point_overrides(point, point_dir, base)
     write_text_atomic(point_dir / "override.yaml", yaml.safe_dump(overrides, sort_keys=False))
 
 
-def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunFn, jobs: int = 1,
-               devices: Sequence[str] = (), log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Run every point that has no complete report yet; return ``{point name: status}`` where status is
-    ``{"state": "skipped" | "done" | "failed", "returncode", "wall_s"}``.
+def check_points(points: Sequence[Point], runs_dir: Path, base_text: str, overwrite: bool) -> dict[str, str]:
+    """The state of every point (:func:`point_state`), checked before anything runs.
 
-    Finished points (a complete ``report.json`` under ``runs_dir/<point>``) are skipped; any other point directory
-    is cleared and the point run again. With ``jobs > 1`` points run concurrently; job slot ``i`` gets
-    ``CUDA_VISIBLE_DEVICES=devices[i % len(devices)]`` when ``devices`` is given.
+    Raises:
+        ConfigError: a point directory the runner did not write, or finished points built from another base config
+            or other overrides (listed) without ``overwrite``.
     """
+    states = {p.name: point_state(runs_dir / p.dirname, point_fingerprint(p, base_text)) for p in points}
+    stale = [name for name, state in states.items() if state == "stale"]
+    if stale and not overwrite:
+        raise ConfigError(f"--runs-dir {runs_dir}: {len(stale)} finished point(s) were run with another base config "
+                          f"or other overrides ({', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}); nothing "
+                          "was run. Pass --overwrite to run them again, or use another --runs-dir")
+    return states
+
+
+def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunFn, jobs: int = 1,
+               devices: Sequence[str] = (), log: Callable[[str], None] = print, base_text: str = "",
+               overwrite: bool = False) -> dict[str, dict]:
+    """Run every point that is not finished with its current fingerprint; return ``{point name: status}`` where
+    status is ``{"state": "skipped" | "done" | "failed", "returncode", "wall_s"}``.
+
+    Finished points (a complete ``report.json`` and a manifest with the same base config and overrides) are skipped;
+    an unfinished point directory the runner wrote is cleared and the point run again; a finished point built from
+    something else is refused unless ``overwrite`` (:func:`check_points`). With ``jobs > 1`` points run
+    concurrently; job slot ``i`` gets ``CUDA_VISIBLE_DEVICES=devices[i % len(devices)]`` when ``devices`` is given.
+    """
+    states = check_points(points, runs_dir, base_text, overwrite)
     status: dict[str, dict] = {}
     todo = []
     for point in points:
-        if find_report(runs_dir / point.dirname) is not None:
+        if states[point.name] == "done":
             status[point.name] = {"state": "skipped", "returncode": 0, "wall_s": _recorded_wall(runs_dir, point)}
             log(f"[ablate] {point.name}: finished before, skipped")
         else:
@@ -103,7 +149,8 @@ def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunF
 
     def run_one(point: Point, slot: int) -> tuple[str, dict]:
         point_dir = runs_dir / point.dirname
-        prepare(point, point_dir, base)
+        fingerprint = point_fingerprint(point, base_text)
+        prepare(point, point_dir, base, fingerprint)
         env = {"CUDA_VISIBLE_DEVICES": str(devices[slot % len(devices)])} if devices else {}
         log(f"[ablate] {point.name}: running in {point_dir}" + (f" (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})"
                                                                 if env else ""))
@@ -113,6 +160,7 @@ def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunF
         done = code == 0 and find_report(point_dir) is not None
         result = {"state": "done" if done else "failed", "returncode": code, "wall_s": round(wall, 1)}
         write_text_atomic(point_dir / "runner.json", json.dumps({"point": point.name, **result}, indent=2))
+        write_manifest(point_dir, "ablate", fingerprint, complete=done, files={}, owned_dirs=["."])
         log(f"[ablate] {point.name}: {result['state']} in {wall:.0f} s" + ("" if done else
                                                                            f" (see {point_dir / 'run.log'})"))
         return point.name, result

@@ -22,9 +22,11 @@ import math
 import time
 from pathlib import Path
 
-from ..atomic import check_output_file, write_text_atomic
+from ..atomic import write_text_atomic
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..eval.metrics import parse_measure, per_query_metrics, retrieval_metrics
+from ..outputs import Input, check_dir_output, check_file_output, dir_output, model_input
 from .significance import compare_per_query
 from .suite import SPARSITY_KEYS, beir_dirs, evaluate_dataset, format_table, mean_metrics
 from .trec_files import read_qrels, read_trec_run
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch_size", type=int, help="texts per encoder call (default 64)")
     model.add_argument("--max_query_length", type=int, help="query truncation in tokens (default: the model's)")
     model.add_argument("--max_doc_length", type=int, help="document truncation in tokens (default: the model's)")
-    model.add_argument("--device", help="torch device to encode on (default: cpu)")
+    model.add_argument("--device", help="where to encode: cpu, cuda, cuda:N or auto (default: cpu)")
     model.add_argument("--run-output", "--run_output", dest="run_output", metavar="FILE",
                        help="write the retrieved run as a TREC file (suite mode: a directory of <dataset>.trec)")
     runs = parser.add_argument_group("run mode (--run RUN [RUN2] --qrels FILE)")
@@ -71,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "supported: ndcg@k, mrr@k, recall@k, p@k, map, map@k")
     common.add_argument("--output-json", "--output_json", dest="output_json", metavar="FILE",
                         help="write the metrics (and timings / significance) as JSON")
+    common.add_argument("--overwrite", action="store_true", help="replace existing --output-json / --run-output "
+                        "files (a --run-output directory only if splade_lightning wrote it)")
     common.add_argument("--no_progress", action="store_true", help="no progress bars")
     return parser
 
@@ -86,16 +90,24 @@ def _check_model_name(name: str) -> None:
                           "hub id of the form 'owner/name'")
 
 
-def _check_run_output(run_output: str | None, suite: bool) -> None:
-    if run_output is None:
+def _inputs(args: argparse.Namespace) -> list[Input]:
+    """Every path the command reads."""
+    if args.model is not None:
+        beir = ("corpus.jsonl", "queries.jsonl", "qrels")
+        return [model_input(args.model, "--model"), *(Input(path, "--data", reads=beir) for path in args.data_dirs)]
+    return [*(Input(path, "--run") for path in args.run), Input(args.qrels, "--qrels")]
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    inputs = _inputs(args)
+    if args.output_json is not None:
+        check_file_output(args.output_json, "--output-json", args.overwrite, "the JSON file to write", inputs)
+    if getattr(args, "run_output", None) is None:
         return
-    if not suite:
-        check_output_file(Path(run_output), "--run-output", "the TREC run file to write")
-    elif Path(run_output).exists() and not Path(run_output).is_dir():
-        raise ConfigError(f"--run-output {run_output} is a file; in suite mode it names the directory that receives "
-                          "one <dataset>.trec per dataset")
+    if args.suite:
+        check_dir_output(args.run_output, "--run-output", args.overwrite, inputs)
     else:
-        check_output_file(Path(run_output) / "run.trec", "--run-output", "the directory of TREC run files")
+        check_file_output(args.run_output, "--run-output", args.overwrite, "the TREC run file to write", inputs)
 
 
 def _mode_problems(args: argparse.Namespace) -> list[str]:
@@ -148,16 +160,15 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     problems += _value_problems(args, measures)
     if problems:
         raise ConfigError("; ".join(problems))
-    if args.output_json is not None:
-        check_output_file(Path(args.output_json), "--output-json", "the JSON file to write")
     if args.model is not None:
         _check_model_name(args.model)
+        args.device = resolve_device(args.device or "cpu")
         args.data_dirs, args.suite = beir_dirs(args.data)
-        _check_run_output(args.run_output, args.suite)
     else:
         for path in [*args.run, args.qrels]:
             if not Path(path).is_file():
                 raise ConfigError(f"{'--qrels' if path == args.qrels else '--run'} {path} is not a file")
+    _check_outputs(args)
     return measures
 
 
@@ -170,7 +181,6 @@ def _write_json(path: str | None, payload: dict) -> None:
 def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
     from ..api import load
     from ..data.beir import load_beir
-    from ..index.trec_run import write_trec_run
 
     start = time.perf_counter()
     datasets = [load_beir(path, args.split, None, args.min_relevance) for path in args.data_dirs]
@@ -179,16 +189,14 @@ def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
     for name in ("max_query_length", "max_doc_length"):
         if getattr(args, name) is not None:
             setattr(model, name, getattr(args, name))
-    rows, per_dataset = {}, {}
+    rows, per_dataset, runs = {}, {}, {}
     for data in datasets:
         result, timings = evaluate_dataset(model, data, args.k, measures, args.batch_size, not args.no_progress)
         rows[data.name] = result.metrics
         per_dataset[data.name] = {"dataset": data.name, "path": data.path, "queries": len(data.queries),
                                   "documents": len(data.corpus), **result.metrics, "timings": timings}
-        if args.run_output is not None:
-            out = Path(args.run_output) / f"{data.name}.trec" if args.suite else Path(args.run_output)
-            write_trec_run(result.run, out, tag="splade_lightning")
-            print(f"wrote {out}", flush=True)
+        runs[data.name] = result.run
+    _write_runs(args, runs)
     keys = [*measures, *SPARSITY_KEYS]
     settings = {"model": args.model, "split": args.split, "min_relevance": args.min_relevance, "k": args.k,
                 "measures": measures, "max_query_length": model.max_query_length,
@@ -204,6 +212,22 @@ def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
     print(f"({total['total']:.1f} s)", flush=True)
     _write_json(args.output_json, payload)
     return 0
+
+
+def _write_runs(args: argparse.Namespace, runs: dict[str, dict]) -> None:
+    """``--run-output``: one TREC file, or (suite mode) a directory of ``<dataset>.trec``, written under the output
+    policy."""
+    from ..index.trec_run import write_trec_run
+
+    if args.run_output is None:
+        return
+    if not args.suite:
+        write_trec_run(next(iter(runs.values())), args.run_output, tag="splade_lightning")
+    else:
+        with dir_output(args.run_output, "--run-output", "evaluate", args.overwrite, _inputs(args)) as tmp:
+            for name, run in runs.items():
+                write_trec_run(run, tmp / f"{name}.trec", tag="splade_lightning")
+    print(f"wrote {args.run_output}", flush=True)
 
 
 def _p(value: float) -> str:

@@ -13,13 +13,12 @@ Every argument is checked before the corpus is read; errors are raised as
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
-from ..atomic import check_output_file
 from ..errors import ConfigError, DataError
 from ..hub import load_tokenizer
+from ..outputs import Input, check_file_output, model_input
 from .compare import compare_idf, format_comparison
 from .corpus import corpus_file, corpus_idf
 from .table import read_idf_json, write_idf_json
@@ -44,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top", type=int, default=20, help="tokens listed per direction in the comparison")
     parser.add_argument("--min_df", type=int, default=1,
                         help="with --corpus --compare: only tokens in at least this many documents are compared")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     return parser
 
@@ -67,7 +67,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> li
             raise ConfigError(f"--{name} must be >= {low}, got {getattr(args, name)}")
     if args.corpus is not None:
         corpus_file(args.corpus)
-        check_output_file(Path(args.out), "--out", "the idf.json file to write")
+        inputs = [Input(args.corpus, "--corpus", reads=("corpus.jsonl",)), model_input(args.model, "--model"),
+                  *(Input(path, "--compare") for path in compare)]
+        check_file_output(args.out, "--out", args.overwrite, "the idf.json file to write", inputs)
     return [read_idf_json(path) for path in compare]
 
 

@@ -21,18 +21,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, DataErrors
+from ..fingerprints import describe_changes, model_fingerprint, texts_fingerprint
+from ..hub import ALIASES
+from ..outputs import Input, check_not_input, dir_output_state, model_input, remove_owned, write_manifest
 from .store import (
     FORMAT_VERSION,
     INDEX_FILE,
+    SHARD_PARTS,
     VALUE_DTYPES,
-    read_index_json,
     shard_is_complete,
+    shard_name,
     shard_ranges,
     write_index_json,
 )
-
-#: settings that change the stored vectors; a re-run must match them (or pass --overwrite)
-SETTINGS = ("model", "corpus", "n_docs", "max_length", "top_k_prune", "shard_size", "value_dtype", "precision")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--devices", default="1", help="Lightning devices: a count, a list like 0,1, or auto")
     parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed (default 32-true)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an index written with other settings (its shards and index.json only)")
+                        help="rebuild an index built from another model, corpus or settings (or replace another "
+                             "earlier output of splade_lightning); only the files it wrote are removed")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     return parser
 
@@ -71,12 +73,12 @@ def _check_args(args: argparse.Namespace) -> Path:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be >= 1, got {value}")
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"--output {output} is a file; expected the index directory to write")
-    if output.is_dir() and any(output.iterdir()) and read_index_json(output) is None and not args.overwrite:
-        raise ConfigError(f"--output {output} is not empty and holds no {INDEX_FILE}; choose an empty or new "
-                          "directory (or pass --overwrite)")
+    check_not_input(args.output, "--output", _inputs(args))
+    state, manifest = dir_output_state(args.output, "--output")
+    if state == "ours" and manifest.get("tool") != "index" and not args.overwrite:
+        raise ConfigError(f"--output {args.output} holds an earlier output of splade_lightning "
+                          f"`{manifest.get('tool')}`, not an index; pass --overwrite to replace it, or choose another "
+                          "directory")
     if _is_hf_dataset(Path(args.corpus)):
         return Path(args.corpus)
     return corpus_file(args.corpus)
@@ -114,10 +116,27 @@ def _read_corpus(path: Path) -> tuple[list[str], list[str]]:
     return list(corpus), list(corpus.values())
 
 
+def _inputs(args: argparse.Namespace) -> list[Input]:
+    reads = None if _is_hf_dataset(Path(args.corpus)) else ("corpus.jsonl",)
+    return [model_input(args.model, "--model"), Input(args.corpus, "--corpus", reads=reads)]
+
+
+def _model_name(name: str) -> str:
+    """The model as ``search`` can find it again: a local path made absolute, an alias or hub id unchanged."""
+    path = Path(name)
+    return str(path.resolve()) if path.exists() and name.lower() not in ALIASES else name
+
+
 def _settings(args: argparse.Namespace, corpus: Path, n_docs: int, max_length: int) -> dict:
-    return {"model": args.model, "corpus": str(corpus.resolve()), "n_docs": n_docs, "max_length": max_length,
-            "top_k_prune": args.top_k_prune, "shard_size": args.shard_size, "value_dtype": args.value_dtype,
-            "precision": str(args.precision)}
+    return {"model": _model_name(args.model), "corpus": str(corpus.resolve()), "n_docs": n_docs,
+            "max_length": max_length, "top_k_prune": args.top_k_prune, "shard_size": args.shard_size,
+            "value_dtype": args.value_dtype, "precision": str(args.precision)}
+
+
+def _fingerprint(settings: dict, model, ids: list[str], texts: list[str]) -> dict:
+    """What the stored vectors depend on: the model's weights, the corpus records, the settings."""
+    kept = {k: settings[k] for k in ("max_length", "top_k_prune", "shard_size", "value_dtype", "precision")}
+    return {"model": model_fingerprint(model), "data": texts_fingerprint(ids, texts), **kept}
 
 
 def _is_launched_child() -> bool:
@@ -125,18 +144,25 @@ def _is_launched_child() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
 
 
-def _prepare_output(output: Path, settings: dict, overwrite: bool) -> None:
-    """Refuse (or with --overwrite, clear) an index written with other settings."""
-    old = read_index_json(output)
-    if old is not None and old.get("settings") != settings:
-        changed = [k for k in SETTINGS if old.get("settings", {}).get(k) != settings[k]]
-        if not overwrite:
-            raise ConfigError(f"--output {output} holds an index written with other settings: " + ", ".join(
-                f"{k} {old.get('settings', {}).get(k)!r} -> {settings[k]!r}" for k in changed)
-                + "; pass --overwrite to replace it, or use another --output")
-    if old is not None and old.get("settings") != settings or (old is None and overwrite):
-        for path in list(output.glob("shard_*")) + [output / INDEX_FILE]:
-            path.unlink(missing_ok=True)
+def _prepare_output(output: Path, fingerprint: dict, n_shards: int, overwrite: bool) -> None:
+    """Resume an index built from the same fingerprint; refuse (or with --overwrite, clear) any other earlier output
+    of ours; then record the fingerprint in the manifest (``complete: false``)."""
+    state, manifest = dir_output_state(output, "--output")
+    if state == "ours":
+        same = manifest.get("tool") == "index" and manifest.get("fingerprint") == fingerprint
+        if not same and not overwrite:
+            changes = describe_changes(manifest.get("fingerprint"), fingerprint)
+            raise ConfigError(f"--output {output} holds an index that was not built from these inputs ("
+                              + "; ".join(changes) + "); nothing was reused or written. Pass --overwrite to rebuild "
+                              "it, or choose another directory")
+        if not same:
+            remove_owned(output, manifest)
+        elif manifest.get("complete"):
+            print(f"{output} is an index of this model, corpus and settings; checking its shards", flush=True)
+    output.mkdir(parents=True, exist_ok=True)
+    files = {f"{shard_name(s)}.{part}": None for s in range(n_shards) for part in SHARD_PARTS}
+    write_manifest(output, "index", fingerprint, complete=False, files={**files, INDEX_FILE: None},
+                   owned_dirs=["seismic"])
 
 
 def _manifest(settings: dict, vocab_size: int, complete: bool) -> dict:
@@ -172,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     model = load(args.model)
     max_length = args.max_length or model.max_doc_length
     settings = _settings(args, corpus, len(ids), max_length)
+    fingerprint = _fingerprint(settings, model, ids, texts)
     output = Path(args.output)
+    n_shards = len(shard_ranges(len(ids), args.shard_size))
     if not _is_launched_child():
-        _prepare_output(output, settings, args.overwrite)
+        _prepare_output(output, fingerprint, n_shards, args.overwrite)
         write_index_json(output, _manifest(settings, model.vocab_size, complete=False))
     collator = EncodeCollator(model.tokenizer, max_length, kind="doc")
     data = CorpusPredictData(ids, texts, collator, output, args.shard_size, args.value_dtype, args.batch_size)
@@ -190,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise ConfigError(f"shards {bad} of {output} were not written; re-run the same command to finish them")
         write_index_json(output, manifest)
-        n_shards = len(manifest["shards"])
+        files = {f"{shard_name(s)}.{part}": None for s in range(n_shards) for part in SHARD_PARTS}
+        write_manifest(output, "index", fingerprint, complete=True, files={**files, INDEX_FILE: None},
+                       owned_dirs=["seismic"])
         reused = "" if trainer.world_size > 1 else f", {n_shards - len(writer.written)} reused from an earlier run"
         print(f"indexed {len(ids)} documents into {output}: {n_shards} shard(s){reused}", flush=True)
     return 0

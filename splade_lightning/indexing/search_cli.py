@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..atomic import check_output_file
+from ..devices import resolve_device
 from ..errors import ConfigError, DataError, DataErrors
+from ..fingerprints import model_fingerprint
+from ..outputs import MANIFEST, Input, check_file_output, model_input, read_manifest
 from .seismic import SeismicParams
-from .store import INDEX_FILE
+from .store import INDEX_FILE, read_index_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,15 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="BEIR directory (queries.jsonl; only queries judged in qrels/<split>.tsv) or a JSONL "
                              'file of {"_id", "text"} records')
     parser.add_argument("--split", default="test", help="qrels split selecting a BEIR directory's queries")
-    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                        help="the model the index was built with (its query encoder is used)")
+    parser.add_argument("--model", metavar="NAME_OR_PATH",
+                        help="the model the index was built with (its query encoder is used; default: the one the "
+                             "index records). Its weights must be the index's: a model with other weights is refused")
     parser.add_argument("--output", required=True, metavar="FILE", help="TREC run file to write (atomically)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     parser.add_argument("--k", type=int, default=1000, help="documents per query (default 1000)")
     parser.add_argument("--method", choices=("exact", "seismic"), default="exact", help="retrieval (default exact)")
     parser.add_argument("--batch_size", type=int, default=32, help="queries per forward pass (default 32)")
     parser.add_argument("--max_length", type=int, default=None,
                         help="query length in tokens (default: the model's max_query_length)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to encode and score")
+    parser.add_argument("--device", default="cpu", help="where to encode and score: cpu, cuda, cuda:N or auto "
+                        "(default cpu)")
     parser.add_argument("--tag", default=None, help="run name in the last column (default: splade_<method>)")
     for name in ("n_postings", "query_cut", "heap_factor"):
         default = getattr(defaults, name)
@@ -66,16 +71,21 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--queries {args.queries} does not exist; expected a BEIR directory or a queries JSONL")
     if args.tag is not None and (not args.tag or any(c.isspace() for c in args.tag)):
         raise ConfigError(f"--tag must be non-empty without whitespace, got {args.tag!r}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
+    args.device = resolve_device(args.device)
     if args.method == "seismic":
         from .seismic import import_seismic
 
         import_seismic()
-    check_output_file(Path(args.output), "--output", "the TREC run file to write")
+    manifest = read_manifest(args.index)
+    if manifest is None or manifest.get("tool") != "index" or not (manifest.get("fingerprint") or {}).get("model"):
+        raise ConfigError(f"--index {args.index} records no model fingerprint ({MANIFEST}); expected a directory "
+                          "written by `index` of this version (re-run `index` to rebuild it)")
+    args.index_fingerprint = manifest["fingerprint"]["model"]
+    if args.model is None:
+        args.model = read_index_json(args.index)["model"]
+    inputs = [Input(args.index, "--index"), Input(args.queries, "--queries", reads=("queries.jsonl", "qrels")),
+              model_input(args.model, "--model")]
+    check_file_output(args.output, "--output", args.overwrite, "the TREC run file to write", inputs)
 
 
 def _judged_ids(qrels: Path) -> set[str]:
@@ -129,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
     index = load_index(args.index)
     model = load(args.model, device=args.device)
-    if model.vocab_size != index.vocab_size:
-        raise ConfigError(f"--model {args.model} has {model.vocab_size} dimensions but --index {args.index} has "
-                          f"{index.vocab_size} (built with {index.manifest['model']!r})")
+    if model_fingerprint(model) != args.index_fingerprint:
+        raise ConfigError(f"--model {args.model} is not the model --index {args.index} was built with "
+                          f"({index.manifest['model']!r}): its weights, settings or tokenizer differ, so its query "
+                          "vectors would not match the stored document vectors. Search with that model (leave "
+                          "--model out to use it), or re-run `index` with this one")
     if args.max_length is not None:
         model.max_query_length = args.max_length
     query_ids = list(queries)

@@ -27,13 +27,15 @@ import numpy as np
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import DataError
 
-__all__ = ["FORMAT_VERSION", "INDEX_FILE", "StoredIndex", "load_index", "read_index_json", "shard_files",
+__all__ = ["FORMAT_VERSION", "INDEX_FILE", "SHARD_PARTS", "StoredIndex", "load_index", "read_index_json", "shard_files",
            "shard_name", "shard_ranges", "shard_is_complete", "write_index_json", "write_shard"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the fingerprint of model, corpus and settings is in the directory's manifest
 INDEX_FILE = "index.json"
 VALUE_DTYPES = {"float32": np.float32, "float16": np.float16}
 _ARRAYS = (("indptr", np.int64), ("indices", np.int32), ("values", None))
+#: the files of one shard, after ``shard_00000.``
+SHARD_PARTS = ("indptr.npy", "indices.npy", "values.npy", "ids.json", "meta.json")
 
 
 def shard_name(shard: int) -> str:

@@ -8,17 +8,17 @@ what was expected.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..errors import ConfigError
+from ..outputs import Input, check_not_input, dir_output_state, model_input
 from .filters import MiningRule, default_range_max, widens_range
 from .io import cache_dir
-from .retrievers import BM25_STOPWORDS, model_fingerprint
+from .retrievers import BM25_STOPWORDS
 
 #: options that only apply to one kind of retriever -> that kind
 _ONLY_FOR = {"bm25_stopwords": "bm25", "bm25_k1": "bm25", "bm25_b": "bm25", "batch_size": "model",
@@ -139,16 +139,11 @@ def _check_retriever(args: argparse.Namespace) -> list[str]:
                             f"{sorted(ALIASES)}, or a HF hub id owner/name")
     if args.system_name is not None and (not args.system_name.strip() or args.system_name == "pos"):
         problems.append(f"--system_name {args.system_name!r}: expected a non-empty name other than 'pos'")
-    if args.device not in (None, "auto"):
-        import torch
-
+    if args.device is not None:
         try:
-            device = torch.device(args.device)
-        except (RuntimeError, ValueError):
-            problems.append(f"--device {args.device}: expected cpu, cuda, cuda:N or auto")
-        else:
-            if device.type == "cuda" and not torch.cuda.is_available():
-                problems.append(f"--device {args.device}: CUDA is not available on this machine")
+            resolve_device(args.device)
+        except ConfigError as e:
+            problems.append(str(e))
     return problems
 
 
@@ -166,16 +161,18 @@ def _check_paths(args: argparse.Namespace) -> list[str]:
             problems.append(f"--split {args.split}: {data / 'qrels' / (args.split + '.tsv')} not found; splits "
                             f"present: {splits}")
     output = Path(args.output)
-    if output.is_dir():
-        problems.append(f"--output {output}: is a directory; expected the JSONL file to write")
-    elif cache_dir(output).exists() and not cache_dir(output).is_dir():
-        problems.append(f"--output {output}: {cache_dir(output)} is a file; it must be free for the run's cache")
-    else:
-        parent = output.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            problems.append(f"--output {output}: cannot write under {parent}")
+    inputs = [Input(args.data, "--data", reads=("corpus.jsonl", "queries.jsonl", "qrels")),
+              model_input(args.retriever if is_model(args) else None, "--retriever")]
+    for path, flag in ((output, "--output"), (cache_dir(output), "--output's cache directory")):
+        try:
+            check_not_input(path, flag, inputs)
+            if path == output:
+                if output.is_dir():
+                    raise ConfigError(f"--output {output}: is a directory; expected the JSONL file to write")
+            else:
+                dir_output_state(path, flag)  # new, empty or ours: anything else is refused
+        except ConfigError as e:
+            problems.append(str(e))
     return problems
 
 
@@ -223,15 +220,11 @@ def bm25_settings(args: argparse.Namespace) -> dict:
 
 
 def run_settings(args: argparse.Namespace, rule: MiningRule, system: str) -> dict:
-    """The settings that decide the output; a resumed run must have the same."""
-    retriever = args.retriever
-    if is_model(args):  # the path and a digest of its files' sizes and times: a retrained model is another model
-        key = model_fingerprint(retriever)
-        digest = hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:12]
-        retriever = f"{key[0]} (files {digest})"
-    settings = {"data": str(Path(args.data).resolve()), "split": args.split, "min_relevance": args.min_relevance,
-                "retriever": retriever, "system_name": system, **bm25_settings(args), **asdict(rule),
-                "seed": args.seed if rule.sampling_strategy == "random" else None,
+    """The settings that decide the output; a resumed run must have the same. (A model retriever is identified by
+    its weights, in the fingerprint's ``model``, not by its path.)"""
+    settings = {"split": args.split, "min_relevance": args.min_relevance,
+                "retriever": "model" if is_model(args) else "bm25", "system_name": system, **bm25_settings(args),
+                **asdict(rule), "seed": args.seed if rule.sampling_strategy == "random" else None,
                 "output_scores": args.output_scores, "keep_empty": args.keep_empty}
     return json.loads(json.dumps(settings))
 

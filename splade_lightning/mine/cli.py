@@ -28,36 +28,52 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..atomic import write_text_atomic
+from ..devices import resolve_device
+from ..errors import ConfigError
+from ..fingerprints import describe_changes, model_fingerprint, texts_fingerprint
+from ..outputs import MANIFEST, dir_output_state, remove_owned, write_manifest
 from .arguments import bm25_settings, build_parser, check_args, is_model, resolve_rule, run_settings, system_name
 from .filters import MiningRule, mine_negatives, query_rng
-from .io import (
-    MiningData,
-    append_lines,
-    cache_dir,
-    check_settings,
-    load_mining_data,
-    output_record,
-    read_skipped,
-    read_written,
-)
+from .io import MiningData, append_lines, cache_dir, load_mining_data, output_record, read_skipped, read_written
 from .retrievers import BM25Retriever
 
 _SHOWN = 10  # query ids listed in the summary
-SETTINGS_FILE = "settings.json"  # in <output>.cache/: the settings of the run, checked when it is resumed
 SKIPPED_FILE = "skipped.jsonl"  # in <output>.cache/: ids of queries skipped for want of negatives (JSON strings)
 
 
-def _prepare_output(args: argparse.Namespace, data: MiningData, settings: dict) -> set[str]:
-    """Start a fresh output or check and trim the one being resumed; return the query ids already done (written, or
-    skipped for want of negatives)."""
+def _fingerprint(args: argparse.Namespace, data: MiningData, rule: MiningRule, system: str, model) -> dict:
+    """What the output depends on: the settings, the BEIR records read, and the model retriever's weights."""
+    positives = [" ".join(ids) for ids in data.positive_ids]
+    return {**run_settings(args, rule, system), "model": None if model is None else model_fingerprint(model),
+            "data": texts_fingerprint(data.texts, data.text_doc_ids, data.qids, data.query_texts, positives)}
+
+
+def _prepare_output(args: argparse.Namespace, data: MiningData, fingerprint: dict) -> set[str]:
+    """Start a fresh output, or check and trim the one being resumed; return the query ids already done (written, or
+    skipped for want of negatives).
+
+    A non-empty output is resumed only when ``<output>.cache/`` records the same fingerprint; a missing, unreadable
+    or different record is refused (``--overwrite`` starts again), so a file is never extended by another run.
+    """
     output = Path(args.output)
     cache = cache_dir(output)
-    if args.overwrite:
-        for path in (output, cache / SKIPPED_FILE):
-            path.unlink(missing_ok=True)
+    state, manifest = dir_output_state(cache, "--output's cache directory")
+    if state == "ours" and manifest.get("tool") != "mine":
+        if not args.overwrite:
+            raise ConfigError(f"{cache} holds an earlier output of splade_lightning `{manifest.get('tool')}`; pass "
+                              "--overwrite to replace it, or choose another --output")
+        remove_owned(cache, manifest)
+    resume = output.exists() and output.stat().st_size > 0
+    recorded = (manifest or {}).get("fingerprint") if (manifest or {}).get("tool") == "mine" else None
+    if resume and recorded != fingerprint:
+        if not args.overwrite:
+            changes = describe_changes(recorded, fingerprint)
+            raise ConfigError(f"--output {output} exists but was not built from these inputs and settings ("
+                              + "; ".join(changes) + f"; recorded in {cache / MANIFEST}); nothing was reused or "
+                              "written. Pass --overwrite to start again, or rerun with the earlier settings to resume")
+        resume = False
     done: set[str] = set()
-    if output.exists() and output.stat().st_size > 0:
-        check_settings(cache / SETTINGS_FILE, settings, output)
+    if resume:
         written = read_written(output, set(data.qids))
         if written.size < output.stat().st_size:
             os.truncate(output, written.size)
@@ -68,29 +84,32 @@ def _prepare_output(args: argparse.Namespace, data: MiningData, settings: dict) 
               f"skipped (no negative){note}", flush=True)
     else:
         (cache / SKIPPED_FILE).unlink(missing_ok=True)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.touch()
-    write_text_atomic(cache / SETTINGS_FILE, json.dumps(settings, indent=1))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output, "")
+    cache.mkdir(parents=True, exist_ok=True)
+    write_manifest(cache, "mine", fingerprint, complete=False, files={SKIPPED_FILE: None}, owned_dirs=["corpus"])
     return done
 
 
-def _build_retriever(args: argparse.Namespace, data: MiningData, system: str):
+def _load_retriever_model(args: argparse.Namespace):
+    """The model retriever (None for BM25), on ``--device``."""
+    if not is_model(args):
+        return None
+    from ..api import load
+
+    return load(args.retriever, device=resolve_device(args.device or "auto"))
+
+
+def _build_retriever(args: argparse.Namespace, data: MiningData, system: str, model, fingerprint: dict):
     """The BM25 index or the model with its (cached) corpus encodings."""
     progress = not args.no_progress
-    if not is_model(args):
+    if model is None:
         bm25 = bm25_settings(args)
         return BM25Retriever(data.texts, bm25["bm25_stopwords"], bm25["bm25_k1"], bm25["bm25_b"], progress)
-    import torch
+    from .retrievers import SparseModelRetriever, corpus_fingerprint
 
-    from ..api import load
-    from .retrievers import SparseModelRetriever, corpus_fingerprint, model_fingerprint
-
-    device = args.device or "auto"
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load(args.retriever, device=device)
-    fingerprint = corpus_fingerprint(model_fingerprint(args.retriever), model.max_doc_length, data.texts)
-    return SparseModelRetriever(model, data.texts, cache_dir(args.output) / "corpus", fingerprint,
+    key = corpus_fingerprint(fingerprint["model"], model.max_doc_length, data.texts)
+    return SparseModelRetriever(model, data.texts, cache_dir(args.output) / "corpus", key,
                                 args.shard_size or 10000, args.batch_size or 32, system, progress)
 
 
@@ -160,9 +179,10 @@ def _summary(args: argparse.Namespace, system: str, rule: MiningRule, stats: Min
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace, data: MiningData, rule: MiningRule, system: str, done: set[str]) -> MineStats:
+def _run(args: argparse.Namespace, data: MiningData, rule: MiningRule, system: str, done: set[str], model,
+         fingerprint: dict) -> MineStats:
     """Build the retriever, then mine the queries not ``done`` chunk by chunk, appending each chunk's lines."""
-    retriever = _build_retriever(args, data, system)
+    retriever = _build_retriever(args, data, system, model, fingerprint)
     stats = MineStats()
     skipped_path = cache_dir(args.output) / SKIPPED_FILE
     remaining = sum(qid not in done for qid in data.qids)
@@ -191,13 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     data = load_mining_data(args.data, args.split, args.min_relevance)
     rule = resolve_rule(args, data.max_positives)
     system = system_name(args)
-    done = _prepare_output(args, data, run_settings(args, rule, system))
+    model = _load_retriever_model(args)
+    fingerprint = _fingerprint(args, data, rule, system, model)
+    done = _prepare_output(args, data, fingerprint)
     remaining = sum(qid not in done for qid in data.qids)
-    if not remaining:
+    if remaining:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+            stats = _run(args, data, rule, system, done, model, fingerprint)
+        print(_summary(args, system, rule, stats, time.perf_counter() - start), flush=True)
+    else:
         print(f"{args.output} is complete: all {len(data.qids)} queries are done", flush=True)
-        return 0
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        stats = _run(args, data, rule, system, done)
-    print(_summary(args, system, rule, stats, time.perf_counter() - start), flush=True)
+    write_manifest(cache_dir(args.output), "mine", fingerprint, complete=True, files={SKIPPED_FILE: None},
+                   owned_dirs=["corpus"])
     return 0

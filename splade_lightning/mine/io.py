@@ -3,8 +3,8 @@ JSONL output.
 
 The output is written in chunks of complete lines, each appended, flushed and fsynced; a restart reads the query ids
 already written (dropping an incomplete last line, the trace of an interrupted write) and appends the rest. The run's
-settings are kept in ``<output>.cache/settings.json`` so that a restart with other settings is refused instead of
-mixing two runs in one file. No torch here.
+fingerprint (settings, data, model weights) is kept in the manifest of ``<output>.cache/`` so that a restart with
+anything else is refused instead of mixing two runs in one file. No torch here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..data.beir import load_beir
 from ..data.readers import show
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 
 
 @dataclass
@@ -192,26 +192,6 @@ def read_skipped(path: str | Path) -> set[str]:
 def cache_dir(output: str | Path) -> Path:
     """``<output>.cache/``: the run's settings and the model retriever's corpus encodings."""
     return Path(f"{output}.cache")
-
-
-def check_settings(path: Path, settings: dict, output: str | Path) -> None:
-    """Raise if ``path`` records other settings than ``settings`` (a resumed run must not mix two runs).
-
-    Raises:
-        ConfigError: naming each setting that differs, with both values.
-    """
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return  # unreadable: rewritten by the caller
-    keys = sorted(set(old) | set(settings))
-    diff = [f"--{k}: {old.get(k)!r} before, {settings.get(k)!r} now" for k in keys if old.get(k) != settings.get(k)]
-    if diff:
-        raise ConfigError(f"--output {output} was started with other settings ("
-                          + "; ".join(diff) + f"; recorded in {path}); pass --overwrite to start again, or rerun "
-                          "with the earlier settings to resume")
 
 
 def write_bytes_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:

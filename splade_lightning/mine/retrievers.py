@@ -23,7 +23,6 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import write_text_atomic
-from ..hub import resolve_model_path
 from ..index.exact import exact_search, stack_sparse
 from .io import write_bytes_atomic
 
@@ -119,18 +118,9 @@ class BM25Retriever:
         return Candidates(scores, rows, positive_scores)
 
 
-def model_fingerprint(name_or_path: str) -> list:
-    """What identifies a model's weights cheaply: its resolved path and each file's (name, size, mtime)."""
-    path = Path(resolve_model_path(name_or_path))
-    if not path.exists():
-        return [str(name_or_path)]  # a hub id
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [str(path.resolve())] + [[str(p.relative_to(path)) if p != path else p.name, p.stat().st_size,
-                                     p.stat().st_mtime_ns] for p in files]
-
-
-def corpus_fingerprint(model_key: list, max_doc_length: int, texts: Sequence[str]) -> str:
-    """sha256 of the model identity, the document truncation length and every corpus text."""
+def corpus_fingerprint(model_key: str | list, max_doc_length: int, texts: Sequence[str]) -> str:
+    """sha256 of the model identity (its weights fingerprint), the document truncation length and every corpus
+    text."""
     digest = hashlib.sha256(json.dumps([model_key, max_doc_length], sort_keys=True).encode("utf-8"))
     for text in texts:
         digest.update(text.encode("utf-8"))

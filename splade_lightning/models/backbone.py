@@ -22,12 +22,24 @@ def load_mlm(name_or_path: str | os.PathLike, config: dict | None = None) -> tor
         A ``PreTrainedModel`` whose forward returns ``logits`` of shape (B, L, V).
 
     Raises:
-        ConfigError: the model cannot be found or is not a masked-LM architecture.
+        ConfigError: the model cannot be found, is not a masked-LM architecture, or has no trained MLM head (a dense
+            encoder such as all-MiniLM-L6-v2 would get a randomly initialised one).
     """
     from transformers import AutoModelForMaskedLM
 
-    return load_hf_model(AutoModelForMaskedLM, name_or_path, config,
-                         "a masked-LM model", "config.json + weights of a *ForMaskedLM model")
+    model, missing = load_hf_model(AutoModelForMaskedLM, name_or_path, config, "a masked-LM model",
+                                   "config.json + weights of a *ForMaskedLM model", loading_info=True)
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    head = sorted(key for key in missing if not key.startswith(prefix))
+    if head:
+        shown = ", ".join(head[:4]) + (f" and {len(head) - 4} more" if len(head) > 4 else "")
+        raise ConfigError(
+            f"backbone {str(name_or_path)!r} has no masked-language-model head (its checkpoint lacks {shown}; it was "
+            f"saved as {getattr(model.config, 'architectures', None) or 'an unknown architecture'}), so it cannot be "
+            "a SPLADE model or the document side of an inference-free one: their term weights come from that head. "
+            "A dense encoder like this one can be loaded as the backbone of a CSR model (DenseEncoder + "
+            "SparseAutoEncoder, configs/csr/) or as a dense teacher of `score` (dense:NAME)")
+    return model
 
 
 def load_encoder(name_or_path: str | os.PathLike, config: dict | None = None) -> torch.nn.Module:
@@ -51,18 +63,31 @@ def load_encoder(name_or_path: str | os.PathLike, config: dict | None = None) ->
 
 
 def load_hf_model(auto_class, name_or_path: str | os.PathLike, config: dict | None, what: str,
-                  expected_files: str) -> torch.nn.Module:
+                  expected_files: str, loading_info: bool = False):
     """``auto_class.from_pretrained`` on an alias / directory / hub id, or ``from_config`` on a config dict; load
-    failures become a ConfigError naming the backbone."""
+    failures become a ConfigError naming the backbone.
+
+    Returns:
+        The model; with ``loading_info``, ``(model, missing state-dict keys)`` (none for ``config``).
+    """
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor "Loading weights" bars drown Lightning's progress output
     if config is not None:
-        return auto_class.from_config(AutoConfig.for_model(**config))
+        model = auto_class.from_config(AutoConfig.for_model(**config))
+        return (model, set()) if loading_info else model
     path = resolve_model_path(name_or_path)
     try:
-        return auto_class.from_pretrained(path)
+        if not loading_info:
+            return auto_class.from_pretrained(path)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the missing-key report is ours to give, as an error
+        try:
+            model, info = auto_class.from_pretrained(path, output_loading_info=True)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        return model, set(info.get("missing_keys", ()))
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(
             f"backbone {str(name_or_path)!r}: cannot load {what} from it; expected an alias {sorted(ALIASES)}, a "

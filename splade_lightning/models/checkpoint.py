@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -131,6 +132,25 @@ def inference_lengths(datamodule: object) -> dict[str, int]:
     if doc_length:
         lengths["max_doc_length"] = int(doc_length)
     return lengths
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the checkpoint file ``path`` cannot be loaded, or ``None`` when it can.
+
+    ``torch.save`` files are zip archives: a truncated file has no central directory and a corrupted one fails a
+    member's CRC (both checked without unpickling). Other files (the legacy format) are test-loaded on the CPU.
+    """
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return None if bad is None else f"member {bad!r} fails its CRC check"
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # any failure to read means "not loadable"; the message says which
+        message = str(e).split(". ")[0]  # torch appends a paragraph of advice
+        return f"{type(e).__name__}: {message}"[:300]
+    return None
 
 
 def torch_load_checkpoint(path: str | os.PathLike) -> dict:

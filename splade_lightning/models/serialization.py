@@ -6,20 +6,20 @@ plus ``splade_lightning.json`` (our encoder settings) and the sentence-transform
 both load). An inference-free model is saved in OpenSearch's layout (anchors.md §3.5): the document MLM directory
 plus ``idf.json``, the query weights keyed by token string. A CSR model is saved as a sentence-transformers
 SparseEncoder directory (anchors.md §3.4; see ``csr_serialization.py``) plus ``splade_lightning.json``.
-Directories are written atomically: to a temporary sibling, then renamed into place.
+Directories are written atomically and under the output policy (``splade_lightning/outputs.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
 
 from ..errors import ConfigError
+from ..outputs import Input, dir_output
 from .checkpoint import (  # noqa: F401  (re-exported: the public home of the save/load helpers)
     FORMAT_VERSION,
     checkpoint_payload,
@@ -66,37 +66,32 @@ def _st_files(encoder: SpladeEncoder, max_seq_length: int) -> dict[str, dict | l
     }
 
 
-def replace_dir_atomically(tmp: Path, target: Path) -> None:
-    """Move the finished directory ``tmp`` to ``target``, replacing an existing one without a window in which
-    ``target`` is half-written."""
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
-                 max_doc_length: int = 512, st_router: bool = False) -> Path:
+                 max_doc_length: int = 512, st_router: bool = False, overwrite: bool = False,
+                 flag: str = "path", tool: str = "save", inputs: Sequence[Input] = ()) -> Path:
     """Write ``encoder`` (a ``SpladeEncoder``, a ``QueryDocRouter`` with a static query side, or a ``CSREncoder``)
-    + ``tokenizer`` as a model directory at ``path`` (atomically).
+    + ``tokenizer`` as a model directory at ``path``, atomically and under the output policy
+    (:func:`splade_lightning.outputs.dir_output`: a new or empty directory, or one splade_lightning wrote when
+    ``overwrite``; never one of ``inputs``).
 
     ``st_router=True`` writes a ``QueryDocRouter`` in the sentence-transformers Router layout
     (``router_serialization.py``) instead of OpenSearch's.
+
+    Args:
+        flag: what named ``path``, for error messages (``--output``, ``--export_dir``).
+        tool: the command recorded in the directory's manifest.
+        inputs: paths the command read (the model's source), which the output may not destroy.
 
     Returns:
         The directory path.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with dir_output(target, flag, tool, overwrite, inputs) as tmp:
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
                 "max_query_length": max_query_length, "max_doc_length": max_doc_length}
         if st_router and isinstance(encoder, QueryDocRouter):
             write_st_router(encoder, tokenizer, tmp, max_query_length, max_doc_length)
             (tmp / META_FILE).write_text(json.dumps({**meta, "layout": "sentence-transformers-router"}, indent=2))
-            replace_dir_atomically(tmp, target)
             return target
         hf_backbone(encoder)[1].save_pretrained(tmp)  # the MLM (SPLADE, router document side) or CSR's encoder
         tokenizer.save_pretrained(tmp)
@@ -111,10 +106,6 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
         for name, content in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(json.dumps(content, indent=2))
-        replace_dir_atomically(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

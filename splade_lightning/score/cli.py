@@ -24,12 +24,12 @@ import argparse
 import math
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from ..atomic import check_output_file
+from ..devices import resolve_device
 from ..errors import ConfigError
+from ..outputs import Input, check_file_output, model_input
 from .ensemble import NORMALIZATIONS, ensemble_scores
 from .io import Group, load_inputs, score_record, write_jsonl_atomic
 from .teachers import KINDS, Teacher, TeacherSpec, check_teacher_source, load_teacher, parse_teacher_spec
@@ -75,22 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="queries per chunk: each distinct text of a chunk is encoded once (default 256)")
     parser.add_argument("--max_length", type=int, default=None,
                         help="truncation length in tokens for every teacher (default: each model's own)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     return parser
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError) as e:
-        raise ConfigError(f"--device {device!r}: not a torch device ({e}); expected cpu, cuda, cuda:N, ...") from e
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return device
 
 
 def _check_args(args: argparse.Namespace) -> list[TeacherSpec]:
@@ -108,10 +95,13 @@ def _check_args(args: argparse.Namespace) -> list[TeacherSpec]:
         raise ConfigError(f"--scale must be a finite number > 0, got {args.scale}")
     if args.normalize is None:
         args.normalize = "none" if len(specs) == 1 else "minmax"
-    args.device = _resolve_device(args.device)
-    check_output_file(Path(args.output), "--output", "the JSONL file to write")
+    args.device = resolve_device(args.device)
     for spec in specs:
         check_teacher_source(spec)
+    inputs = [Input(args.input, "--input"), Input(args.queries, "--queries", reads=("queries.jsonl",)),
+              Input(args.corpus, "--corpus", reads=("corpus.jsonl",)),
+              *(model_input(spec.name, "--teacher") for spec in specs)]
+    check_file_output(args.output, "--output", args.overwrite, "the JSONL file to write", inputs)
     return specs
 
 

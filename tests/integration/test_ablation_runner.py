@@ -5,6 +5,7 @@ training) and one slow end-to-end run."""
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -157,13 +158,17 @@ def test_runs_collects_and_resumes(tmp_path):
     assert not (killed / "stale.txt").exists() and find_report(killed) is not None
 
 
-def test_failed_point_is_reported_and_rerun(tmp_path):
+def test_failed_point_is_reported_and_rerun(tmp_path, capsys):
     assert _run(tmp_path, FakeFit(fail={"ctl"})) == 1
-    rows = {r["point"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv", newline=""))}
-    assert rows["ctl"]["status"] == "missing" and rows["ctl"]["ndcg@10"] == ""
+    captured = capsys.readouterr()
+    assert "| ctl |" in captured.out and "missing" in captured.out  # the table is printed ...
+    assert "1 of 5 points have no finished result" in captured.err and "(ctl)" in captured.err
+    assert not (tmp_path / "out").exists()  # ... but no partial results are written
     fake = FakeFit()
     assert _run(tmp_path, fake) == 0
     assert [name for name, _ in fake.calls] == ["ctl"]
+    rows = {r["point"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv", newline=""))}
+    assert all(row["status"] == "done" for row in rows.values()) and len(rows) == 5
 
 
 def test_parallel_jobs_use_distinct_devices(tmp_path):
@@ -184,6 +189,61 @@ def test_parallel_jobs_use_distinct_devices(tmp_path):
                  "--runs-dir", str(tmp_path / "runs"), "--jobs", "2", "--devices", "0,1"], run_fn=slow) == 0
     assert len(fake.calls) == 5 and not any(overlap)
     assert {env["CUDA_VISIBLE_DEVICES"] for _, env in fake.calls} == {"0", "1"}
+
+
+def test_collect_only_on_the_shipped_study_leaves_its_results_untouched(tmp_path, capsys):
+    """The shipped study's per-point runs are not in git: ``--collect-only`` on a copy of it must refuse (exit
+    non-zero) and leave the committed results byte-identical, not replace them with an empty table."""
+    study = tmp_path / "study"
+    shutil.copytree(REPO / "experiments" / "2026-11-24_sparsity_controller", study)
+    before = {p.name: p.read_bytes() for p in study.iterdir()}
+    code = main(["--base", str(QUICKSTART), "--grid", str(study / "grid.yaml"), "--output", str(study),
+                 "--runs-dir", str(tmp_path / "runs"), "--collect-only"])
+    assert code == 25
+    assert "25 of 25 points have no finished result" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in study.iterdir()} == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_results_never_replaced_by_fewer(tmp_path, capsys):
+    assert _run(tmp_path, FakeFit()) == 0
+    first = (tmp_path / "out" / "results.csv").read_bytes()
+    smaller = tmp_path / "grid.yaml"
+    smaller.write_text(GRID.replace("points:\n  ctl:", "x-unused:\n  ctl:"))  # the study loses its "ctl" point
+    with pytest.raises(ConfigError, match=r"lists finished points this run has no result for \(ctl\)"):
+        main(["--base", str(QUICKSTART), "--grid", str(smaller), "--output", str(tmp_path / "out"), "--runs-dir",
+              str(tmp_path / "runs")], run_fn=FakeFit())
+    assert (tmp_path / "out" / "results.csv").read_bytes() == first
+    assert main(["--base", str(QUICKSTART), "--grid", str(smaller), "--output", str(tmp_path / "out"), "--runs-dir",
+                 str(tmp_path / "runs"), "--overwrite"], run_fn=FakeFit()) == 0
+    assert "ctl" not in (tmp_path / "out" / "results.csv").read_text()
+
+
+def test_changed_point_is_refused_then_rerun_with_overwrite(tmp_path):
+    assert _run(tmp_path, FakeFit()) == 0
+    (tmp_path / "grid.yaml").write_text(GRID.replace("doc_target: 9", "doc_target: 12"))
+    fake = FakeFit()
+    args = ["--base", str(QUICKSTART), "--grid", str(tmp_path / "grid.yaml"), "--output", str(tmp_path / "out"),
+            "--runs-dir", str(tmp_path / "runs")]
+    with pytest.raises(ConfigError, match=r"1 finished point\(s\) were run with another base config or other "
+                                          r"overrides \(ctl\)"):
+        main(args, run_fn=fake)
+    assert fake.calls == []
+    assert main([*args, "--overwrite"], run_fn=fake) == 0
+    assert [name for name, _ in fake.calls] == ["ctl"]
+
+
+def test_runner_deletes_no_directory_it_did_not_write(tmp_path):
+    runs = tmp_path / "runs" / "ctl"
+    runs.mkdir(parents=True)
+    (runs / "precious.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="precious.txt"):
+        _run(tmp_path, FakeFit())
+    assert (runs / "precious.txt").read_text() == "mine"
+    shutil.copy(QUICKSTART, tmp_path / "runs" / "base.yaml")
+    with pytest.raises(ConfigError, match="--runs-dir .* contains --base"):
+        main(["--base", str(tmp_path / "runs" / "base.yaml"), "--grid", str(_write(tmp_path)), "--output",
+              str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")], run_fn=FakeFit())
 
 
 def test_pareto_front():

@@ -41,7 +41,10 @@ def test_model_mode_equals_evaluate_retrieval(toy_beir, tiny_bert_dir, tmp_path,
     assert "| toy_beir |" in capsys.readouterr().out
     # the written run scores the same through run mode
     assert run(["--run", str(trec), "--qrels", str(toy_beir / "qrels" / "test.tsv"), "--measures",
-                ",".join(MEASURES), "--output-json", str(out)]) == 0
+                ",".join(MEASURES), "--output-json", str(out)]) == 2  # an existing file needs --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    assert run(["--run", str(trec), "--qrels", str(toy_beir / "qrels" / "test.tsv"), "--measures",
+                ",".join(MEASURES), "--output-json", str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["runs"][str(trec)]["ndcg@10"] == pytest.approx(expected.metrics["ndcg@10"])
 
 
@@ -85,7 +88,7 @@ def test_run_mode_equals_retrieval_metrics(toy_beir, tmp_path):
     trec_qrels = tmp_path / "qrels.txt"
     trec_qrels.write_text("".join(f"{q} 0 {d} {g}\n" for q, docs in qrels.items() for d, g in docs.items()))
     assert run(["--run", str(path), "--qrels", str(trec_qrels), "--min_relevance", "2", "--output-json",
-                str(out)]) == 0
+                str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["runs"][str(path)] == pytest.approx(expected)
 
 
@@ -100,7 +103,7 @@ def test_two_runs_significance(toy_beir, tmp_path, capsys):
     for row in same.values():
         assert row["delta"] == 0 and row["t_test_p"] == 1.0 and row["randomisation_p"] == 1.0
     assert run(["--run", str(a), str(b), "--qrels", qrels_path, "--alpha", "0.05", "--permutations", "100",
-                "--output-json", str(out)]) == 0
+                "--output-json", str(out), "--overwrite"]) == 0
     rows = json.loads(out.read_text())["significance"]["measures"]
     assert set(rows["ndcg@10"]) >= {"mean_a", "mean_b", "delta", "t_test_p", "randomisation_p", "significant"}
     assert rows["ndcg@10"]["queries"] == 3 and rows["ndcg@10"]["significant"] is False
@@ -119,7 +122,12 @@ def test_two_runs_significance(toy_beir, tmp_path, capsys):
     (["--run", "{tmp}/missing.trec", "--qrels", "{qrels}"], "is not a file"),
     (["--model", "splade-tiny", "--data", "{beir}", "--batch_size", "0", "--min_relevance", "0"],
      "--min_relevance must be >= 1, got 0; --batch_size must be >= 1"),
-    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{tmp}"], "is a directory"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{tmp}"], "contains --data"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{beir}/corpus.jsonl"],
+     "which this command reads"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{beir}/qrels"], "which this command reads"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{tmp}/a.trec"], "exists; pass --overwrite"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--device", "cuda:7"], "--device cuda:7"),
 ])
 def test_bad_arguments_exit_2_before_loading(toy_beir, tmp_path, capsys, monkeypatch, args, message):
     import splade_lightning.api

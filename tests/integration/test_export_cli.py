@@ -69,14 +69,25 @@ def test_format_that_cannot_hold_the_architecture(csr_dir, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_non_empty_output_needs_overwrite(csr_dir, tmp_path, capsys):
+def test_foreign_output_is_refused_even_with_overwrite(csr_dir, tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "keep.txt").write_text("x")
+    for extra in ([], ["--overwrite"]):
+        assert run(["--model", csr_dir, "--format", "sentence-transformers", "--output", str(out), *extra]) == 2
+        assert "keep.txt" in capsys.readouterr().err and (out / "keep.txt").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no temporary directory left either
+
+
+def test_own_output_is_replaced_only_with_overwrite(csr_dir, tmp_path, capsys):
+    out = tmp_path / "st"
+    assert run(["--model", csr_dir, "--format", "sentence-transformers", "--output", str(out)]) == 0
     assert run(["--model", csr_dir, "--format", "sentence-transformers", "--output", str(out)]) == 2
-    assert "--overwrite" in capsys.readouterr().err and (out / "keep.txt").exists()
-    assert run(["--model", csr_dir, "--format", "sentence-transformers", "--output", str(out), "--overwrite"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "modules.json").is_file()
+    assert "--overwrite" in capsys.readouterr().err
+    assert run(["--model", csr_dir, "--format", "opensearch", "--output", str(out), "--overwrite"]) == 2  # csr
+    assert run(["--model", csr_dir, "--format", "anserini", "--output", str(out), "--overwrite", "--corpus",
+                str(tmp_path / "none.jsonl")]) == 2
+    assert (out / "modules.json").is_file()
 
 
 def test_missing_model_and_bad_format(tmp_path, capsys):

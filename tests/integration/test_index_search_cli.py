@@ -88,7 +88,7 @@ def test_other_settings_need_overwrite(tmp_path, tiny_bert_dir, toy_beir, capsys
     index = tmp_path / "idx"
     assert cli(*index_args(tiny_bert_dir, toy_beir, index)) == 0
     assert cli(*index_args(tiny_bert_dir, toy_beir, index, "--top_k_prune", "5")) == 2
-    assert "top_k_prune None -> 5" in capsys.readouterr().err
+    assert "top_k_prune: None -> 5" in capsys.readouterr().err
     assert cli(*index_args(tiny_bert_dir, toy_beir, index, "--top_k_prune", "5", "--overwrite")) == 0
     stored = load_index(index)
     assert (stored.indptr[1:] - stored.indptr[:-1]).max() <= 5

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO, write_jsonl
 
+import splade_lightning
 from splade_lightning.cli import main
 
 DOCS = {
@@ -107,7 +109,7 @@ def test_resume_refuses_other_settings(beir, tmp_path, capsys):
     out = tmp_path / "hn.jsonl"
     assert mine(capsys, "--data", beir, "--output", out, "--num_negatives", 2)[0] == 0
     code, _, err = mine(capsys, "--data", beir, "--output", out, "--num_negatives", 3)
-    assert code == 2 and "--num_negatives: 2 before, 3 now" in err and "--overwrite" in err
+    assert code == 2 and "num_negatives: 2 -> 3" in err and "--overwrite" in err
     code, _, _ = mine(capsys, "--data", beir, "--output", out, "--num_negatives", 3, "--overwrite")
     assert code == 0 and all(len(r["neg"]["bm25"]) <= 3 for r in records(out))
 
@@ -135,10 +137,18 @@ def test_model_retriever_resume_and_shard_cache(beir, tmp_path, capsys, tiny_ber
     assert all(p.stat().st_mtime_ns == mtimes[p.name] for p in shards[:-1])  # finished shards were not re-encoded
     assert shards[-1].is_file()
     weights = next(model.glob("*.safetensors"))
-    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # "retrained"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # touched, same weights
+    out.write_bytes(reference[: len(reference) // 2])
+    assert mine(capsys, *args)[0] == 0 and out.read_bytes() == reference
+    trained = splade_lightning.load(model)
+    with torch.no_grad():
+        trained.encoder.mlm.get_output_embeddings().bias.add_(0.5)
+    shutil.rmtree(model)
+    trained.save(model)  # other weights at the same path
     out.write_bytes(reference[: len(reference) // 2])
     code, _, err = mine(capsys, *args)
-    assert code == 2 and "--retriever: " in err and "--overwrite" in err
+    assert code == 2 and "the model (weights, settings or tokenizer) changed" in err and "--overwrite" in err
+    assert out.read_bytes() == reference[: len(reference) // 2]  # refused: nothing written
 
 
 def test_model_name_from_alias_and_checkpoint_name():
@@ -188,6 +198,9 @@ def test_bad_paths(beir, tmp_path, capsys):
     code, _, err = mine(capsys, "--data", tmp_path / "absent", "--output", tmp_path / "o.jsonl")
     assert code == 2 and "--data" in err and "expected an existing BEIR directory" in err
     code, _, err = mine(capsys, "--data", beir, "--output", tmp_path)
+    assert code == 2 and "contains --data" in err
+    (tmp_path / "a_dir").mkdir()
+    code, _, err = mine(capsys, "--data", beir, "--output", tmp_path / "a_dir")
     assert code == 2 and "is a directory; expected the JSONL file" in err
     code, _, err = mine(capsys, "--data", beir, "--split", "dev", "--output", tmp_path / "o.jsonl")
     assert code == 2 and "splits present: ['train']" in err

@@ -180,13 +180,33 @@ def test_only_corrupt_checkpoints_is_a_clear_error(tiny_bert_dir, toy_triplets, 
     directory.mkdir(parents=True)
     (directory / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     (directory / "step=3.ckpt").write_bytes(b"")
-    for ckpt_path in ("last", str(directory / "step=3.ckpt")):
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args(tiny_bert_dir, toy_triplets, tmp_path, "--ckpt_path", "last"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no loadable checkpoint in" in err and "last.ckpt:" in err and "step=3.ckpt:" in err, err
+    assert not list(tmp_path.rglob("metrics.csv"))  # failed before training
+
+
+def test_explicit_corrupt_checkpoint_is_an_error_not_a_fallback(tiny_bert_dir, toy_triplets, tmp_path, capsys):
+    """``--ckpt_path FILE`` names one file: a damaged one is an error even when a loadable checkpoint lies beside it
+    (resuming from that one would report another model's metrics as this run's)."""
+    from splade_lightning.cli import main
+
+    main_args = fit_args(tiny_bert_dir, toy_triplets, tmp_path)
+    main(main_args)
+    directory = tmp_path / "csv" / "version_0" / "checkpoints"
+    broken = directory / "broken.ckpt"
+    broken.write_bytes((directory / "last.ckpt").read_bytes()[:1000])
+    before = {p: p.read_bytes() for p in directory.iterdir()}
+    for subcommand in ("fit", "validate"):
         with pytest.raises(SystemExit) as exit_info:
-            main(fit_args(tiny_bert_dir, toy_triplets, tmp_path, "--ckpt_path", ckpt_path))
+            main([subcommand, *main_args[1:], "--ckpt_path", str(broken)])
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
-        assert "no loadable checkpoint in" in err and "last.ckpt:" in err and "step=3.ckpt:" in err, err
-    assert not list(tmp_path.rglob("metrics.csv"))  # failed before training
+        assert f"--ckpt_path {broken}: the checkpoint cannot be loaded" in err and "resuming from" not in err, err
+    assert {p: p.read_bytes() for p in directory.iterdir()} == before
+    assert len(list(tmp_path.glob("csv/version_*"))) == 1  # no second run started
 
 
 def test_crash_during_save_keeps_previous_last(tiny_bert_dir, toy_triplets, tmp_path, monkeypatch):

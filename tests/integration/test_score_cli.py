@@ -186,6 +186,9 @@ def test_missing_corpus_and_output_directory(data, capsys, tmp_path):
     assert run(data, "sparse:splade-tiny") == 2
     assert "corpus.jsonl: file not found" in capsys.readouterr().err
     assert run(data, "sparse:splade-tiny", output=".") == 2
+    assert "contains --input" in capsys.readouterr().err  # "." holds the inputs
+    (data / "out_dir").mkdir()
+    assert run(data, "sparse:splade-tiny", output=str(data / "out_dir")) == 2
     assert "is a directory" in capsys.readouterr().err
 
 

@@ -93,7 +93,7 @@ def test_cli_compare_against_reference(corpus, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "common tokens: 3   only in a: 0" in text  # violin (df 0) is left out
     assert "zebra" in text and "violin" not in text
-    assert cli.main(args + ["--min_df", "2"]) == 0
+    assert cli.main(args + ["--min_df", "2", "--overwrite"]) == 0
     text = capsys.readouterr().out
     assert "comparing tokens with df >= 2" in text and "common tokens: 2   only in a: 0" in text
     assert "zebra" not in text
@@ -139,8 +139,11 @@ def test_cli_checks_before_work(tmp_path, corpus, no_work):
         cli.main(["--corpus", str(tmp_path / "missing.jsonl"), "--out", out])
     with pytest.raises(ConfigError, match="--batch_size must be >= 1, got 0"):
         cli.main(["--corpus", str(corpus), "--out", out, "--batch_size", "0"])
-    with pytest.raises(ConfigError, match="is a directory"):
+    with pytest.raises(ConfigError, match="contains --corpus"):
         cli.main(["--corpus", str(corpus), "--out", str(tmp_path)])
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        cli.main(["--corpus", str(corpus), "--out", str(tmp_path / "sub")])
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="got list"):
         cli.main(["--corpus", str(corpus), "--out", out, "--compare", str(tmp_path / "bad.json")])

@@ -5,10 +5,9 @@ import json
 import pytest
 from conftest import write_jsonl
 
-from splade_lightning.errors import ConfigError, DataError
+from splade_lightning.errors import DataError
 from splade_lightning.mine.io import (
     append_lines,
-    check_settings,
     load_mining_data,
     output_record,
     read_skipped,
@@ -105,12 +104,3 @@ def test_read_skipped(tmp_path):
     assert read_skipped(path) == set()
     path.write_bytes(b'"q1"\n"q\\nodd"\nbroken\n"q3')  # the last line is incomplete
     assert read_skipped(path) == {"q1", "q\nodd"}
-
-
-def test_check_settings(tmp_path):
-    path = tmp_path / "settings.json"
-    check_settings(path, {"a": 1}, "out.jsonl")  # nothing recorded yet
-    path.write_text(json.dumps({"num_negatives": 3, "seed": None}))
-    check_settings(path, {"num_negatives": 3, "seed": None}, "out.jsonl")
-    with pytest.raises(ConfigError, match=r"--output out.jsonl .*--num_negatives: 3 before, 5 now.*--overwrite"):
-        check_settings(path, {"num_negatives": 5, "seed": None}, "out.jsonl")

@@ -27,7 +27,7 @@ CORPUS = REPO / "data" / "msmarco-trecdl-5k"
 
 
 def _texts(n: int) -> tuple[list[str], list[str]]:
-    from splade_lightning.data.beir import _read_id_text
+    from splade_lightning.formats.beir import _read_id_text
 
     corpus = _read_id_text(CORPUS / "corpus.jsonl", "doc", [])
     ids = list(corpus)[:n]
@@ -48,7 +48,7 @@ def measure_st(args) -> dict:
 
 
 def measure_ours(args) -> dict:
-    from splade_lightning.indexing.index_cli import main
+    from splade_lightning.tools.index import main
 
     ids, texts = _texts(args.docs)
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,9 +67,9 @@ def _recall(exact: np.ndarray, approx: list[list[str]], ids: list[str]) -> float
 
 def _search_both(index, query_ids: list[str], query_reps) -> dict:
     import torch
-
-    from splade_lightning.index.exact import exact_search
     from splade_lightning.indexing import seismic as sm
+
+    from splade_lightning.retrieval.exact import exact_search
 
     docs = index.to_torch()
     with torch.inference_mode():
@@ -90,8 +90,8 @@ def _search_both(index, query_ids: list[str], query_reps) -> dict:
 
 def measure_search_real(args) -> dict:
     import splade_lightning
-    from splade_lightning.indexing.search_cli import read_queries
-    from splade_lightning.indexing.store import load_index
+    from splade_lightning.formats.beir import read_queries
+    from splade_lightning.formats.index_store import load_index
 
     queries = read_queries(CORPUS, "test")
     model = splade_lightning.load("splade-tiny")
@@ -115,7 +115,7 @@ def _synthetic_rows(rng, n: int, nnz: int, vocab: int, weights: np.ndarray):
 def measure_search_synthetic(args) -> dict:
     import torch
 
-    from splade_lightning.indexing.store import StoredIndex
+    from splade_lightning.formats.index_store import StoredIndex
 
     rng, vocab = np.random.default_rng(0), 30522
     weights = 1.0 / np.arange(1, vocab + 1) ** 0.8  # Zipf-like dimension popularity
@@ -150,7 +150,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(globals()[f"measure_{args.measure}"](args)), flush=True)
         return
-    from splade_lightning.indexing.index_cli import main as index_main
+    from splade_lightning.tools.index import main as index_main
 
     if not (Path(args.index_dir) / "index.json").is_file():
         index_main(["--model", "splade-tiny", "--corpus", str(CORPUS), "--output", args.index_dir,

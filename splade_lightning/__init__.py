@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Lazy, so that importing a pure-torch subpackage (splade_lightning.models, ...) stays light.
     if name in __all__:
-        from . import api
+        from splade_lightning import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'splade_lightning' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-from .entry import main
+from splade_lightning.tools.main import main
 
 if __name__ == "__main__":
     main()

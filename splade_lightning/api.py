@@ -11,9 +11,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.collate import EncodeCollator
-from .errors import ConfigError
-from .hub import ALIASES, resolve_model_path
+from splade_lightning.data.collate import EncodeCollator
+from splade_lightning.errors import ConfigError
+from splade_lightning.hub import ALIASES, resolve_model_path
 
 
 class SparseModel(nn.Module):
@@ -117,8 +117,8 @@ class SparseModel(nn.Module):
         are then replaced; anything else is refused with a :class:`ConfigError`, as is the directory the model was
         loaded from (see ``docs/your_files_are_safe.md``).
         """
-        from .models.serialization import save_encoder
-        from .outputs import Input
+        from splade_lightning.formats.outputs import Input
+        from splade_lightning.serialization.model_dir import save_encoder
 
         inputs = [Input(self.source, "the model's source")] if self.source else []
         return save_encoder(self.encoder, self.tokenizer, path, self.max_query_length, self.max_doc_length,
@@ -141,9 +141,13 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
         ConfigError: an unknown name, an unreadable checkpoint, a model without the head its architecture needs, a
             tokenizer whose vocabulary does not match the model, or a device this machine does not have.
     """
-    from .devices import resolve_device
-    from .models.checkpoint import checkpoint_problem
-    from .models.serialization import encoder_from_checkpoint, load_encoder_dir, torch_load_checkpoint
+    from splade_lightning.devices import resolve_device
+    from splade_lightning.serialization.checkpoint import checkpoint_problem
+    from splade_lightning.serialization.model_dir import (
+        encoder_from_checkpoint,
+        load_encoder_dir,
+        torch_load_checkpoint,
+    )
 
     target = resolve_device("cpu" if device is None else device, "load: device")
     name = str(name_or_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 
 def resolve_device(device: str | object | None, flag: str = "--device") -> str:

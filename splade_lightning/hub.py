@@ -10,7 +10,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from .errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 #: alias -> (python package carrying the files, sub-directory, pip package to install)
 ALIASES: dict[str, tuple[str, str, str]] = {

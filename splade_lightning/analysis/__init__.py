@@ -41,7 +41,7 @@ from splade_lightning.analysis.profiles import (
     top_df_terms_rows,
 )
 from splade_lightning.analysis.subset import EvalSubset, subsample
-from splade_lightning.analysis.tables import markdown_table
+from splade_lightning.formats.tables import dict_table
 
 __all__ = [
     "EncodedSet",
@@ -61,7 +61,7 @@ __all__ = [
     "expansion_rows",
     "find_repo_root",
     "latest_exported_model",
-    "markdown_table",
+    "dict_table",
     "mean_term_weights",
     "resolve_model_name",
     "retrieval_table",

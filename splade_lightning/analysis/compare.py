@@ -10,8 +10,8 @@ import torch
 
 from splade_lightning.analysis.model_io import EncodedSet, SparseModelLike, row_slices, to_coo
 from splade_lightning.errors import ConfigError
-from splade_lightning.eval.metrics import parse_measure
-from splade_lightning.eval.retrieval import evaluate_retrieval
+from splade_lightning.metrics.ir import parse_measure
+from splade_lightning.retrieval.evaluation import evaluate_retrieval
 
 __all__ = ["check_same_vocabulary", "mean_term_weights", "retrieval_table", "term_overlap", "weight_changes"]
 
@@ -110,7 +110,7 @@ def retrieval_table(encoded: Mapping[str, EncodedSet], qrels: Mapping[str, Mappi
         encoded: model name -> its :class:`EncodedSet` (exact search over all its documents).
         qrels: ``{query_id: {doc_id: grade}}``.
         min_relevance: lowest grade counted as relevant by mrr/recall (2 for TREC DL).
-        measures: IR measures (see :mod:`splade_lightning.eval.metrics`).
+        measures: IR measures (see :mod:`splade_lightning.metrics.ir`).
 
     Returns:
         One dict per model: ``model``, the measures, ``active_dims_query``, ``active_dims_doc`` and ``flops``

@@ -12,7 +12,7 @@ from typing import Literal
 
 from splade_lightning.analysis.model_io import SparseModelLike, dimension_names, to_coo
 from splade_lightning.errors import ConfigError
-from splade_lightning.eval.term_stats import row_top_terms as top_terms  # the analysis API's name for it
+from splade_lightning.metrics.term_stats import row_top_terms as top_terms  # the analysis API's name for it
 
 __all__ = ["Expansion", "TermWeight", "compare_expansions", "expand_texts", "expansion_rows", "top_terms"]
 

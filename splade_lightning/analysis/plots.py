@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from splade_lightning.analysis.expansions import Expansion
-from splade_lightning.atomic import atomic_path
 from splade_lightning.errors import ConfigError
+from splade_lightning.formats.atomic import atomic_path
 
 __all__ = ["plot_active_dims", "plot_df_profile", "plot_expansions", "plot_overlap", "plot_paired_counts",
            "plot_weight_changes", "save_figure"]

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from splade_lightning.errors import ConfigError
-from splade_lightning.eval.active_dims import active_dims_per_text
-from splade_lightning.eval.term_stats import document_frequency as eval_document_frequency
+from splade_lightning.metrics.active_dims import active_dims_per_text
+from splade_lightning.metrics.term_stats import document_frequency as eval_document_frequency
 
 __all__ = ["active_dims", "df_profile", "df_profile_rows", "document_frequency", "summarize_counts",
            "top_df_terms_rows"]

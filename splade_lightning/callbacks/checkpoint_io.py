@@ -7,7 +7,7 @@ from typing import Any
 from lightning.fabric.utilities.cloud_io import _atomic_save, get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..atomic import atomic_path
+from splade_lightning.formats.atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

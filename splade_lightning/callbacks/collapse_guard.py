@@ -9,8 +9,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from ..errors import ConfigError, TrainingCollapsed, TrainingDiverged
-from ..eval.active_dims import active_dims_per_text
+from splade_lightning.errors import ConfigError, TrainingCollapsed, TrainingDiverged
+from splade_lightning.metrics.active_dims import active_dims_per_text
 
 OnCollapse = Literal["warn", "stop"]
 OnNonFinite = Literal["warn_skip", "stop"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from ..errors import ConfigError
-from ..eval.term_stats import document_frequency, example_pairs, log10_df, top_terms
-from .logger_media import log_histogram, log_table
+from splade_lightning.callbacks.logger_media import log_histogram, log_table
+from splade_lightning.errors import ConfigError
+from splade_lightning.metrics.term_stats import document_frequency, example_pairs, log10_df, top_terms
 
 COLUMNS = ("pair", "kind", "id", "text", "active_dims", "top_terms")
 
@@ -135,7 +135,7 @@ class ExpansionLogger(pl.Callback):
         else:
             name = getattr(datamodule, "tokenizer", None) or pl_module.tokenizer_name_or_path
             if self._tokenizer is None or self._tokenizer[0] != name:
-                from ..hub import load_tokenizer
+                from splade_lightning.hub import load_tokenizer
 
                 self._tokenizer = (name, load_tokenizer(name))
             names = self._tokenizer[1].convert_ids_to_tokens(dims)

@@ -22,8 +22,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-from ..atomic import write_text_atomic
-from ..eval.term_stats import histogram_bins
+from splade_lightning.formats.atomic import write_text_atomic
+from splade_lightning.formats.tables import markdown_table
+from splade_lightning.metrics.term_stats import histogram_bins
 
 #: bins of the histograms written as numbers (wandb, CSV JSON files); TensorBoard picks its own
 NUM_BINS = 40
@@ -35,16 +36,6 @@ def _media_path(logger: CSVLogger, key: str, step: int, suffix: str) -> Path:
     """``<log_dir>/media/<key parts, made file-name safe>/step_<step><suffix>``."""
     parts = [re.sub(r"[^A-Za-z0-9._@=-]+", "_", part) or "_" for part in key.split("/") if part not in ("", ".", "..")]
     return Path(logger.log_dir, "media", *parts, f"step_{step:07d}{suffix}")
-
-
-def markdown_table(columns: Sequence[str], rows: Sequence[Row]) -> str:
-    """A GitHub Markdown table; ``|`` and newlines inside cells are escaped."""
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def log_histogram(trainer: pl.Trainer, key: str, values: torch.Tensor, step: int, to_files: bool = False) -> None:
@@ -87,9 +78,9 @@ def log_table(trainer: pl.Trainer, key: str, columns: Sequence[str], rows: Seque
         if isinstance(logger, WandbLogger):
             logger.log_table(key=key, columns=list(columns), data=rows, step=step)
         elif isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_text(key, markdown_table(columns, rows), global_step=step)
+            logger.experiment.add_text(key, markdown_table(columns, rows) + "\n", global_step=step)
         elif isinstance(logger, CSVLogger):
             record = {"key": key, "step": step, "columns": list(columns), "rows": rows}
             write_text_atomic(_media_path(logger, key, step, ".json"), json.dumps(record, indent=1) + "\n")
             write_text_atomic(_media_path(logger, key, step, ".md"),
-                              f"# {key} (step {step})\n\n" + markdown_table(columns, rows))
+                              f"# {key} (step {step})\n\n" + markdown_table(columns, rows) + "\n")

@@ -6,7 +6,7 @@ from typing import Literal
 
 import lightning.pytorch as pl
 
-from ..errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 Shape = Literal["quadratic", "linear"]
 

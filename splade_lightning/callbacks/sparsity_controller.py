@@ -10,10 +10,10 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
-from ..errors import ConfigError
-from ..eval.active_dims import active_dims_per_text
-from ..eval.sparsity import flops
-from ..eval.term_stats import document_frequency
+from splade_lightning.errors import ConfigError
+from splade_lightning.metrics.active_dims import active_dims_per_text
+from splade_lightning.metrics.sparsity import flops
+from splade_lightning.metrics.term_stats import document_frequency
 
 Metric = Literal["active_dims", "flops"]
 SIDES = ("query", "doc")

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import torch
 
-from ..errors import ConfigError
-from ..eval.active_dims import ActiveDimsDistribution, check_percentiles, percentiles
-from ..eval.sparsity import SparsityStats, flops
-from .logger_media import log_histogram
+from splade_lightning.callbacks.logger_media import log_histogram
+from splade_lightning.errors import ConfigError
+from splade_lightning.metrics.active_dims import ActiveDimsDistribution, check_percentiles, percentiles
+from splade_lightning.metrics.sparsity import SparsityStats, flops
 
 KINDS = ("query", "doc")
 

@@ -7,11 +7,11 @@ importable without it); only :mod:`.collate` tokenises. The distillation data (:
 
 from __future__ import annotations
 
-from .beir import BeirSet, EvalData, load_beir, load_beir_set
-from .collate import EncodeCollator, EvalCollator, TrainCollator
-from .datasets import EncodeDataset, EncodeItem, TrainDataset, TrainExample
-from .readers import TrainRecord, read_train_records
-from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+from splade_lightning.data.collate import EncodeCollator, EvalCollator, TrainCollator
+from splade_lightning.data.datasets import EncodeDataset, EncodeItem, TrainDataset, TrainExample
+from splade_lightning.data.readers import TrainRecord, read_train_records
+from splade_lightning.data.sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+from splade_lightning.formats.beir import BeirSet, EvalData, load_beir, load_beir_set
 
 __all__ = [
     "BeirSet",

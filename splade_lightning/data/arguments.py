@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataError
-from ..types import ROUTES
-from .beir import BeirSet, find_beir_files
-from .readers import train_file_format
+from splade_lightning.errors import DataError
+from splade_lightning.formats.beir import BeirSet, find_beir_files
+from splade_lightning.formats.records import train_file_format
+from splade_lightning.types import ROUTES
 
 
 def as_beir_sets(sets: list[BeirSet | dict] | None, argument: str, problems: list[str]) -> list[BeirSet]:

@@ -3,7 +3,7 @@
 A cache of a source file is named ``<file name>.<kind>-<path digest>-<state digest>`` inside :func:`cache_root`. The
 state digest covers the cache format, the absolute path, size and mtime of the source and anything else the cache
 depends on, so an edited source gets a new cache and :func:`remove_stale` deletes the old one. Single-file caches
-are written with :func:`splade_lightning.atomic.atomic_path`; directory caches with :func:`atomic_dir`, so an
+are written with :func:`splade_lightning.formats.atomic.atomic_path`; directory caches with :func:`~splade_lightning.formats.atomic.atomic_dir`, so an
 interrupted build never leaves a half cache and concurrent builders (DDP ranks) cannot clash.
 """
 
@@ -13,13 +13,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import DataError
+from splade_lightning.errors import DataError
 
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".splade_lightning_cache"
@@ -66,40 +64,3 @@ def remove_stale(root: Path, prefix: str, keep: str, abandoned_after_s: float = 
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush ``path``'s data to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish_dir(tmp: Path, target: Path) -> None:
-    """Rename the finished ``tmp`` directory to ``target``; if another process got there first, keep theirs."""
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if not (target / "meta.json").is_file():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Yield a temporary directory ``.<target name>.<random>.tmp`` beside ``target``; when the block succeeds every
-    file in it is fsynced and the directory is published as ``target`` (:func:`publish_dir`; ``target`` is complete
-    once it holds ``meta.json``); when it fails the directory is removed. The directory counterpart of
-    :func:`splade_lightning.atomic.atomic_path`.
-    """
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        for path in sorted(tmp.iterdir()):
-            fsync_path(path)
-        publish_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

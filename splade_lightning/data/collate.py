@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from ..errors import ConfigError
-from ..types import ROUTES, EncodeBatch, Route, TrainBatch
+from splade_lightning.errors import ConfigError
+from splade_lightning.types import ROUTES, EncodeBatch, Route, TrainBatch
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -8,17 +8,17 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
-from ..errors import ConfigError, DataError, DataErrors
-from ..hub import load_tokenizer
-from ..types import Route
-from . import arguments as args
-from .beir import BeirSet, EvalData, load_beir_set
-from .collate import EncodeCollator, EvalCollator, TrainCollator
-from .datasets import EncodeDataset, TrainDataset
-from .error_list import OnBadRecord, SkippedRecords, collect_errors
-from .readers import read_train_records
-from .resumable_loader import ResumableDataLoader
-from .sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+from splade_lightning.data import arguments as args
+from splade_lightning.data.collate import EncodeCollator, EvalCollator, TrainCollator
+from splade_lightning.data.datasets import EncodeDataset, TrainDataset
+from splade_lightning.data.readers import read_train_records
+from splade_lightning.data.resumable_loader import ResumableDataLoader
+from splade_lightning.data.sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+from splade_lightning.errors import ConfigError, DataError, DataErrors
+from splade_lightning.formats.beir import BeirSet, EvalData, load_beir_set
+from splade_lightning.hub import load_tokenizer
+from splade_lightning.problems import OnBadRecord, SkippedRecords, collect_errors
+from splade_lightning.types import Route
 
 EvalStage = Literal["validate", "test"]
 

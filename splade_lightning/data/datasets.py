@@ -8,9 +8,9 @@ from typing import Literal, NamedTuple
 
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
-from .beir import EvalData
-from .readers import TrainRecord
+from splade_lightning.data.readers import TrainRecord
+from splade_lightning.errors import ConfigError
+from splade_lightning.formats.beir import EvalData
 
 
 class TrainExample(NamedTuple):

@@ -8,13 +8,13 @@ from typing import Literal
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-from ..errors import ConfigError, DataError, DataErrors
-from ..types import Route
-from .beir import BeirSet
-from .datamodule import RetrievalDataModule
-from .error_list import OnBadRecord
-from .id_dataset import IdTrainDataset, ScoredTextDataset
-from .readers import missing_path_error, train_file_format
+from splade_lightning.data.datamodule import RetrievalDataModule
+from splade_lightning.data.id_dataset import IdTrainDataset, ScoredTextDataset
+from splade_lightning.errors import ConfigError, DataError, DataErrors
+from splade_lightning.formats.beir import BeirSet
+from splade_lightning.formats.records import missing_path_error, train_file_format
+from splade_lightning.problems import OnBadRecord
+from splade_lightning.types import Route
 
 ID_ARGUMENTS = ("corpus", "queries", "hard_negatives", "teacher_scores")
 

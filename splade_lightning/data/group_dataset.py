@@ -19,8 +19,8 @@ import random
 import numpy as np
 from torch.utils.data import Dataset
 
-from .datasets import TrainDataset, TrainExample
-from .group_selection import NegativeSampling, Selection
+from splade_lightning.data.datasets import TrainDataset, TrainExample
+from splade_lightning.data.group_selection import NegativeSampling, Selection
 
 
 def check_options(num_negatives: object, negative_sampling: object, score_range: object) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from .arrow_strings import search_sorted
+from splade_lightning.data.arrow_strings import search_sorted
 
 NegativeSampling = Literal["random", "top"]
 CHUNK = 4_000_000

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, DataErrors
-from .error_list import ErrorList, OnBadRecord, SkippedRecords, collect_errors
-from .group_dataset import NO_NEGATIVES, GroupDataset, check_options
-from .group_selection import (
+from splade_lightning.data.group_dataset import NO_NEGATIVES, GroupDataset, check_options
+from splade_lightning.data.group_selection import (
     CHUNK,
     NegativeSampling,
     Selection,
@@ -28,9 +26,11 @@ from .group_selection import (
     select_candidates,
     take_groups,
 )
-from .id_records import IdGroups, read_hard_negatives, read_teacher_scores
-from .scored_text import ScoredRecord, ScoredTextDataset, read_scored_records
-from .text_store import TextStore
+from splade_lightning.data.id_records import IdGroups, read_hard_negatives, read_teacher_scores
+from splade_lightning.data.scored_text import ScoredRecord, ScoredTextDataset, read_scored_records
+from splade_lightning.data.text_store import TextStore
+from splade_lightning.errors import ConfigError, DataError, DataErrors
+from splade_lightning.problems import ErrorList, OnBadRecord, SkippedRecords, collect_errors
 
 __all__ = ["CHUNK", "NO_NEGATIVES", "GroupDataset", "IdTrainDataset", "NegativeSampling", "ScoredRecord",
            "ScoredTextDataset", "Selection", "check_options", "group_chunks", "read_scored_records",

@@ -12,8 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import DataError
+from splade_lightning.errors import DataError
+from splade_lightning.formats.atomic import atomic_path
 
 RecordKind = Literal["hard_negatives", "teacher_scores"]
 

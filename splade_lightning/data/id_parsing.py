@@ -3,7 +3,7 @@
 
 Lines are validated one by one; ids are buffered and resolved every ``FLUSH_IDS`` ids with vectorised
 :meth:`TextStore.rows <splade_lightning.data.text_store.TextStore.rows>` lookups. Every problem is appended to the
-caller's :class:`~splade_lightning.data.error_list.ErrorList`, each naming ``file:line`` and the field.
+caller's :class:`~splade_lightning.problems.ErrorList`, each naming ``file:line`` and the field.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .error_list import ErrorList
-from .id_groups import IdGroups, RecordKind
-from .readers import iter_jsonl, show
-from .text_store import TextStore
+from splade_lightning.data.id_groups import IdGroups, RecordKind
+from splade_lightning.data.text_store import TextStore
+from splade_lightning.errors import DataError
+from splade_lightning.formats.records import iter_jsonl, show
+from splade_lightning.problems import ErrorList
 
 FLUSH_IDS = 1_000_000
 _NUMBER = (int, float)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cache import cache_name, cache_root, remove_stale
-from .error_list import ErrorList, OnBadRecord, SkippedRecords, settle
-from .id_groups import IdGroups, RecordKind, concat_groups, read_groups, write_groups
-from .id_parsing import FLUSH_IDS, drop_records, duplicate_queries
-from .id_parsing import parse_file as _parse_file
-from .readers import missing_path_error
-from .text_store import TextStore
+from splade_lightning.data.cache import cache_name, cache_root, remove_stale
+from splade_lightning.data.id_groups import IdGroups, RecordKind, concat_groups, read_groups, write_groups
+from splade_lightning.data.id_parsing import FLUSH_IDS, drop_records, duplicate_queries
+from splade_lightning.data.id_parsing import parse_file as _parse_file
+from splade_lightning.data.text_store import TextStore
+from splade_lightning.formats.records import missing_path_error
+from splade_lightning.problems import ErrorList, OnBadRecord, SkippedRecords, settle
 
 __all__ = ["FLUSH_IDS", "IdGroups", "RecordKind", "concat_groups", "read_hard_negatives", "read_id_records",
            "read_teacher_scores"]

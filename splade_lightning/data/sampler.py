@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from torch.utils.data import BatchSampler, DistributedSampler, Sampler, SequentialSampler
 
-from ..errors import ConfigError, DataError
-from .datasets import EncodeDataset, TrainDataset
+from splade_lightning.data.datasets import EncodeDataset, TrainDataset
+from splade_lightning.errors import ConfigError, DataError
 
 
 class EpochSampler(Sampler[int]):

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, DataErrors
-from .error_list import OnBadRecord, SkippedRecords, settle
-from .group_dataset import NO_NEGATIVES, GroupDataset, check_options
-from .group_selection import NegativeSampling, select_candidates, take_groups
-from .readers import TrainRecord, duplicate_record, iter_train_files, parse_record, show
+from splade_lightning.data.group_dataset import NO_NEGATIVES, GroupDataset, check_options
+from splade_lightning.data.group_selection import NegativeSampling, select_candidates, take_groups
+from splade_lightning.data.readers import TrainRecord, duplicate_record, iter_train_files, parse_record
+from splade_lightning.errors import ConfigError, DataError, DataErrors
+from splade_lightning.formats.records import show
+from splade_lightning.problems import OnBadRecord, SkippedRecords, settle
 
 
 class _ListTexts:

@@ -23,22 +23,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import DataError
-from .arrow_strings import StringColumn, as_string_array, hash_ids, search_sorted
-from .beir import beir_text, parse_beir_record
-from .cache import (
+from splade_lightning.data.arrow_strings import StringColumn, as_string_array, hash_ids, search_sorted
+from splade_lightning.data.cache import (
     CACHE_DIR_NAME,
     CACHE_FORMAT,
-    atomic_dir,
     cache_name,
     cache_root,
-    fsync_path,
-    publish_dir,
     remove_stale,
     user_cache_dir,
 )
-from .error_list import ErrorList
-from .readers import iter_jsonl, missing_path_error
+from splade_lightning.errors import DataError
+from splade_lightning.formats.atomic import atomic_dir, fsync_path, publish_dir
+from splade_lightning.formats.beir import beir_text, parse_beir_record
+from splade_lightning.formats.records import iter_jsonl, missing_path_error
+from splade_lightning.problems import ErrorList
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,7 +51,7 @@ BATCH_ROWS = 65_536
 # -- building --------------------------------------------------------------------------------------------------------
 def _parse_line(obj: object, path: Path, line: int, require_text: bool, errors: list[DataError]):
     """``(id, text)`` of one BEIR record, text = ``title + " " + text`` when the title is non-empty (exactly as
-    :func:`splade_lightning.data.beir.load_beir` does: :func:`~splade_lightning.data.beir.parse_beir_record`), or
+    :func:`splade_lightning.formats.beir.load_beir` does: :func:`~splade_lightning.formats.beir.parse_beir_record`), or
     ``None`` after appending to ``errors``."""
     parsed = parse_beir_record(obj, path, line, errors)
     if parsed is None:

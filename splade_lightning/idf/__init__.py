@@ -4,7 +4,8 @@ An ``idf.json`` is one flat JSON object mapping the tokenizer's token strings to
 models (OpenSearch ``opensearch-neural-sparse-encoding-doc-*``) weight each query token by it instead of running a
 query encoder. This layer needs torch and numpy only (no lightning, no ``splade_lightning.data``)::
 
-    from splade_lightning.idf import corpus_idf, write_idf_json, read_idf_table
+    from splade_lightning.idf import corpus_idf
+    from splade_lightning.formats.idf_json import read_idf_table, write_idf_json
     table, df, n_docs = corpus_idf("data/scifact", tokenizer)        # token -> log((N+1)/(df+1)) + 1
     write_idf_json(table, None, "scifact_idf.json")
     idf = read_idf_table("scifact_idf.json", tokenizer, vocab_size=30522).weights   # (V,) float32
@@ -14,24 +15,22 @@ Command line: ``python -m splade_lightning idf --corpus PATH --out FILE [--compa
 
 from __future__ import annotations
 
-from .compare import IdfComparison, compare_idf, format_comparison
-from .corpus import corpus_file, corpus_idf, count_corpus_lines, document_frequencies, iter_corpus, smoothed_idf
-from .table import IdfTable, idf_dict, idf_weights, read_idf_json, read_idf_table, write_idf_json
+from splade_lightning.idf.compare import IdfComparison, compare_idf, format_comparison
+from splade_lightning.idf.corpus import (
+    corpus_idf,
+    count_corpus_lines,
+    document_frequencies,
+    iter_corpus,
+    smoothed_idf,
+)
 
 __all__ = [
     "IdfComparison",
-    "IdfTable",
     "compare_idf",
-    "corpus_file",
     "corpus_idf",
     "count_corpus_lines",
     "document_frequencies",
     "format_comparison",
-    "idf_dict",
-    "idf_weights",
     "iter_corpus",
-    "read_idf_json",
-    "read_idf_table",
     "smoothed_idf",
-    "write_idf_json",
 ]

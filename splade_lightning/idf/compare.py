@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 
 @dataclass

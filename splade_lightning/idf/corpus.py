@@ -5,8 +5,6 @@ The corpus is never held in memory: documents are read line by line and tokenise
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
@@ -15,83 +13,30 @@ from typing import TypeVar
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, DataError
-from .table import idf_dict
+from splade_lightning.errors import ConfigError, DataError
+from splade_lightning.formats.beir import beir_file, stream_id_texts
+from splade_lightning.formats.idf_json import idf_dict
 
 T = TypeVar("T")
 
 
-def _repr(value: object, width: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def corpus_file(path: str | Path) -> Path:
-    """The JSONL file of a corpus: ``<dir>/corpus.jsonl`` for a BEIR directory, else ``path`` itself.
-
-    Raises:
-        DataError: the path does not exist, or is a directory without ``corpus.jsonl``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        if not (path / "corpus.jsonl").is_file():
-            raise DataError("directory has no corpus.jsonl; expected a BEIR directory or a JSONL file of "
-                            '{"_id", "title", "text"} records', path)
-        return path / "corpus.jsonl"
-    if not path.is_file():
-        message = "corpus not found; expected a BEIR directory (with corpus.jsonl) or a JSONL file"
-        if not path.is_absolute():
-            message += f" (relative paths are resolved against the current directory {os.getcwd()})"
-        raise DataError(message, path)
-    return path
-
-
-def _record_text(obj: object, path: Path, line: int) -> str:
-    """``title + " " + text`` when the title is non-empty, else ``text`` (the rule of ``data/beir.py``)."""
-    if not isinstance(obj, dict):
-        raise DataError(f"expected a JSON object, got {type(obj).__name__} {_repr(obj)}", path, line)
-    if "text" not in obj:
-        raise DataError(f"missing field; this record has fields {sorted(obj)}", path, line, "text")
-    text, title = obj["text"], obj.get("title") or ""
-    for name, value in (("text", text), ("title", title)):
-        if not isinstance(value, str):
-            raise DataError(f"expected a string, got {type(value).__name__} {_repr(value)}", path, line, name)
-    return f"{title} {text}" if title.strip() else text
-
-
 def iter_corpus(path: str | Path) -> Iterator[str]:
-    """Stream the document texts of a corpus, in file order; blank lines are skipped.
+    """Stream the document texts of a corpus, in file order (:func:`~splade_lightning.formats.beir.stream_id_texts`:
+    ``title + " " + text`` when the title is non-empty).
 
     Args:
         path: a BEIR directory (``corpus.jsonl`` is read) or a JSONL file of ``{"_id", "title"?, "text"}`` records.
 
-    Yields:
-        ``f"{title} {text}"`` when the title is non-empty (after ``strip``), else ``text``.
-
     Raises:
-        DataError: on the first bad line (not UTF-8, not JSON, not an object, no ``text``, non-string text/title),
-            naming the file and the line.
+        DataError, DataErrors: a missing file or bad records, each naming the file and the line.
     """
-    file = corpus_file(path)
-    with open(file, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"line is not valid UTF-8 ({e})", file, number) from e
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON ({e.msg} at column {e.colno}): {_repr(line.strip())}; expected "
-                                'one {"_id", "title", "text"} object per line', file, number) from e
-            yield _record_text(obj, file, number)
+    for _, text in stream_id_texts(path, "doc"):
+        yield text
 
 
 def count_corpus_lines(path: str | Path) -> int:
     """Number of non-blank lines of a corpus (the progress bar's total); no JSON parsing."""
-    with open(corpus_file(path), "rb") as f:
+    with open(beir_file(path, "doc"), "rb") as f:
         return sum(1 for raw in f if raw.strip())
 
 
@@ -178,5 +123,5 @@ def corpus_idf(path: str | Path, tokenizer, batch_size: int = 1024,
     total = count_corpus_lines(path) if progress else None
     df, n_docs = document_frequencies(iter_corpus(path), tokenizer, batch_size, total=total, progress=progress)
     if n_docs == 0:
-        raise DataError("the corpus has no documents; expected one JSON record per line", corpus_file(path))
+        raise DataError("the corpus has no documents; expected one JSON record per line", beir_file(path, "doc"))
     return idf_dict(smoothed_idf(df, n_docs), tokenizer), df, n_docs

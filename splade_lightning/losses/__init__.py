@@ -1,10 +1,15 @@
 """Losses and regularisers: pure torch, tensors in, scalars out."""
 
-from .csr import CSRReconstructionLoss, csr_total
-from .distillation import KLDistillationLoss, MarginMSELoss, SpladeV3DistillationLoss, candidate_scores
-from .distributed import all_reduce_sum, gather_rows, is_distributed
-from .ranking import InBatchNegativesLoss, similarity_matrix
-from .regularizers import FlopsRegularizer, L1Regularizer
+from splade_lightning.losses.csr import CSRReconstructionLoss, csr_total
+from splade_lightning.losses.distillation import (
+    KLDistillationLoss,
+    MarginMSELoss,
+    SpladeV3DistillationLoss,
+    candidate_scores,
+)
+from splade_lightning.losses.distributed import all_reduce_sum, gather_rows, is_distributed
+from splade_lightning.losses.ranking import InBatchNegativesLoss, similarity_matrix
+from splade_lightning.losses.regularizers import FlopsRegularizer, L1Regularizer
 
 __all__ = [
     "CSRReconstructionLoss",

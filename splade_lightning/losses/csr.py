@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 
 def normalized_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

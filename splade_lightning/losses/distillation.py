@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from .ranking import at_least_fp32
+from splade_lightning.errors import ConfigError
+from splade_lightning.losses.ranking import at_least_fp32
 
 
 def candidate_scores(query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int) -> torch.Tensor:

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from .distributed import gather_rows, global_sum_and_count, is_distributed
+from splade_lightning.errors import ConfigError
+from splade_lightning.losses.distributed import gather_rows, global_sum_and_count, is_distributed
 
 
 def at_least_fp32(x: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .distributed import global_sum_and_count, is_distributed
-from .ranking import at_least_fp32
+from splade_lightning.errors import ConfigError
+from splade_lightning.losses.distributed import global_sum_and_count, is_distributed
+from splade_lightning.losses.ranking import at_least_fp32
 
 
 class _ActiveDimsMaskedRegularizer(nn.Module):

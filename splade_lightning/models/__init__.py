@@ -1,13 +1,13 @@
 """Pure-torch models (never import lightning)."""
 
-from .backbone import load_mlm
-from .csr import SparseAutoEncoder
-from .csr_encoder import CSREncoder
-from .dense import DenseEncoder
-from .pooling import splade_activation, splade_pool
-from .router import QueryDocRouter
-from .splade import SpladeEncoder
-from .static import StaticSparseEncoder
+from splade_lightning.models.backbone import load_mlm
+from splade_lightning.models.csr import SparseAutoEncoder
+from splade_lightning.models.csr_encoder import CSREncoder
+from splade_lightning.models.dense import DenseEncoder
+from splade_lightning.models.pooling import splade_activation, splade_pool
+from splade_lightning.models.router import QueryDocRouter
+from splade_lightning.models.splade import SpladeEncoder
+from splade_lightning.models.static import StaticSparseEncoder
 
 __all__ = [
     "CSREncoder",

@@ -6,8 +6,8 @@ import os
 
 import torch
 
-from ..errors import ConfigError
-from ..hub import ALIASES, resolve_model_path
+from splade_lightning.errors import ConfigError
+from splade_lightning.hub import ALIASES, resolve_model_path
 
 
 def load_mlm(name_or_path: str | os.PathLike, config: dict | None = None) -> torch.nn.Module:

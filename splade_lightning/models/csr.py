@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 #: a latent "fires" when its top-k activation exceeds this (sentence-transformers' threshold)
 ACTIVE_EPS = 1e-5

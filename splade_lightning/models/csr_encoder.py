@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .csr import CSROutput, SparseAutoEncoder
+from splade_lightning.errors import ConfigError
+from splade_lightning.models.csr import CSROutput, SparseAutoEncoder
 
 
 class CSREncoder(nn.Module):

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from .backbone import load_encoder
+from splade_lightning.errors import ConfigError
+from splade_lightning.models.backbone import load_encoder
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ import os
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..types import ROUTES
+from splade_lightning.errors import ConfigError
+from splade_lightning.types import ROUTES
 
 
 class QueryDocRouter(nn.Module):
@@ -33,7 +33,7 @@ class QueryDocRouter(nn.Module):
 
     def __init__(self, doc_encoder: nn.Module, query_encoder: nn.Module | None = None, score_idf: str | None = None):
         super().__init__()
-        from .static import StaticSparseEncoder
+        from splade_lightning.models.static import StaticSparseEncoder
 
         if query_encoder is None:
             query_encoder = StaticSparseEncoder(doc_encoder.tokenizer_name_or_path, vocab_size=doc_encoder.vocab_size)
@@ -117,7 +117,7 @@ def _check_compatible(query_encoder: nn.Module, doc_encoder: nn.Module) -> None:
 
 
 def _vocab(name: str) -> dict[str, int]:
-    from ..hub import load_tokenizer
+    from splade_lightning.hub import load_tokenizer
 
     return load_tokenizer(name).get_vocab()
 
@@ -126,8 +126,8 @@ def _score_weights(score_idf: str | os.PathLike | None, doc_encoder: nn.Module) 
     """(V,) IDF-aware scoring factors relu(idf) (1 for unlisted tokens), or ones."""
     if score_idf is None:
         return torch.ones(doc_encoder.vocab_size)
-    from ..hub import load_tokenizer
-    from ..idf.table import read_idf_table
+    from splade_lightning.formats.idf_json import read_idf_table
+    from splade_lightning.hub import load_tokenizer
 
     table = read_idf_table(score_idf, load_tokenizer(doc_encoder.tokenizer_name_or_path), doc_encoder.vocab_size)
     return torch.relu(table.weights.float())

@@ -9,10 +9,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from .backbone import load_mlm, vocab_size_of
-from .pooling import Activation, Pooling, splade_activation, splade_pool
-from .sparse_head import max_pool_projection
+from splade_lightning.errors import ConfigError
+from splade_lightning.models.backbone import load_mlm, vocab_size_of
+from splade_lightning.models.pooling import Activation, Pooling, splade_activation, splade_pool
+from splade_lightning.models.sparse_head import max_pool_projection
 
 
 class SpladeEncoder(nn.Module):

@@ -7,7 +7,7 @@ import os
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 
 class StaticSparseEncoder(nn.Module):
@@ -44,7 +44,7 @@ class StaticSparseEncoder(nn.Module):
         missing_weight: float = 1.0,
     ):
         super().__init__()
-        from ..hub import load_tokenizer
+        from splade_lightning.hub import load_tokenizer
 
         if idf_file is not None and idf_corpus is not None:
             raise ConfigError(f"StaticSparseEncoder: give idf_file ({idf_file!r}) or idf_corpus ({idf_corpus!r}), "
@@ -113,12 +113,12 @@ def _initial_weights(tokenizer, size: int, idf_file: str | os.PathLike | None, i
                      missing_weight: float) -> torch.Tensor:
     """(size,) float32 initial weights: ones, an IDF file, or the smoothed IDF of a corpus."""
     if idf_file is not None:
-        from ..idf.table import read_idf_table
+        from splade_lightning.formats.idf_json import read_idf_table
 
         return read_idf_table(idf_file, tokenizer, size, missing_weight).weights.float()
     if idf_corpus is not None:
-        from ..idf.corpus import corpus_idf
-        from ..idf.table import idf_weights
+        from splade_lightning.formats.idf_json import idf_weights
+        from splade_lightning.idf.corpus import corpus_idf
 
         table, _, _ = corpus_idf(idf_corpus, tokenizer)
         return idf_weights(table, tokenizer, size, missing_weight, path=idf_corpus).weights.float()

@@ -1,8 +1,8 @@
 """LightningModules ("systems"): wire models, losses and regularisers; log; configure optimisers."""
 
-from .base import RetrievalModule
-from .csr import CSRModule
-from .inference_free import InferenceFreeSpladeModule
-from .splade import SpladeModule
+from splade_lightning.systems.base import RetrievalModule
+from splade_lightning.systems.csr import CSRModule
+from splade_lightning.systems.inference_free import InferenceFreeSpladeModule
+from splade_lightning.systems.splade import SpladeModule
 
 __all__ = ["CSRModule", "InferenceFreeSpladeModule", "RetrievalModule", "SpladeModule"]

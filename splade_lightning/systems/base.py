@@ -10,12 +10,13 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ..errors import ConfigError
-from ..eval.metrics import parse_measure
-from ..models.router import encode_route
-from ..types import EncodeBatch
-from . import optim
-from .evaluation import EvalBuffer, mean_over_datasets, score_buffer
+from splade_lightning.errors import ConfigError
+from splade_lightning.metrics.ir import parse_measure
+from splade_lightning.models.router import encode_route
+from splade_lightning.retrieval.evaluation import mean_over_datasets
+from splade_lightning.systems import optim
+from splade_lightning.systems.eval_buffer import EvalBuffer, score_buffer
+from splade_lightning.types import EncodeBatch
 
 #: constructor arguments that are modules or factories, kept out of ``hparams``
 MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "optimizer", "lr_scheduler"]
@@ -186,7 +187,7 @@ class RetrievalModule(pl.LightningModule):
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Embed what :func:`splade_lightning.load` needs to rebuild the encoder from the ``.ckpt`` alone."""
-        from ..models.checkpoint import checkpoint_payload, inference_lengths
+        from splade_lightning.serialization.checkpoint import checkpoint_payload, inference_lengths
 
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.",

@@ -9,13 +9,13 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ..errors import ConfigError
-from ..losses import CSRReconstructionLoss, InBatchNegativesLoss, csr_total
-from ..models.csr import ACTIVE_EPS, CSROutput
-from ..types import EncodeBatch, TrainBatch
-from . import optim
-from .base import RetrievalModule
-from .evaluation import EvalBuffer, score_buffer
+from splade_lightning.errors import ConfigError
+from splade_lightning.losses import CSRReconstructionLoss, InBatchNegativesLoss, csr_total
+from splade_lightning.models.csr import ACTIVE_EPS, CSROutput
+from splade_lightning.systems import optim
+from splade_lightning.systems.base import RetrievalModule
+from splade_lightning.systems.eval_buffer import EvalBuffer, score_buffer
+from splade_lightning.types import EncodeBatch, TrainBatch
 
 _AUTOENCODER_PREFIX = "encoder.autoencoder."
 

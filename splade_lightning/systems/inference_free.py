@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ..errors import ConfigError
-from . import optim
-from .splade import SpladeModule
+from splade_lightning.errors import ConfigError
+from splade_lightning.systems import optim
+from splade_lightning.systems.splade import SpladeModule
 
 _QUERY_PREFIX = "encoder.query_encoder."
 

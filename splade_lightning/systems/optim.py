@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from splade_lightning.errors import ConfigError
 
 DEFAULT_WARMUP_FRACTION = 0.1
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight", "norm.weight")

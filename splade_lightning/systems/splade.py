@@ -8,10 +8,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ..errors import ConfigError
-from ..losses import FlopsRegularizer, InBatchNegativesLoss
-from ..types import TrainBatch
-from .base import RetrievalModule
+from splade_lightning.errors import ConfigError
+from splade_lightning.losses import FlopsRegularizer, InBatchNegativesLoss
+from splade_lightning.systems.base import RetrievalModule
+from splade_lightning.types import TrainBatch
 
 
 def _reg_name(regularizer: nn.Module) -> str:

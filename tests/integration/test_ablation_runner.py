@@ -17,11 +17,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # experiments/ is not part of the installed package
 
-from experiments.ablation.__main__ import main  # noqa: E402
-from experiments.ablation.grid import load_grid  # noqa: E402
-from experiments.ablation.plot import pareto_front  # noqa: E402
-from experiments.ablation.runner import find_report, point_overrides  # noqa: E402
 from splade_lightning.errors import ConfigError  # noqa: E402
+from splade_lightning.tools.ablate.grid import load_grid  # noqa: E402
+from splade_lightning.tools.ablate.main import main  # noqa: E402
+from splade_lightning.tools.ablate.plot import pareto_front  # noqa: E402
+from splade_lightning.tools.ablate.runner import find_report, point_overrides  # noqa: E402
 
 QUICKSTART = REPO / "configs" / "splade" / "quickstart.yaml"
 GRID = """
@@ -258,7 +258,7 @@ def test_generated_override_instantiates_with_the_real_cli(tmp_path, monkeypatch
     instantiated, no training), and its log directory is the point's."""
     import yaml
 
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     _, points = load_grid(_write(tmp_path))
     point = next(p for p in points if p.name == "ctl")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import splade_lightning
-from splade_lightning.cli import main
 from splade_lightning.errors import ConfigError
+from splade_lightning.tools.main import main
 
 
 def cli(*args) -> int:

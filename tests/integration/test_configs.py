@@ -17,7 +17,7 @@ def test_configs_exist():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(REPO)) for c in CONFIGS])
 def test_config_instantiates(config, monkeypatch):
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     monkeypatch.chdir(REPO)  # shipped configs use paths relative to the repository root
     monkeypatch.setenv("WANDB_MODE", "offline")  # the wandb overlay: never reach the network

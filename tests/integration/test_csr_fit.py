@@ -48,7 +48,7 @@ def csr_config(root, tiny_encoder_dir, toy_triplets, toy_beir, frozen: bool) -> 
 @pytest.mark.parametrize("frozen", [False, True], ids=["trained-backbone", "frozen-cached"])
 def test_csr_fit_reports_exports_and_reloads(tiny_encoder_dir, toy_triplets, toy_beir, tmp_path, capsys, frozen):
     import splade_lightning
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     config = tmp_path / "csr.yaml"
     config.write_text(json.dumps(csr_config(tmp_path, tiny_encoder_dir, toy_triplets, toy_beir, frozen)))  # as YAML

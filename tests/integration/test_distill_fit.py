@@ -27,7 +27,7 @@ def toy_train_beir(tmp_path) -> Path:
 
 @pytest.mark.parametrize("config", ["kl", "marginmse"])
 def test_mine_score_fit(config, tiny_bert_dir, tiny_encoder_dir, toy_train_beir, toy_beir, tmp_path, capsys):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     negatives, scores = tmp_path / "negatives.jsonl", tmp_path / "scores.jsonl"
     for argv in (["mine", "--data", str(toy_train_beir), "--split", "train", "--retriever", "bm25",

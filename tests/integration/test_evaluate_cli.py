@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import splade_lightning
-from splade_lightning.cli import main
-from splade_lightning.data.beir import load_beir
-from splade_lightning.eval.metrics import retrieval_metrics
-from splade_lightning.eval.retrieval import evaluate_retrieval
+from splade_lightning.formats.beir import load_beir
+from splade_lightning.metrics.ir import retrieval_metrics
+from splade_lightning.retrieval.evaluation import evaluate_retrieval
+from splade_lightning.tools.main import main
 
 MEASURES = ["ndcg@10", "mrr@10", "recall@100", "map"]
 

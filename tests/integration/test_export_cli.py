@@ -7,9 +7,9 @@ import torch
 
 import splade_lightning
 from splade_lightning.api import SparseModel
-from splade_lightning.cli import main
 from splade_lightning.models import DenseEncoder, SparseAutoEncoder, SpladeEncoder
 from splade_lightning.models.csr_encoder import CSREncoder
+from splade_lightning.tools.main import main
 
 TEXTS = ["what is the capital of france", "dogs bark at cats"]
 

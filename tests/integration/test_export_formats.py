@@ -7,9 +7,9 @@ import torch
 
 import splade_lightning
 from splade_lightning.api import SparseModel
-from splade_lightning.cli import main
-from splade_lightning.export_anserini import query_line
 from splade_lightning.models import QueryDocRouter, SpladeEncoder, StaticSparseEncoder
+from splade_lightning.serialization.anserini import query_line
+from splade_lightning.tools.main import main
 
 QUERIES = ["what is the capital of france", "cats and dogs dogs", "zqxjv ☃ [UNK] snowman",
            "a very long query that is truncated " * 6]
@@ -115,7 +115,7 @@ def test_query_line_repeats_tokens_by_impact():
 
 
 def test_anserini_shards(inference_free_dir, toy_beir, tmp_path):
-    from splade_lightning.export_anserini import export_corpus
+    from splade_lightning.serialization.anserini import export_corpus
 
     (tmp_path / "o").mkdir()
     n = export_corpus(splade_lightning.load(inference_free_dir), toy_beir, tmp_path / "o", shard_size=4,
@@ -160,9 +160,9 @@ def test_bad_corpus_record_leaves_no_output(inference_free_dir, tmp_path, capsys
 def test_anserini_csr_latent_names(tmp_path, tiny_encoder_dir, toy_beir):
     from transformers import AutoTokenizer
 
-    from splade_lightning.export_anserini import export_corpus
     from splade_lightning.models import DenseEncoder, SparseAutoEncoder
     from splade_lightning.models.csr_encoder import CSREncoder
+    from splade_lightning.serialization.anserini import export_corpus
 
     torch.manual_seed(0)
     model = SparseModel(CSREncoder(DenseEncoder(tiny_encoder_dir), SparseAutoEncoder(32, hidden_dim=64, k=4, k_aux=8)),

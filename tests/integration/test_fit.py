@@ -26,7 +26,7 @@ def tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra):
 
 
 def test_fast_dev_run_smoke(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     main(["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, "--trainer.fast_dev_run=true",
                             "--eval_before_fit=false")])
@@ -34,7 +34,7 @@ def test_fast_dev_run_smoke(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
 
 def test_fit_reports_exports_and_reloads(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, capsys):
     import splade_lightning
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     main(["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, "--trainer.max_epochs=2",
                             "--trainer.check_val_every_n_epoch=1", f"--export_dir={tmp_path / 'export'}")])
@@ -63,7 +63,7 @@ def test_fit_reports_exports_and_reloads(tiny_bert_dir, toy_triplets, toy_beir, 
 
 
 def test_missing_training_file_is_a_clear_error(tiny_bert_dir, toy_beir, tmp_path, capsys):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(SystemExit) as exit_info:
@@ -74,7 +74,7 @@ def test_missing_training_file_is_a_clear_error(tiny_bert_dir, toy_beir, tmp_pat
 
 
 def test_malformed_line_is_reported_before_training(tiny_bert_dir, toy_beir, tmp_path, capsys):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q1", "pos": ["p1"], "neg": ["n1"]}\n{"query": "q2", "pos": \n'
@@ -87,7 +87,7 @@ def test_malformed_line_is_reported_before_training(tiny_bert_dir, toy_beir, tmp
 
 
 def test_validate_subcommand(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     cli = SpladeCLI(args=["validate", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path)])
     assert "val/toy/ndcg@10" in cli.trainer.callback_metrics
@@ -97,7 +97,7 @@ def test_regularizer_warmup_is_right_after_resume(tiny_bert_dir, toy_triplets, t
     """Train 2 steps, resume from the checkpoint to step 4: λ at every step equals λ_max·(t/T)² of an unbroken run."""
     import csv
 
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     overlay = tmp_path / "callbacks.yaml"
     overlay.write_text(
@@ -124,7 +124,7 @@ def test_regularizer_warmup_is_right_after_resume(tiny_bert_dir, toy_triplets, t
 def test_report_always_describes_the_final_weights(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
     """With validation only after epoch 1 of 2 (or never during fit), fit evaluates the final weights before
     reporting."""
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     for every_n_epochs, root in ((1, tmp_path / "a"), (5, tmp_path / "b")):
         extra = ["--trainer.max_epochs=2", f"--trainer.check_val_every_n_epoch={every_n_epochs}",
@@ -134,7 +134,7 @@ def test_report_always_describes_the_final_weights(tiny_bert_dir, toy_triplets, 
 
 
 def test_test_subcommand_uses_test_sets(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     cli = SpladeCLI(args=["test", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path,
                                              f"--data.init_args.test_sets=[{{path: {toy_beir}, name: held}}]")])
@@ -142,7 +142,7 @@ def test_test_subcommand_uses_test_sets(tiny_bert_dir, toy_triplets, toy_beir, t
 
 
 def test_optimizer_and_scheduler_injection(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     cli = SpladeCLI(run=False, args=tiny_args(
         tiny_bert_dir, toy_triplets, toy_beir, tmp_path,
@@ -159,7 +159,7 @@ def test_optimizer_and_scheduler_injection(tiny_bert_dir, toy_triplets, toy_beir
 
 
 def test_dangling_qrels_id_is_reported_with_file_and_line(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, capsys):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     qrels = toy_beir / "qrels" / "test.tsv"
     qrels.write_text(qrels.read_text() + "q2\tdoc-that-does-not-exist\t1\n")
@@ -170,7 +170,7 @@ def test_dangling_qrels_id_is_reported_with_file_and_line(tiny_bert_dir, toy_tri
 
 
 def test_print_config(tiny_bert_dir, capsys, monkeypatch):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     monkeypatch.chdir(REPO)
     with pytest.raises(SystemExit) as exit_info:

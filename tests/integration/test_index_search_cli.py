@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import splade_lightning
-from splade_lightning.cli import main
-from splade_lightning.data.beir import load_beir
 from splade_lightning.errors import DataError
-from splade_lightning.eval.retrieval import evaluate_retrieval
-from splade_lightning.index.exact import exact_search, to_run
-from splade_lightning.indexing.store import load_index, shard_files
+from splade_lightning.formats.beir import load_beir
+from splade_lightning.formats.index_store import load_index, shard_files
+from splade_lightning.retrieval.evaluation import evaluate_retrieval
+from splade_lightning.retrieval.exact import exact_search, to_run
+from splade_lightning.tools.main import main
 
 
 def cli(*args):

@@ -33,7 +33,7 @@ def tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra):
 @pytest.mark.parametrize("frozen", [False, True])
 def test_fit_exports_opensearch_layout_and_reloads(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, capsys, frozen):
     import splade_lightning
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     main(["fit", *tiny_args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, f"{QUERY}.frozen={str(frozen).lower()}",
                             "--model.init_args.idf_lr=0.5")])
@@ -58,7 +58,7 @@ def test_fit_exports_opensearch_layout_and_reloads(tiny_bert_dir, toy_triplets, 
 
 
 def test_idf_subcommand_through_main(tmp_path, toy_beir, capsys):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     out = tmp_path / "idf.json"
     with pytest.raises(SystemExit) as exit_info:

@@ -106,7 +106,7 @@ def tensorboard_tags(log_dir: Path):
 
 def test_tiny_fit_logs_to_wandb_tensorboard_and_csv(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, monkeypatch,
                                                      tokenizer_dir):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -189,7 +189,7 @@ def test_logging_overlays_select_the_logger(tmp_path, monkeypatch):
 
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.chdir(REPO)

@@ -12,7 +12,7 @@ import torch
 from conftest import REPO, write_jsonl
 
 import splade_lightning
-from splade_lightning.cli import main
+from splade_lightning.tools.main import main
 
 DOCS = {
     "d01": "cats sleep on warm mats", "d02": "the cat chased a mouse across the mat",
@@ -152,7 +152,7 @@ def test_model_retriever_resume_and_shard_cache(beir, tmp_path, capsys, tiny_ber
 
 
 def test_model_name_from_alias_and_checkpoint_name():
-    from splade_lightning.mine.arguments import build_parser, system_name
+    from splade_lightning.tools.mine_args import build_parser, system_name
 
     parse = build_parser().parse_args
     assert system_name(parse(["--data", "x", "--output", "o", "--retriever", "splade-tiny"])) == "splade-tiny"

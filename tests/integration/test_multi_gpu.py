@@ -66,7 +66,7 @@ def test_efficient_head_under_bf16_autocast(tiny_bert_dir):
 
 @pytest.mark.slow
 def test_bf16_mixed_fit_on_cpu(tiny_bert_dir, toy_triplets, toy_beir, tmp_path):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     main(["fit", "--config", str(REPO / "configs" / "splade" / "quickstart.yaml"),
           f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",

@@ -17,8 +17,8 @@ import pytest
 from conftest import write_jsonl
 
 import splade_lightning
-from splade_lightning.cli import main
 from splade_lightning.errors import ConfigError
+from splade_lightning.tools.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "configs" / "splade" / "quickstart.yaml"

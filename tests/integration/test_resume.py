@@ -174,7 +174,7 @@ def test_sigkill_during_save_then_corrupt_last_falls_back_and_is_bitwise(runs):
 
 
 def test_only_corrupt_checkpoints_is_a_clear_error(tiny_bert_dir, toy_triplets, tmp_path, capsys):
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     directory = tmp_path / "csv" / "version_0" / "checkpoints"
     directory.mkdir(parents=True)
@@ -191,7 +191,7 @@ def test_only_corrupt_checkpoints_is_a_clear_error(tiny_bert_dir, toy_triplets, 
 def test_explicit_corrupt_checkpoint_is_an_error_not_a_fallback(tiny_bert_dir, toy_triplets, tmp_path, capsys):
     """``--ckpt_path FILE`` names one file: a damaged one is an error even when a loadable checkpoint lies beside it
     (resuming from that one would report another model's metrics as this run's)."""
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     main_args = fit_args(tiny_bert_dir, toy_triplets, tmp_path)
     main(main_args)
@@ -211,7 +211,7 @@ def test_explicit_corrupt_checkpoint_is_an_error_not_a_fallback(tiny_bert_dir, t
 
 def test_crash_during_save_keeps_previous_last(tiny_bert_dir, toy_triplets, tmp_path, monkeypatch):
     import splade_lightning.callbacks.checkpoint_io as checkpoint_io
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     real, calls = checkpoint_io._atomic_save, []
 

@@ -16,9 +16,9 @@ import torch
 from conftest import write_jsonl
 
 import splade_lightning
-from splade_lightning.cli import main
-from splade_lightning.indexing.store import load_index
-from splade_lightning.outputs import MANIFEST
+from splade_lightning.formats.index_store import load_index
+from splade_lightning.formats.outputs import MANIFEST
+from splade_lightning.tools.main import main
 
 DOCS = [("d1", "the cat sat on the mat"), ("d2", "dogs bark at the postman"), ("d3", "python is a language"),
         ("d4", "the mat was red"), ("d5", "a python is a snake"), ("d6", "lightning strikes twice")]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import splade_lightning
-from splade_lightning.cli import main
 from splade_lightning.models import DenseEncoder
+from splade_lightning.tools.main import main
 
 DOCS = {"d1": ("Cats", "the cat sat on the mat"), "d2": ("", "dogs bark at the postman"),
         "d3": ("Python", "python is a programming language"), "d4": ("", "the mat was red"),
@@ -156,7 +156,7 @@ def test_rescoring_a_score_file_keeps_its_order(data, tiny_bert_dir):
 
 
 def test_bad_input_exits_2_before_loading_teachers(data, tiny_bert_dir, capsys, monkeypatch):
-    monkeypatch.setattr("splade_lightning.score.cli.load_teacher", lambda *a, **k: pytest.fail("teacher loaded"))
+    monkeypatch.setattr("splade_lightning.tools.score.load_teacher", lambda *a, **k: pytest.fail("teacher loaded"))
     write_jsonl(data / "bad.jsonl", [GROUPS[0], {"qid": "q9", "pos": ["d1"]}, {"qid": "q2", "pos": ["d1", "dx"]},
                                      {"qid": "q3", "pos": [], "neg": []}, {"qid": "q1", "pos": ["d2"]}])
     assert run(data, f"sparse:{tiny_bert_dir}", input_file="bad.jsonl") == 2
@@ -184,7 +184,7 @@ def test_bad_arguments_exit_2(data, capsys, teacher, extra, message):
 def test_missing_corpus_and_output_directory(data, capsys, tmp_path):
     (data / "corpus.jsonl").unlink()
     assert run(data, "sparse:splade-tiny") == 2
-    assert "corpus.jsonl: file not found" in capsys.readouterr().err
+    assert "directory has no corpus.jsonl" in capsys.readouterr().err
     assert run(data, "sparse:splade-tiny", output=".") == 2
     assert "contains --input" in capsys.readouterr().err  # "." holds the inputs
     (data / "out_dir").mkdir()

@@ -51,7 +51,7 @@ def _mean_active_dims(model, texts: list[str]) -> float:
 
 def test_controller_reaches_100_active_doc_dims(tiny_bert_dir, tmp_path):
     import splade_lightning
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     train_docs, held_out_docs = _documents()
     export = tmp_path / "export"
@@ -103,7 +103,7 @@ def test_checkpoint_carries_the_controller_state(tiny_bert_dir, toy_triplets, tm
     import torch
 
     from splade_lightning.callbacks import SparsityController
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     main(["fit", "--config", str(QUICKSTART), "--config", str(_controller_yaml(tmp_path)),
           f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_zero_shot_splade_tiny_on_msmarco_trecdl(monkeypatch, tmp_path):
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     monkeypatch.chdir(REPO)
     cli = SpladeCLI(args=[

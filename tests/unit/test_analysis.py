@@ -10,8 +10,8 @@ import torch
 
 import splade_lightning
 from splade_lightning import analysis as an
-from splade_lightning.data.beir import load_beir
 from splade_lightning.errors import ConfigError
+from splade_lightning.formats.beir import load_beir
 
 REPS = torch.tensor([[0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 1.0, 0.0]])
 
@@ -117,14 +117,14 @@ def test_retrieval_table_perfect_and_wrong_rankings(toy_beir):
     assert rows[0]["ndcg@10"] == pytest.approx(1.0) and rows[0]["mrr@10"] == pytest.approx(1.0)
     assert rows[1]["mrr@10"] < 0.5 and rows[1]["ndcg@10"] < rows[0]["ndcg@10"]
     assert rows[0]["active_dims_query"] == pytest.approx(5 / 3) and rows[0]["active_dims_doc"] == 1.0
-    assert an.markdown_table(rows).splitlines()[2].startswith("| good | 1.0000 | 1.0000 |")
+    assert an.dict_table(rows).splitlines()[2].startswith("| good | 1.0000 | 1.0000 |")
 
 
 def test_markdown_table():
-    text = an.markdown_table([{"a": 1, "b": 0.5, "c": "x|y"}], digits=2)
+    text = an.dict_table([{"a": 1, "b": 0.5, "c": "x|y"}], digits=2)
     assert text == "| a | b | c |\n|---|---|---|\n| 1 | 0.50 | x\\|y |\n"
     with pytest.raises(ConfigError, match="columns"):
-        an.markdown_table([{"a": 1}, {"b": 2}])
+        an.dict_table([{"a": 1}, {"b": 2}])
 
 
 def test_expand_texts_matches_model(model):

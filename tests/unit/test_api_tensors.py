@@ -3,8 +3,8 @@
 import torch
 
 from splade_lightning.api import SparseModel
-from splade_lightning.eval.retrieval import evaluate_retrieval
 from splade_lightning.models import SpladeEncoder
+from splade_lightning.retrieval.evaluation import evaluate_retrieval
 
 
 def test_encoded_vectors_feed_evaluate_retrieval(tiny_bert_dir, tokenizer_dir):

@@ -8,11 +8,11 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "splade_lightning"
 PURE = ["models", "losses", "index", "eval", "idf", "analysis"]
 RULES = {sub: ("lightning", "pytorch_lightning", "splade_lightning.systems", "splade_lightning.callbacks",
-               "splade_lightning.cli", "splade_lightning.data") for sub in PURE}
+               "splade_lightning.tools.lightning_cli", "splade_lightning.data") for sub in PURE}
 RULES["idf"] = (*RULES["idf"], "splade_lightning.models")  # below the models, which read IDF tables
 DATAMODULES = ("datamodule.py", "distill_datamodule.py")  # the only data/ files that may import lightning
 RULES["data"] = ("splade_lightning.models", "splade_lightning.systems", "splade_lightning.callbacks",
-                 "splade_lightning.losses", "splade_lightning.cli")
+                 "splade_lightning.losses", "splade_lightning.tools.lightning_cli")
 
 
 def imported_modules(path: Path) -> set[str]:

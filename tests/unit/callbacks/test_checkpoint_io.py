@@ -31,7 +31,7 @@ def test_crash_mid_save_keeps_old_checkpoint(tmp_path, monkeypatch):
 
 
 def test_cli_installs_it_by_default(tmp_path):
-    from splade_lightning.cli import SpladeCLI
+    from splade_lightning.tools.lightning_cli import SpladeCLI
 
     cli = SpladeCLI(run=False, args=["--model=splade_lightning.systems.SpladeModule",
                                      "--model.encoder=splade_lightning.models.SpladeEncoder",
@@ -41,7 +41,7 @@ def test_cli_installs_it_by_default(tmp_path):
 
 
 def test_checkpoint_problem_finds_truncated_and_flipped_files(tmp_path):
-    from splade_lightning.checkpoints import checkpoint_problem
+    from splade_lightning.tools.ckpt_path import checkpoint_problem
 
     good = tmp_path / "good.ckpt"
     torch.save({"w": torch.arange(1000.0)}, good)
@@ -62,8 +62,8 @@ def test_resolve_falls_back_past_a_link_to_the_bad_file(tmp_path):
     import os
     import time
 
-    from splade_lightning.checkpoints import resolve_ckpt_path
     from splade_lightning.errors import ConfigError
+    from splade_lightning.tools.ckpt_path import resolve_ckpt_path
 
     torch.save({"step": 1}, tmp_path / "step=1.ckpt")
     time.sleep(0.01)

@@ -134,7 +134,7 @@ def test_bad_arguments_are_config_errors(args, bad):
 def test_cli_exits_non_zero_and_says_why(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, capsys):
     """Through ``python -m splade_lightning fit``: a floor no model can reach stops the run at the first batch (the
     overlay's callback list replaces the quickstart's, so there is no warm-up here)."""
-    from splade_lightning.cli import main
+    from splade_lightning.tools.main import main
 
     overlay = tmp_path / "guard.yaml"
     overlay.write_text("trainer:\n  callbacks:\n    - class_path: splade_lightning.callbacks.CollapseGuard\n"

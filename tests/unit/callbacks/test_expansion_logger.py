@@ -13,9 +13,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import splade_lightning
 from splade_lightning.callbacks import ExpansionLogger, SparsityMonitor
-from splade_lightning.callbacks.logger_media import log_histogram, log_table, markdown_table
-from splade_lightning.data.beir import EvalData
+from splade_lightning.callbacks.logger_media import log_histogram, log_table
 from splade_lightning.errors import ConfigError
+from splade_lightning.formats.beir import EvalData
+from splade_lightning.formats.tables import markdown_table
 from splade_lightning.types import EncodeBatch
 
 DATA = EvalData(name="toy set", corpus={"d1": "the cat | sat", "d2": "dogs bark", "d3": "x" * 50},
@@ -115,8 +116,8 @@ def test_tensorboard_gets_histograms_and_markdown_tables(tmp_path):
     assert hist.step == 3 and hist.histogram_value.num == 3 and hist.histogram_value.sum == 2.0
     assert acc.Tags()["histograms"] == ["val/x/doc_df_log10"]
     (text,) = acc.Tensors("val/x/expansions/text_summary")
-    assert text.tensor_proto.string_val[0].decode() == markdown_table(["a", "b"], [["p|q", 1]])
-    assert markdown_table(["a"], [["x\ny"]]) == "| a |\n|---|\n| x y |\n"
+    assert text.tensor_proto.string_val[0].decode() == markdown_table(["a", "b"], [["p|q", 1]]) + "\n"
+    assert markdown_table(["a"], [["x\ny"]]) == "| a |\n|---|\n| x y |"
 
 
 def test_sparsity_monitor_logs_percentiles_at_validation(tmp_path):

@@ -162,7 +162,7 @@ def test_missing_and_empty_files(tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "hotpotqa-distractor-500").is_dir(), reason="no shared data")
 def test_real_hotpotqa_corpus_matches_the_beir_reader(tmp_path):
-    from splade_lightning.data.beir import read_id_text
+    from splade_lightning.formats.beir import read_id_text
 
     path = SHARED_DATA / "hotpotqa-distractor-500" / "corpus.jsonl"
     store = TextStore(path, cache_dir=tmp_path)

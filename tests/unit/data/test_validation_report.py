@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from splade_lightning.data import DistillationDataModule, RetrievalDataModule
-from splade_lightning.data.error_list import SkippedRecords, error_kind
 from splade_lightning.errors import DataError, DataErrors
+from splade_lightning.problems import SkippedRecords, error_kind
 
 BAD = Path(__file__).resolve().parents[2] / "fixtures" / "bad_data"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import write_jsonl
 
-from splade_lightning.errors import DataError
+from splade_lightning.errors import DataError, DataErrors
 from splade_lightning.idf import corpus_idf, count_corpus_lines, document_frequencies, iter_corpus, smoothed_idf
 
 # N = 4 documents; "the" in d1+d2, "cat" in d1+d3, "dog" in d2+d4 (twice in d4), "a" in d3+d4 (twice in d4),
@@ -87,24 +87,26 @@ def test_document_frequencies_streams(tok):
 
 def test_count_corpus_lines_skips_blank(tmp_path):
     path = tmp_path / "c.jsonl"
-    path.write_text('{"text": "a"}\n\n   \n{"text": "b"}\n')
+    path.write_text('{"_id": "1", "text": "a"}\n\n   \n{"_id": "2", "text": "b"}\n')
     assert count_corpus_lines(path) == 2
     assert list(iter_corpus(path)) == ["a", "b"]
 
 
 @pytest.mark.parametrize("content, line, field, words", [
-    ('{"text": "ok"}\n{"text": \n', 2, None, "malformed JSON"),
+    ('{"_id": "1", "text": "ok"}\n{"text": \n', 2, None, "malformed JSON"),
     ('\n["a list"]\n', 2, None, "expected a JSON object, got list"),
     ('{"_id": "d1", "body": "x"}\n', 1, "text", "missing field"),
-    ('{"text": 3}\n', 1, "text", "expected a string, got int 3"),
-    ('{"text": "x", "title": ["t"]}\n', 1, "title", "expected a string, got list"),
+    ('{"_id": "d1", "text": 3}\n', 1, "text", "expected a string, got int 3"),
+    ('{"_id": "d1", "text": "x", "title": ["t"]}\n', 1, "title", "expected a string, got list"),
+    ('{"_id": "d1", "text": "x"}\n{"_id": "d1", "text": "y"}\n', 2, "_id", "duplicate id"),
 ])
 def test_iter_corpus_bad_lines(tmp_path, content, line, field, words):
+    """The same record rules as every BEIR reader (:mod:`splade_lightning.formats.beir`), every problem collected."""
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DataErrors) as info:
         list(iter_corpus(path))
-    err = info.value
+    [err] = info.value.errors
     assert (err.path, err.line, err.field) == (str(path), line, field)
     assert words in str(err)
 

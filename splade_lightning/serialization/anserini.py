@@ -1,0 +1,114 @@
+"""Encode a corpus (and optionally queries) into Anserini / pyserini's ``JsonVectorCollection`` impact format.
+
+Output directory::
+
+    docs-00000.jsonl ...   {"id": docid, "contents": "", "vector": {token: impact}} per document, ``shard_size`` a file
+    queries.tsv            (with queries) ``qid<TAB>token token token ...``: each token repeated ``impact`` times,
+                           pyserini's "impact" query format (``--impact`` / ``--pretokenized``)
+    export_info.json       the quantisation factor, model, counts and the commands that index and search it
+
+``impact = round(weight × quantization)``; tokens whose impact is 0 are dropped. Token names come from the tokenizer
+(``[unused0]``, ``##ing``, ...) or, for a CSR model, ``latent_<j>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from splade_lightning.formats.beir import stream_id_texts
+from splade_lightning.idf.corpus import batches
+
+INFO_FILE = "export_info.json"
+QUERIES_FILE = "queries.tsv"
+
+
+def impacts(reps: torch.Tensor, quantization: float) -> list[dict[int, int]]:
+    """(N, V) dense weights -> per row ``{dimension: round(w × quantization)}`` with zero impacts dropped."""
+    quantized = torch.round(reps.float() * quantization).to(torch.long)
+    rows = []
+    for row in quantized:
+        nz = row.nonzero().flatten()
+        rows.append(dict(zip(nz.tolist(), row[nz].tolist())))
+    return rows
+
+
+def dimension_names(model) -> list[str]:
+    """Name of every output dimension: the encoder's ``dimension_names`` (CSR latents) or the tokenizer's tokens."""
+    ids = list(range(model.vocab_size))
+    names_fn = getattr(model.encoder, "dimension_names", None)
+    names = names_fn(ids) if names_fn is not None else model.tokenizer.convert_ids_to_tokens(ids)
+    return [name if name is not None else f"[{i}]" for i, name in zip(ids, names)]
+
+
+def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> torch.Tensor:
+    encode = model.encode_query if kind == "query" else model.encode_document
+    return encode(list(texts), batch_size=batch_size).to_dense()
+
+
+def export_corpus(model, corpus: str | Path, output: Path, quantization: float = 100.0, batch_size: int = 32,
+                  shard_size: int = 100_000, progress: bool = True) -> int:
+    """Write the ``docs-NNNNN.jsonl`` shards of ``corpus`` into the directory ``output`` (the caller makes the whole
+    directory appear atomically); returns the number of documents. Texts are streamed, one batch in memory."""
+    names = dimension_names(model)
+    lines = _doc_lines(model, corpus, names, quantization, batch_size, progress)
+    count, shard = 0, 0
+    while (first := next(lines, None)) is not None:
+        with open(output / f"docs-{shard:05d}.jsonl", "w", encoding="utf-8") as handle:
+            handle.write(first)
+            count += 1
+            for line in islice(lines, shard_size - 1):
+                handle.write(line)
+                count += 1
+        shard += 1
+    return count
+
+
+def _doc_lines(model, corpus: str | Path, names: Sequence[str], quantization: float, batch_size: int,
+               progress: bool) -> Iterator[str]:
+    with tqdm(desc="encode corpus", unit="doc", disable=not progress) as bar:
+        for batch in batches(stream_id_texts(corpus, "doc"), batch_size):
+            reps = _encode(model, [text for _, text in batch], "doc", batch_size)
+            for (doc_id, _), vector in zip(batch, impacts(reps, quantization)):
+                record = {"id": doc_id, "contents": "", "vector": {names[j]: v for j, v in vector.items()}}
+                yield json.dumps(record, ensure_ascii=False) + "\n"
+            bar.update(len(batch))
+
+
+def query_line(query_id: str, vector: dict[int, int], names: Sequence[str]) -> str:
+    """``qid<TAB>tok tok tok``: each token repeated by its impact (negative impacts cannot be repeated; dropped)."""
+    tokens = [" ".join([names[j]] * v) for j, v in sorted(vector.items(), key=lambda kv: (-kv[1], kv[0])) if v > 0]
+    return f"{query_id}\t{' '.join(tokens)}"
+
+
+def export_queries(model, queries: str | Path, output: Path, quantization: float = 100.0,
+                   batch_size: int = 32) -> int:
+    """Write ``queries.tsv`` (pyserini impact format) into ``output``; returns the number of queries."""
+    names = dimension_names(model)
+    lines = []
+    for batch in batches(stream_id_texts(queries, "query"), batch_size):
+        reps = _encode(model, [text for _, text in batch], "query", batch_size)
+        lines += [query_line(qid, vector, names) for (qid, _), vector in zip(batch, impacts(reps, quantization))]
+    (output / QUERIES_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return len(lines)
+
+
+def write_info(output: Path, final: Path, model_name: str, quantization: float, n_docs: int,
+               n_queries: int | None) -> None:
+    """``export_info.json`` in ``output``: the quantisation factor and how to index / search the collection (once
+    moved to ``final``) with pyserini."""
+    info = {
+        "format": "anserini JsonVectorCollection", "model": model_name, "quantization": quantization,
+        "impact": "round(weight * quantization); zero impacts dropped", "documents": n_docs,
+        "queries": n_queries,
+        "index_command": f"python -m pyserini.index.lucene --collection JsonVectorCollection --input {final} "
+                         "--index INDEX --generator DefaultLuceneDocumentGenerator --impact --pretokenized",
+        "search_command": f"python -m pyserini.search.lucene --index INDEX --topics {final / QUERIES_FILE} "
+                          "--output run.trec --impact --pretokenized --hits 1000",
+    }
+    (output / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

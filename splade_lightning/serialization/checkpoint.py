@@ -1,0 +1,158 @@
+"""Self-contained Lightning checkpoints: embed what rebuilding the encoder needs (settings, backbone config, tokenizer
+files), so ``splade_lightning.load("x.ckpt")`` needs neither the original backbone directory nor the hub."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from splade_lightning.errors import ConfigError
+from splade_lightning.models.csr import SparseAutoEncoder
+from splade_lightning.models.csr_encoder import CSREncoder
+from splade_lightning.models.dense import DenseEncoder
+from splade_lightning.models.router import QueryDocRouter
+from splade_lightning.models.splade import SpladeEncoder
+from splade_lightning.models.static import StaticSparseEncoder
+
+FORMAT_VERSION = 1
+
+
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """``{file name: bytes}`` of a HF tokenizer's ``save_pretrained`` output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+
+def load_tokenizer_files(files: dict[str, bytes]):
+    """Rebuild a HF tokenizer from the ``{file name: bytes}`` map stored in a checkpoint."""
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            Path(tmp, name).write_bytes(data)
+        return AutoTokenizer.from_pretrained(tmp)
+
+
+def splade_part(encoder: nn.Module) -> SpladeEncoder:
+    """The SPLADE (MLM) encoder inside ``encoder``: itself, or a router's document encoder."""
+    inner = getattr(encoder, "doc_encoder", encoder)
+    if not isinstance(inner, SpladeEncoder):
+        raise ConfigError(f"cannot save a {type(inner).__name__} document encoder; expected a SpladeEncoder")
+    return inner
+
+
+def hf_backbone(encoder: nn.Module) -> tuple[str, nn.Module]:
+    """(name or directory, HF model) of the transformer inside ``encoder``: a SPLADE encoder's MLM (a router's
+    document side) or a CSR encoder's dense backbone."""
+    if isinstance(encoder, CSREncoder):
+        return encoder.dense.backbone, encoder.dense.encoder
+    splade = splade_part(encoder)
+    return splade.backbone, splade.mlm
+
+
+def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=None,
+                       max_lengths: dict[str, int] | None = None) -> dict:
+    """What a Lightning checkpoint carries so :func:`encoder_from_checkpoint` can rebuild ``encoder`` (a
+    ``SpladeEncoder``, a ``QueryDocRouter`` over one, or a ``CSREncoder``): encoder settings, the backbone's
+    ``config.json`` and the tokenizer files."""
+    backbone, hf_model = hf_backbone(encoder)
+    if tokenizer is None:
+        cached = getattr(encoder, "_tokenizer_files", None)
+        if cached is None:
+            from splade_lightning.hub import load_tokenizer
+
+            cached = tokenizer_files(load_tokenizer(encoder.tokenizer_name_or_path))
+            encoder._tokenizer_files = cached
+        files = cached
+    else:
+        files = tokenizer_files(tokenizer)
+    return {"format_version": FORMAT_VERSION, "encoder": encoder.export_config(), "state_dict_prefix": prefix,
+            "backbone": backbone, "backbone_config": hf_model.config.to_dict(), "tokenizer_files": files,
+            "max_lengths": dict(max_lengths or {})}
+
+
+def _splade_from(cfg: dict, payload: dict) -> SpladeEncoder:
+    return SpladeEncoder(payload["backbone"], pooling=cfg["pooling"], activation=cfg["activation"],
+                         backbone_config=payload["backbone_config"])
+
+
+def _router_from(cfg: dict, payload: dict) -> QueryDocRouter:
+    doc = _splade_from(cfg["doc"], payload)
+    query_cfg = cfg["query"]
+    if query_cfg.get("architecture") != "static":
+        raise ConfigError(f"checkpoint holds a {query_cfg.get('architecture')!r} query encoder; this version loads "
+                          "'static' (StaticSparseEncoder) query sides")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in payload["tokenizer_files"].items():
+            Path(tmp, name).write_bytes(data)
+        query = StaticSparseEncoder(tmp, vocab_size=query_cfg["vocab_size"], frozen=query_cfg["frozen"],
+                                    missing_weight=query_cfg["missing_weight"])
+    query.tokenizer_name_or_path = doc.tokenizer_name_or_path  # the same tokenizer, whose files were unpacked above
+    return QueryDocRouter(doc, query)
+
+
+def _csr_from(cfg: dict, payload: dict) -> CSREncoder:
+    dense_cfg = cfg["dense"]
+    dense = DenseEncoder(payload["backbone"], pooling=dense_cfg["pooling"], normalize=dense_cfg["normalize"],
+                         frozen=dense_cfg["frozen"], backbone_config=payload["backbone_config"])
+    return CSREncoder(dense, SparseAutoEncoder(**cfg["autoencoder"]))
+
+
+def encoder_from_checkpoint(checkpoint: dict) -> tuple[nn.Module, object]:
+    """Rebuild (encoder, tokenizer) from a loaded Lightning checkpoint dict written by our modules."""
+    payload = checkpoint.get("splade_lightning")
+    if payload is None:
+        raise ConfigError("this Lightning checkpoint was not written by a splade_lightning module (no "
+                          "'splade_lightning' entry); load it with the LightningModule class that wrote it")
+    cfg = payload["encoder"]
+    builders = {"splade": _splade_from, "inference_free": _router_from, "csr": _csr_from}
+    if cfg.get("architecture") not in builders:
+        raise ConfigError(f"checkpoint holds a {cfg.get('architecture')!r} model; this version loads "
+                          f"{sorted(builders)}")
+    encoder = builders[cfg["architecture"]](cfg, payload)
+    prefix = payload["state_dict_prefix"]
+    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    encoder.load_state_dict(state, strict=True)
+    return encoder, load_tokenizer_files(payload["tokenizer_files"])
+
+
+def inference_lengths(datamodule: object) -> dict[str, int]:
+    """The query/document truncation lengths a model trained with ``datamodule`` should use at inference: its
+    ``max_query_length`` and its evaluation document length (``eval_max_doc_length``, else ``max_doc_length``)."""
+    lengths = {}
+    if hasattr(datamodule, "max_query_length"):
+        lengths["max_query_length"] = int(datamodule.max_query_length)
+    doc_length = getattr(datamodule, "eval_max_doc_length", None) or getattr(datamodule, "max_doc_length", None)
+    if doc_length:
+        lengths["max_doc_length"] = int(doc_length)
+    return lengths
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the checkpoint file ``path`` cannot be loaded, or ``None`` when it can.
+
+    ``torch.save`` files are zip archives: a truncated file has no central directory and a corrupted one fails a
+    member's CRC (both checked without unpickling). Other files (the legacy format) are test-loaded on the CPU.
+    """
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return None if bad is None else f"member {bad!r} fails its CRC check"
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # any failure to read means "not loadable"; the message says which
+        message = str(e).split(". ")[0]  # torch appends a paragraph of advice
+        return f"{type(e).__name__}: {message}"[:300]
+    return None
+
+
+def torch_load_checkpoint(path: str | os.PathLike) -> dict:
+    """``torch.load`` a Lightning ``.ckpt`` on CPU (our checkpoints hold only tensors, dicts, strings, bytes)."""
+    return torch.load(path, map_location="cpu", weights_only=False)

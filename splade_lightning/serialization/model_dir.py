@@ -1,0 +1,201 @@
+"""Save and load encoders as HF-style model directories.
+
+A saved SPLADE directory is a plain HF masked-LM directory (``config.json``, ``model.safetensors``, tokenizer files)
+plus ``splade_lightning.json`` (our encoder settings) and the sentence-transformers SparseEncoder files
+(``modules.json``, ``1_SpladePooling/config.json``, ...; the layout of sentence-transformers 5's
+``sentence_transformers/sparse_encoder/models/``, which 5.x and 6.x both load; 6.2.0 maps it in
+``sentence_transformers/util/deprecated_import.py``). An inference-free model is saved in OpenSearch's layout (the ``save_pretrained`` + ``idf.json``
+export of opensearch-sparse-model-tuning-sample's ``scripts/train/trainer.py``): the document MLM directory
+plus ``idf.json``, the query weights keyed by token string. A CSR model is saved as a sentence-transformers
+SparseEncoder directory (``sentence_transformers/sparse_encoder/modules/sparse_auto_encoder.py``, 6.2.0;
+see :mod:`splade_lightning.serialization.st_csr`) plus ``splade_lightning.json``.
+Directories are written atomically and under the output policy (``splade_lightning/formats/outputs.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from splade_lightning.errors import ConfigError
+from splade_lightning.formats.outputs import Input, dir_output
+from splade_lightning.models.csr_encoder import CSREncoder
+from splade_lightning.models.router import QueryDocRouter
+from splade_lightning.models.splade import SpladeEncoder
+from splade_lightning.models.static import StaticSparseEncoder
+from splade_lightning.serialization.checkpoint import (  # noqa: F401  (re-exported: the public home of the save/load helpers)
+    FORMAT_VERSION,
+    checkpoint_payload,
+    encoder_from_checkpoint,
+    hf_backbone,
+    inference_lengths,
+    splade_part,
+    torch_load_checkpoint,
+)
+from splade_lightning.serialization.st_csr import (
+    csr_settings,
+    csr_st_files,
+    hub_csr_snapshot,
+    is_csr_modules,
+    load_csr_encoder,
+    read_modules,
+    st_max_seq_length,
+    write_sae_weights,
+)
+from splade_lightning.serialization.st_router import is_st_router_dir, load_st_router, write_st_router
+
+META_FILE = "splade_lightning.json"
+IDF_FILE = "idf.json"
+
+
+def _st_files(encoder: SpladeEncoder, max_seq_length: int) -> dict[str, dict | list]:
+    pooling = {"pooling_strategy": encoder.pooling, "activation_function": encoder.activation,
+               "word_embedding_dimension": encoder.vocab_size}
+    return {
+        "modules.json": [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.sparse_encoder.models.MLMTransformer"},
+            {"idx": 1, "name": "1", "path": "1_SpladePooling",
+             "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
+        ],
+        "sentence_bert_config.json": {"max_seq_length": max_seq_length, "do_lower_case": False},
+        "1_SpladePooling/config.json": pooling,
+        "config_sentence_transformers.json": {
+            "model_type": "SparseEncoder", "prompts": {"query": "", "document": ""}, "default_prompt_name": None,
+            "similarity_fn_name": "dot"},
+    }
+
+
+def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
+                 max_doc_length: int = 512, st_router: bool = False, overwrite: bool = False,
+                 flag: str = "path", tool: str = "save", inputs: Sequence[Input] = ()) -> Path:
+    """Write ``encoder`` (a ``SpladeEncoder``, a ``QueryDocRouter`` with a static query side, or a ``CSREncoder``)
+    + ``tokenizer`` as a model directory at ``path``, atomically and under the output policy
+    (:func:`splade_lightning.formats.outputs.dir_output`: a new or empty directory, or one splade_lightning wrote when
+    ``overwrite``; never one of ``inputs``).
+
+    ``st_router=True`` writes a ``QueryDocRouter`` in the sentence-transformers Router layout
+    (``router_serialization.py``) instead of OpenSearch's.
+
+    Args:
+        flag: what named ``path``, for error messages (``--output``, ``--export_dir``).
+        tool: the command recorded in the directory's manifest.
+        inputs: paths the command read (the model's source), which the output may not destroy.
+
+    Returns:
+        The directory path.
+    """
+    target = Path(path)
+    with dir_output(target, flag, tool, overwrite, inputs) as tmp:
+        meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
+                "max_query_length": max_query_length, "max_doc_length": max_doc_length}
+        if st_router and isinstance(encoder, QueryDocRouter):
+            write_st_router(encoder, tokenizer, tmp, max_query_length, max_doc_length)
+            (tmp / META_FILE).write_text(json.dumps({**meta, "layout": "sentence-transformers-router"}, indent=2))
+            return target
+        hf_backbone(encoder)[1].save_pretrained(tmp)  # the MLM (SPLADE, router document side) or CSR's encoder
+        tokenizer.save_pretrained(tmp)
+        if isinstance(encoder, QueryDocRouter):
+            files = {META_FILE: meta}
+            _write_query_table(encoder, tokenizer, tmp / IDF_FILE)
+        elif isinstance(encoder, CSREncoder):
+            files = {META_FILE: meta, **csr_st_files(encoder, max_doc_length)}
+            write_sae_weights(encoder, tmp)
+        else:
+            files = {META_FILE: meta, **_st_files(encoder, max_doc_length)}
+        for name, content in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(json.dumps(content, indent=2))
+    return target
+
+
+def _write_query_table(router: QueryDocRouter, tokenizer, path: Path) -> None:
+    """``idf.json``: the effective query weight of every token (relu, IDF-aware factor included; specials 0)."""
+    from splade_lightning.formats.idf_json import write_idf_json
+
+    weights = router.query_term_weights()
+    if weights is None:
+        raise ConfigError(f"cannot export a {type(router.query_encoder).__name__} query side as idf.json; the "
+                          "OpenSearch inference-free layout needs a StaticSparseEncoder")
+    write_idf_json(weights.detach().float().cpu(), tokenizer, path)
+
+
+def read_dir_settings(path: Path) -> dict:
+    """Encoder settings of a model directory: ours (``splade_lightning.json``), OpenSearch's inference-free layout
+    (an MLM directory with ``idf.json``), a sentence-transformers SparseEncoder (``1_SpladePooling/config.json``, or
+    a CSR ``modules.json`` with a SparseAutoEncoder), or a bare HF MLM directory (SPLADE max/relu, as
+    sentence-transformers assumes)."""
+    meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else None
+    if (meta or {}).get("architecture") == "csr" or is_csr_modules(read_modules(path)):
+        return csr_settings(path, meta)
+    if meta is not None:
+        return meta
+    settings: dict = {"architecture": "splade", "pooling": "max", "activation": "relu"}
+    pooling_cfg = path / "1_SpladePooling" / "config.json"
+    if pooling_cfg.is_file():
+        cfg = json.loads(pooling_cfg.read_text())
+        settings["pooling"] = cfg.get("pooling_strategy", "max")
+        settings["activation"] = cfg.get("activation_function", "relu")
+    length = st_max_seq_length(path)
+    if length:
+        settings["max_query_length"] = settings["max_doc_length"] = length
+    if (path / IDF_FILE).is_file():
+        doc = {key: settings.pop(key) for key in ("architecture", "pooling", "activation")}
+        settings.update(architecture="inference_free", doc=doc,
+                        query={"architecture": "static", "missing_weight": 1.0})  # OpenSearch: unlisted tokens 1
+    return settings
+
+
+def _hub_idf_file(name: str) -> Path | None:
+    """``idf.json`` of a hub model (OpenSearch inference-free models ship one), or None."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(name, IDF_FILE))
+    except Exception:  # no such file, no network, not a hub id: treat as a plain SPLADE model
+        return None
+
+
+def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
+    """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id.
+
+    A directory with ``idf.json`` (ours or OpenSearch's inference-free models) loads as a ``QueryDocRouter``:
+    ``encode_query`` is the IDF lookup and ``encode_doc`` is SPLADE. A CSR directory (ours or sentence-transformers',
+    local or on the hub) loads as a ``CSREncoder``.
+    """
+    from splade_lightning.hub import load_tokenizer, resolve_model_path
+
+    path = Path(resolve_model_path(name_or_path))
+    if path.is_dir() and is_st_router_dir(path):
+        encoder, tokenizer_dir, settings = load_st_router(path)
+        return encoder, load_tokenizer(tokenizer_dir), settings
+    if not path.is_dir() and (snapshot := hub_csr_snapshot(str(name_or_path))) is not None:
+        path = snapshot
+    plain = {"architecture": "splade", "pooling": "max", "activation": "relu"}
+    settings, idf_file = (read_dir_settings(path), path / IDF_FILE) if path.is_dir() else (plain, None)
+    if not path.is_dir() and (idf_file := _hub_idf_file(str(name_or_path))) is not None:
+        settings = {"architecture": "inference_free", "doc": plain,
+                    "query": {"architecture": "static", "missing_weight": 1.0}}
+    architecture = settings.get("architecture", "splade")
+    if architecture == "splade":
+        encoder = _splade(name_or_path, settings)
+    elif architecture == "inference_free":
+        doc = _splade(name_or_path, settings["doc"])
+        query = StaticSparseEncoder(str(name_or_path), vocab_size=doc.vocab_size, idf_file=str(idf_file),
+                                    frozen=True, missing_weight=settings["query"].get("missing_weight", 1.0))
+        encoder = QueryDocRouter(doc, query)
+    elif architecture == "csr":
+        encoder = load_csr_encoder(path)
+        return encoder, load_tokenizer(encoder.tokenizer_name_or_path), settings
+    else:
+        raise ConfigError(f"{name_or_path}: holds a {architecture!r} model; this version loads 'splade', "
+                          "'inference_free' and 'csr'")
+    return encoder, load_tokenizer(name_or_path), settings
+
+
+def _splade(name_or_path: str, settings: dict) -> SpladeEncoder:
+    return SpladeEncoder(str(name_or_path), pooling=settings.get("pooling", "max"),
+                         activation=settings.get("activation", "relu"))

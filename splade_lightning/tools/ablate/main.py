@@ -1,0 +1,115 @@
+"""``python -m experiments.ablation --base BASE.yaml --grid GRID.yaml --output DIR``: run every point of a grid
+(resumable), then write ``DIR/results.md``, ``DIR/results.csv`` and ``DIR/pareto.png``.
+
+Run from the repository root (configs name data paths relative to it). Per-point runs go under ``--runs-dir``
+(default ``runs/ablation/<study name>``, git-ignored); finished points are skipped on a second call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from splade_lightning.errors import ConfigError
+from splade_lightning.formats.outputs import Input, check_file_output, check_not_input
+from splade_lightning.tools.ablate.grid import load_grid, read_yaml_mapping
+from splade_lightning.tools.ablate.plot import pareto_front, plot_pareto
+from splade_lightning.tools.ablate.results import RESULT_FILES, collect, finished_in, results_table, write_tables
+from splade_lightning.tools.ablate.runner import RunFn, check_points, run_points, subprocess_runner
+from splade_lightning.tools.lightning_cli import config_inputs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.ablation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, type=Path,
+                        help="base fit config (e.g. configs/splade/quickstart.yaml)")
+    parser.add_argument("--grid", required=True, type=Path, help="grid YAML (axes / points of overrides)")
+    parser.add_argument("--output", required=True, type=Path, help="where results.md/.csv and pareto.png go")
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="per-point run directories (default runs/ablation/<study name>)")
+    parser.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
+    parser.add_argument("--devices", default="", help="comma-separated CUDA device ids; job slot i gets "
+                        "CUDA_VISIBLE_DEVICES=devices[i %% n] (e.g. 0,1,2,3 with --jobs 4)")
+    parser.add_argument("--dataset", default="mean", help="evaluation set whose figures fill the table and plot "
+                        "(default: mean over the evaluation sets)")
+    parser.add_argument("--collect-only", action="store_true", help="write the table and plot from finished "
+                        "points without running anything (refused, writing nothing, while a point is unfinished)")
+    parser.add_argument("--overwrite", action="store_true", help="rerun finished points whose base config or "
+                        "overrides changed, and let the results replace ones that list points this study no "
+                        "longer has")
+    return parser.parse_args(argv)
+
+
+def load_base(path: Path) -> dict:
+    """The base config as a mapping (checked before any point runs)."""
+    return read_yaml_mapping(path, "--base", "a fit config YAML", "a mapping (a LightningCLI config)")
+
+
+def check_outputs(args: argparse.Namespace, runs_dir: Path) -> None:
+    """Before anything runs: the results files and the runs directory destroy no input (the base config, the grid,
+    and the data and model paths the base config names)."""
+    inputs = [Input(args.base, "--base"), Input(args.grid, "--grid"), *config_inputs(load_base(args.base))]
+    check_not_input(runs_dir, "--runs-dir", inputs)
+    for name in RESULT_FILES:
+        check_file_output(args.output / name, "--output", overwrite=True, what=f"the study's {name}", inputs=inputs)
+
+
+def missing_points(rows: list[dict]) -> list[str]:
+    """Names of the points without a finished result."""
+    return [row["point"] for row in rows if row.get("status") != "done"]
+
+
+def check_not_fewer(output: Path, rows: list[dict], overwrite: bool) -> None:
+    """Refuse to replace an existing ``results.csv`` that lists finished points the new results lack."""
+    done_before = finished_in(output / "results.csv")
+    lost = sorted(done_before - {row["point"] for row in rows if row.get("status") == "done"})
+    if lost and not overwrite:
+        raise ConfigError(f"--output {output / 'results.csv'} lists finished points this run has no result for "
+                          f"({', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}); nothing was written. Pass "
+                          "--overwrite to replace those results, or choose another --output")
+
+
+def main(argv: list[str] | None = None, run_fn: RunFn | None = None) -> int:
+    """Entry point; ``run_fn`` replaces the subprocess runner (tests). Returns the number of failed or missing
+    points (0: every point finished and the results were written)."""
+    args = parse_args(argv)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: expected >= 1")
+    base = load_base(args.base)
+    name, points = load_grid(args.grid)
+    runs_dir = args.runs_dir or Path("runs") / "ablation" / name
+    check_outputs(args, runs_dir)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    start = time.monotonic()
+    base_text = args.base.read_text(encoding="utf-8")
+    if args.collect_only:
+        check_points(points, runs_dir, base_text, overwrite=False)
+    else:
+        run_points(points, runs_dir, base, run_fn or subprocess_runner(args.base), args.jobs, devices,
+                   base_text=base_text, overwrite=args.overwrite)
+    rows = collect(points, runs_dir, args.dataset)
+    front = pareto_front(rows, "active_dims_doc")
+    missing = missing_points(rows)
+    if missing:
+        print(results_table(rows, front), flush=True)
+        print(f"[ablate] {len(missing)} of {len(points)} points have no finished result under {runs_dir} ("
+              f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); the results in {args.output} were "
+              "left as they are. Run the study (without --collect-only) to finish them", file=sys.stderr, flush=True)
+        return len(missing)
+    check_not_fewer(args.output, rows, args.overwrite)
+    md_path, csv_path = write_tables(rows, args.output, front)
+    png = plot_pareto(rows, args.output / "pareto.png", f"{name}: nDCG@10 ({args.dataset}) vs sparsity")
+    print(f"[ablate] {len(points)} points in {time.monotonic() - start:.0f} s; wrote {md_path}, {csv_path}, {png}",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(1 if main() else 0)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

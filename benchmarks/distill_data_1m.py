@@ -7,7 +7,8 @@ A synthetic BEIR corpus (random words from the BERT vocabulary, ~60 per passage)
 ``{qid, pos, neg: {bm25: [10 ids], dense: [10 ids]}}`` and teacher scores ``{qid, doc_ids, scores}`` are written to a
 temporary directory. Each measurement then runs in a fresh subprocess:
 
-* ``cold``: first start-up of ``DistillationDataModule`` (builds the corpus/query Arrow caches and the record caches,
+* ``cold``: first start-up of ``RetrievalDataModule`` with an ``IdGroups`` source (builds the corpus/query Arrow
+  caches and the record caches,
   validates every id, builds the dataset and the first epoch's duplicate-free batches), then batches with
   ``num_workers=0``. Resident memory (``VmRSS``) is read before building and after the batches.
 * ``warm``: the same with every cache in place, with ``num_workers`` 0 and 2 (worker RSS reported separately).
@@ -75,14 +76,14 @@ def generate(root: Path, num_passages: int, num_queries: int, negatives: int, wo
 
 
 def data_module(files: dict, cache_dir: str, workers: int, batch_size: int, num_negatives: int, max_doc_length: int):
-    from splade_lightning.data import DistillationDataModule
+    from splade_lightning.data import IdGroups, RetrievalDataModule
     from splade_lightning.hub import alias_dir
 
-    return DistillationDataModule(corpus=files["corpus"], queries=files["queries"],
-                                  hard_negatives=[files["hard_negatives"]], teacher_scores=[files["teacher_scores"]],
-                                  num_negatives=num_negatives, batch_size=batch_size, num_workers=workers,
-                                  tokenizer=str(alias_dir("splade-tiny")), max_query_length=32,
-                                  max_doc_length=max_doc_length, cache_dir=cache_dir)
+    source = IdGroups(corpus=files["corpus"], queries=files["queries"], hard_negatives=[files["hard_negatives"]],
+                      teacher_scores=[files["teacher_scores"]], num_negatives=num_negatives, cache_dir=cache_dir)
+    return RetrievalDataModule(source, batch_size=batch_size, num_workers=workers,
+                               tokenizer=str(alias_dir("splade-tiny")), max_query_length=32,
+                               max_doc_length=max_doc_length)
 
 
 def worker_pipeline(args) -> dict:
@@ -90,9 +91,9 @@ def worker_pipeline(args) -> dict:
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    from splade_lightning.data import DistillationDataModule  # noqa: F401  (imports lightning)
-    from splade_lightning.data.id_records import read_hard_negatives, read_teacher_scores
-    from splade_lightning.data.text_store import TextStore
+    from splade_lightning.data import RetrievalDataModule  # noqa: F401  (imports lightning)
+    from splade_lightning.data.ids.records import read_hard_negatives, read_teacher_scores
+    from splade_lightning.data.ids.text_store import TextStore
 
     files = json.loads(args.files)
     before, anon_before = rss_bytes(), rss_bytes(kind="RssAnon")

@@ -90,7 +90,7 @@ def _search_both(index, query_ids: list[str], query_reps) -> dict:
 
 def measure_search_real(args) -> dict:
     import splade_lightning
-    from splade_lightning.formats.beir import read_queries
+    from splade_lightning.formats.beir_files import read_queries
     from splade_lightning.formats.index_store import load_index
 
     queries = read_queries(CORPUS, "test")

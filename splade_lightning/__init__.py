@@ -11,7 +11,8 @@ Public API::
 from __future__ import annotations
 
 __all__ = ["SparseModel", "load"]
-__version__ = "0.1.0"
+
+from splade_lightning._version import __version__  # noqa: E402, F401
 
 
 def __getattr__(name: str):

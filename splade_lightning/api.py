@@ -142,12 +142,8 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
             tokenizer whose vocabulary does not match the model, or a device this machine does not have.
     """
     from splade_lightning.devices import resolve_device
-    from splade_lightning.serialization.checkpoint import checkpoint_problem
-    from splade_lightning.serialization.model_dir import (
-        encoder_from_checkpoint,
-        load_encoder_dir,
-        torch_load_checkpoint,
-    )
+    from splade_lightning.serialization.checkpoint import checkpoint_problem, torch_load_checkpoint
+    from splade_lightning.serialization.registry import encoder_from_checkpoint, load_encoder_dir
 
     target = resolve_device("cpu" if device is None else device, "load: device")
     name = str(name_or_path)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
+
+if TYPE_CHECKING:
+    from splade_lightning.formats.beir import EvalData
 
 #: Which encoder of a query/document router encodes a text (``models.router.QueryDocRouter``).
 Route = Literal["query", "document"]
@@ -61,6 +64,8 @@ class EncodeBatch:
         ids: the N query or document ids, in row order.
         kind: ``"query"`` or ``"doc"``.
         dataset: name of the evaluation dataset the texts belong to.
+        eval_set: the evaluation set itself (queries, corpus, qrels), set on every batch of the data module's
+            evaluation loaders; ``None`` for texts that are not from one (e.g. indexing a corpus).
     """
 
     input_ids: torch.Tensor
@@ -68,6 +73,9 @@ class EncodeBatch:
     ids: list[str] = field(default_factory=list)
     kind: Literal["query", "doc"] = "doc"
     dataset: str = ""
+    eval_set: EvalData | None = None
 
     def to(self, device: torch.device | str) -> EncodeBatch:
-        return EncodeBatch(self.input_ids.to(device), self.attention_mask.to(device), self.ids, self.kind, self.dataset)
+        """Move the tensors to ``device`` (the ids and the evaluation set are carried over as they are)."""
+        return EncodeBatch(self.input_ids.to(device), self.attention_mask.to(device), self.ids, self.kind, self.dataset,
+                           self.eval_set)

@@ -40,12 +40,10 @@ from splade_lightning.analysis.profiles import (
     summarize_counts,
     top_df_terms_rows,
 )
-from splade_lightning.analysis.subset import EvalSubset, subsample
 from splade_lightning.formats.tables import dict_table
 
 __all__ = [
     "EncodedSet",
-    "EvalSubset",
     "Expansion",
     "SparseModelLike",
     "TermWeight",
@@ -66,7 +64,6 @@ __all__ = [
     "resolve_model_name",
     "retrieval_table",
     "row_slices",
-    "subsample",
     "summarize_counts",
     "term_overlap",
     "to_coo",

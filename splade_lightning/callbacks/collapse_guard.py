@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from splade_lightning.errors import ConfigError, TrainingCollapsed, TrainingDiverged
 from splade_lightning.metrics.active_dims import active_dims_per_text
+from splade_lightning.systems.interfaces import DeferrableLoss, Regularized, require
 
 OnCollapse = Literal["warn", "stop"]
 OnNonFinite = Literal["warn_skip", "stop"]
@@ -40,7 +41,11 @@ class CollapseGuard(pl.Callback):
     weight and its state unchanged (with gradient accumulation the whole accumulated step is skipped; the LR schedule
     still advances), warns, and counts it in ``train/nonfinite_steps``; ``"stop"`` raises
     :class:`~splade_lightning.errors.TrainingDiverged` naming the step, the loss terms and the likely causes.
-    Automatic optimization only.
+    Automatic optimization only. The module must implement
+    :class:`~splade_lightning.systems.interfaces.DeferrableLoss` (every ``RetrievalModule`` does): the guard calls
+    ``defer_nonfinite_loss(True)`` when a run starts and reads ``nonfinite_terms`` for its message. The λ in the
+    messages come from :class:`~splade_lightning.systems.interfaces.Regularized` (``reg_weight``) when the module
+    has it.
 
     Args:
         patience: consecutive training batches that must look collapsed before acting (>= 1).
@@ -61,10 +66,13 @@ class CollapseGuard(pl.Callback):
 
     # -- set-up: take over the module's non-finite policy ---------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        pl_module.nonfinite_loss = "defer"  # RetrievalModule.log_training leaves the decision to this callback
+        require(pl_module, DeferrableLoss, type(self).__name__,
+                "a splade_lightning RetrievalModule (SpladeModule, InferenceFreeSpladeModule, CSRModule)")
+        pl_module.defer_nonfinite_loss(True)  # RetrievalModule.log_training leaves the decision to this callback
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        pl_module.nonfinite_loss = "raise"
+        if isinstance(pl_module, DeferrableLoss):
+            pl_module.defer_nonfinite_loss(False)
 
     # -- non-finite loss ------------------------------------------------------------------------------------------
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
@@ -133,20 +141,18 @@ def _learning_rate(pl_module: pl.LightningModule) -> str:
 
 
 def _likely_causes(pl_module: pl.LightningModule) -> str:
-    """The usual causes of collapse, with the module's current λ and learning rate."""
-    hparams, scale = pl_module.hparams, float(getattr(pl_module, "reg_scale", 1.0))
-    multiplier = getattr(pl_module, "reg_multiplier", None) or {}  # SparsityController's per-side factors
+    """The usual causes of collapse, with the module's current λ (when it has one) and learning rate."""
     lr = f"learning rate too high (lr={_learning_rate(pl_module)})"
-    if "doc_reg_weight" in hparams:
-        doc = hparams["doc_reg_weight"] * scale * float(multiplier.get("doc", 1.0))
-        query = hparams["query_reg_weight"] * scale * float(multiplier.get("query", 1.0))
+    if isinstance(pl_module, Regularized):
+        doc, query, scale = pl_module.reg_weight("doc"), pl_module.reg_weight("query"), pl_module.reg_scale
         return (f"λ_d/λ_q too high (current λ_d={doc:.3g}, λ_q={query:.3g}, warm-up scale {scale:.3g}), regularizer "
                 f"warm-up too short (RegularizerWarmup.warmup_steps), or {lr}")
     return f"dead latents / a dead encoder (no regulariser drives codes to zero here), or {lr}"
 
 
 def _nonfinite_message(trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> str:
-    terms = getattr(pl_module, "nonfinite_terms", None) or {"loss": float(loss.detach().float().mean())}
+    deferred = pl_module.nonfinite_terms if isinstance(pl_module, DeferrableLoss) else None
+    terms = deferred or {"loss": float(loss.detach().float().mean())}
     described = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
     return (f"non-finite training loss at step {trainer.global_step} ({described}). Likely causes: "
             f"{_likely_causes(pl_module)}, fp16 overflow (precision={trainer.precision}; try bf16-mixed), or "

@@ -8,7 +8,9 @@ import torch
 
 from splade_lightning.callbacks.logger_media import log_histogram, log_table
 from splade_lightning.errors import ConfigError
+from splade_lightning.formats.beir import EvalData
 from splade_lightning.metrics.term_stats import document_frequency, example_pairs, log10_df, top_terms
+from splade_lightning.systems.eval_buffer import eval_set_of
 
 COLUMNS = ("pair", "kind", "id", "text", "active_dims", "top_terms")
 
@@ -26,11 +28,12 @@ def format_terms(terms: list[tuple[str, float]]) -> str:
 
 
 class _SetState:
-    """What one validation set collected: its example pairs, the examples' top terms, and df counts."""
+    """What one validation set collected: the set, its example pairs, the examples' top terms, and df counts."""
 
-    def __init__(self, pairs: list[tuple[str, str | None]]):
-        self.pairs = pairs
-        self.wanted = {"query": {q for q, _ in pairs}, "doc": {d for _, d in pairs if d is not None}}
+    def __init__(self, data: EvalData, num_examples: int):
+        self.data = data
+        self.pairs = example_pairs(list(data.queries), data.qrels, data.corpus, num_examples, data.min_relevance)
+        self.wanted = {"query": {q for q, _ in self.pairs}, "doc": {d for _, d in self.pairs if d is not None}}
         self.found: dict[tuple[str, str], tuple[int, list[tuple[int, float]]]] = {}
         self.df: torch.Tensor | None = None
         self.num_docs = 0
@@ -64,9 +67,9 @@ class ExpansionLogger(pl.Callback):
 
     wandb gets a ``wandb.Table`` and a ``wandb.Histogram``, TensorBoard a text (Markdown) and a histogram, CSVLogger
     JSON/Markdown files under ``<log_dir>/media/val/<dataset>/`` (see :mod:`.logger_media`). Reads the (B, V) tensor
-    returned by ``validation_step`` with ``batch.kind`` and ``batch.ids``, and the texts from the data module's
-    ``eval_data("validate", idx)``. Under DDP the df counts are summed over processes; the table shows the examples
-    that the global-zero process encoded.
+    returned by ``validation_step`` with ``batch.kind`` and ``batch.ids``, and the set's name, texts and qrels from
+    ``batch.eval_set`` (a batch without one is a :class:`~splade_lightning.errors.ConfigError`). Under DDP the df
+    counts are summed over processes; the table shows the examples that the global-zero process encoded.
 
     Args:
         num_examples: queries per evaluation set in the table (each with its most relevant document).
@@ -84,12 +87,10 @@ class ExpansionLogger(pl.Callback):
         self._tokenizer = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
-        if trainer.sanity_checking or not isinstance(outputs, torch.Tensor) or trainer.datamodule is None:
+        if trainer.sanity_checking or not isinstance(outputs, torch.Tensor):
             return
         if dataloader_idx not in self._sets:
-            data = trainer.datamodule.eval_data("validate", dataloader_idx)
-            pairs = example_pairs(list(data.queries), data.qrels, data.corpus, self.num_examples, data.min_relevance)
-            self._sets[dataloader_idx] = _SetState(pairs)
+            self._sets[dataloader_idx] = _SetState(eval_set_of(batch, type(self).__name__), self.num_examples)
         reps = outputs.detach() if outputs.layout == torch.strided else outputs.detach().to_dense()
         self._sets[dataloader_idx].add("query" if batch.kind == "query" else "doc", list(batch.ids), reps, self.top_k)
 
@@ -99,20 +100,21 @@ class ExpansionLogger(pl.Callback):
         sets, self._sets = self._sets, {}
         step = trainer.global_step
         scalars = {}
+        datamodule = getattr(trainer, "datamodule", None)
         for idx, state in sorted(sets.items()):
-            data = trainer.datamodule.eval_data("validate", idx)
+            data = state.data
             if self.df_histogram and state.df is not None:
                 df = trainer.strategy.reduce(state.df, reduce_op="sum")  # collective: every process calls it
                 scalars[f"val/{data.name}/vocab_active_doc"] = float((df > 0).sum())
                 log_histogram(trainer, f"val/{data.name}/doc_df_log10", log10_df(df.cpu()), step, to_files=True)
-            rows = self._rows(state, data, pl_module, trainer.datamodule)
+            rows = self._rows(state, pl_module, datamodule)
             log_table(trainer, f"val/{data.name}/expansions", COLUMNS, rows, step)
         if scalars:
             pl_module.log_dict(scalars, add_dataloader_idx=False)
 
-    def _rows(self, state: _SetState, data, pl_module, datamodule) -> list[list]:
+    def _rows(self, state: _SetState, pl_module, datamodule) -> list[list]:
         """Table rows: each example query then its document, for the texts that were encoded."""
-        rows = []
+        rows, data = [], state.data
         for pair, (query_id, doc_id) in enumerate(state.pairs):
             for kind, text_id, texts in (("query", query_id, data.queries), ("doc", doc_id, data.corpus)):
                 if (kind, text_id) not in state.found:

@@ -7,6 +7,7 @@ from typing import Literal
 import lightning.pytorch as pl
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.systems.interfaces import Regularized, require
 
 Shape = Literal["quadratic", "linear"]
 
@@ -28,9 +29,11 @@ def warmup_factor(step: int, warmup_steps: int, shape: Shape = "quadratic") -> f
 
 
 class RegularizerWarmup(pl.Callback):
-    """Sets ``pl_module.reg_scale = warmup_factor(trainer.global_step, T, shape)`` before every training batch.
+    """Calls ``pl_module.set_reg_scale(warmup_factor(trainer.global_step, T, shape))`` before every training batch.
 
     The factor multiplies both λ_q and λ_d. It is recomputed from the global step, so it is right after a resume.
+    The module must implement :class:`~splade_lightning.systems.interfaces.Regularized` (``SpladeModule`` and its
+    subclasses); any other is a :class:`~splade_lightning.errors.ConfigError` when ``fit`` starts.
 
     Args:
         warmup_steps: T in optimiser steps.
@@ -62,5 +65,10 @@ class RegularizerWarmup(pl.Callback):
             return self.warmup_steps
         return max(1, int(self.warmup_fraction * trainer.estimated_stepping_batches))
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
-        pl_module.reg_scale = warmup_factor(trainer.global_step, self.total_warmup_steps(trainer), self.shape)
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            require(pl_module, Regularized, type(self).__name__, "a SpladeModule (or a subclass such as "
+                    "InferenceFreeSpladeModule); remove RegularizerWarmup for a module without a regulariser")
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Regularized, batch, batch_idx: int) -> None:
+        pl_module.set_reg_scale(warmup_factor(trainer.global_step, self.total_warmup_steps(trainer), self.shape))

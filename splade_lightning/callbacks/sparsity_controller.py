@@ -14,9 +14,9 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.metrics.active_dims import active_dims_per_text
 from splade_lightning.metrics.sparsity import flops
 from splade_lightning.metrics.term_stats import document_frequency
+from splade_lightning.systems.interfaces import Regularized, Side, require
 
 Metric = Literal["active_dims", "flops"]
-SIDES = ("query", "doc")
 
 
 @dataclass
@@ -65,7 +65,7 @@ def pi_update(state: ControllerState, measured: float, target: float, kp: float,
     return ControllerState(log_multiplier=log_multiplier, prev_error=error, ema=ema, steps=state.steps + 1)
 
 
-def batch_measure(metric: Metric, query_reps: torch.Tensor, doc_reps: torch.Tensor, side: str) -> float:
+def batch_measure(metric: Metric, query_reps: torch.Tensor, doc_reps: torch.Tensor, side: Side) -> float:
     """This batch's sparsity: mean active dims of the ``side``'s (N, V) reps, or for ``flops`` the FLOPS estimate
     ``Σ_v p_q(v)·p_d(v)`` of the batch (Paria et al., arXiv:2004.05665), which both sides share."""
     if metric == "flops":
@@ -78,10 +78,11 @@ class SparsityController(pl.Callback):
     """Adapt the regularisation weights during training so that sparsity reaches and holds a target.
 
     After every training batch the measure of each controlled side (mean active dims of the batch's training
-    documents / queries, or the batch FLOPS) goes through :func:`pi_update`, and ``exp(u)`` is written to
-    ``pl_module.reg_multiplier[side]``, which :class:`~splade_lightning.systems.SpladeModule` multiplies into the
-    configured λ (``λ = doc_reg_weight · reg_scale · reg_multiplier["doc"]``; the configured weight is the starting
-    λ and the warm-up callback, if any, still applies). The applied λ is logged by the module
+    documents / queries, or the batch FLOPS) goes through :func:`pi_update`, and ``exp(u)`` is handed to
+    ``pl_module.set_reg_multiplier(side, exp(u))`` (the :class:`~splade_lightning.systems.interfaces.Regularized`
+    interface of :class:`~splade_lightning.systems.SpladeModule`), which multiplies it into the configured λ
+    (``λ = doc_reg_weight · reg_scale · reg_multiplier("doc")``; the configured weight is the starting λ and the
+    warm-up callback, if any, still applies). The applied λ is logged by the module
     (``train/reg_weight_doc``); this callback logs ``train/controller_measured_<side>`` (the EMA),
     ``train/controller_target_<side>`` and ``train/controller_log_multiplier_<side>``. Its state is saved in
     checkpoints (``state_dict``) so a resumed run continues exactly.
@@ -119,22 +120,22 @@ class SparsityController(pl.Callback):
         """``{side: exp(u)}`` for the controlled sides."""
         return {side: math.exp(state.log_multiplier) for side, state in self.states.items()}
 
-    def _apply(self, pl_module: pl.LightningModule) -> None:
-        pl_module.reg_multiplier.update(self.multipliers())
+    def _apply(self, pl_module: Regularized) -> None:
+        for side, multiplier in self.multipliers().items():
+            pl_module.set_reg_multiplier(side, multiplier)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        if not isinstance(getattr(pl_module, "reg_multiplier", None), dict):
-            raise ConfigError(f"SparsityController: {type(pl_module).__name__} has no per-side reg_multiplier; "
-                              "expected a SpladeModule (or a subclass such as InferenceFreeSpladeModule)")
+        require(pl_module, Regularized, type(self).__name__,
+                "a SpladeModule (or a subclass such as InferenceFreeSpladeModule) whose λ it can adapt")
         for side in self.targets:
-            weight = float(pl_module.hparams.get(f"{side}_reg_weight", 0.0))
+            weight = float(pl_module.configured_reg_weight(side))
             if weight <= 0:
                 raise ConfigError(f"SparsityController: {side}_target={self.targets[side]} but "
                                   f"model {side}_reg_weight={weight}; expected a starting λ > 0 to adapt")
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Regularized) -> None:
         self._apply(pl_module)  # also right after a resume: the restored multipliers apply from the first batch
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,

@@ -12,6 +12,7 @@ from splade_lightning.callbacks.logger_media import log_histogram
 from splade_lightning.errors import ConfigError
 from splade_lightning.metrics.active_dims import ActiveDimsDistribution, check_percentiles, percentiles
 from splade_lightning.metrics.sparsity import SparsityStats, flops
+from splade_lightning.systems.eval_buffer import eval_set_of
 
 KINDS = ("query", "doc")
 
@@ -73,7 +74,8 @@ class SparsityMonitor(pl.Callback):
     processes.
 
     Reads ``outputs["query_reps"]`` / ``outputs["doc_reps"]`` from ``training_step`` and the (B, V) tensor returned
-    by ``validation_step`` together with ``batch.kind``.
+    by ``validation_step`` together with ``batch.kind`` and the set's name from ``batch.eval_set`` (a validation
+    batch without one is a :class:`~splade_lightning.errors.ConfigError`).
 
     Args:
         every_n_steps: training logging interval in optimiser steps.
@@ -89,6 +91,7 @@ class SparsityMonitor(pl.Callback):
         self.histograms = histograms
         self._train: _Group | None = None
         self._val: dict[int, _Group] = {}
+        self._val_names: dict[int, str] = {}  # dataloader index -> evaluation set name
         self._last_logged_step = -1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -110,25 +113,25 @@ class SparsityMonitor(pl.Callback):
         if trainer.sanity_checking or not isinstance(outputs, torch.Tensor):
             return
         if dataloader_idx not in self._val:
+            self._val_names[dataloader_idx] = eval_set_of(batch, type(self).__name__).name
             self._val[dataloader_idx] = _Group(outputs.shape[-1], outputs.device)
         self._val[dataloader_idx].update("query" if batch.kind == "query" else "doc", outputs)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        names = trainer.datamodule.eval_set_names("validate") if trainer.datamodule is not None else []
         logged = {}
         for idx, group in sorted(self._val.items()):
             if not group.complete():
                 continue  # a limited loop (fast_dev_run / limit_val_batches) saw only one kind of text
-            name = names[idx] if idx < len(names) else str(idx)
+            name = self._val_names[idx]
             figures, distribution, counts = group.figures(self.percentiles)
             figures = {k: v for k, v in figures.items() if k.endswith(("_min", "_max")) or k == "zero_fraction_query"}
             logged.update({f"val/{name}/{k}": v for k, v in {**figures, **distribution}.items()})
             self._log_histograms(trainer, f"val/{name}", counts)
         if logged:
             pl_module.log_dict(logged, add_dataloader_idx=False)
-        self._val = {}
+        self._val, self._val_names = {}, {}
 
     def _log_histograms(self, trainer, prefix: str, counts: dict[str, torch.Tensor]) -> None:
         if self.histograms:

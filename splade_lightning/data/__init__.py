@@ -1,49 +1,65 @@
-"""Data layer: readers (JSONL/TSV/parquet/HF datasets, BEIR), datasets, samplers, collators and the DataModules.
+"""Data layer: training sources, datasets, samplers, collators, evaluation loaders and the DataModule.
 
-Only :mod:`.datamodule` and :mod:`.distill_datamodule` import Lightning (loaded lazily, so the collators stay
-importable without it); only :mod:`.collate` tokenises. The distillation data (:mod:`.text_store`, :mod:`.id_records`,
-:mod:`.id_dataset`, :mod:`.scored_text`) is loaded lazily too (it imports pyarrow).
+Layout, by kind of training source (each is a :class:`TrainSource` injected as ``RetrievalDataModule(train=...)``):
+
+* :mod:`.text`: plain-text records (query, positives, negatives): :class:`TextTriplets`, ``TrainDataset``.
+* :mod:`.scored`: text-inline scored groups ``{query, pos, neg, pos_scores, neg_scores}``: :class:`ScoredGroups`.
+* :mod:`.ids`: id-based files over a BEIR corpus (memory-mapped text stores, Arrow caches, hard negatives, teacher
+  scores): :class:`IdGroups`.
+
+Shared: :mod:`.datamodule` (the one ``RetrievalDataModule``), :mod:`.source`, :mod:`.datasets`, :mod:`.groups` and
+:mod:`.negatives` (the per-epoch choice in scored and id groups), :mod:`.sampler`, :mod:`.resumable_loader`,
+:mod:`.collate` (the only place that tokenises), :mod:`.eval_loaders`, :mod:`.arguments`. Only :mod:`.datamodule`
+imports Lightning; it is loaded lazily, so the collators and sources stay importable without it.
 """
 
 from __future__ import annotations
 
 from splade_lightning.data.collate import EncodeCollator, EvalCollator, TrainCollator
-from splade_lightning.data.datasets import EncodeDataset, EncodeItem, TrainDataset, TrainExample
-from splade_lightning.data.readers import TrainRecord, read_train_records
-from splade_lightning.data.sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+from splade_lightning.data.datasets import TrainExample
+from splade_lightning.data.eval_loaders import EncodeDataset, EncodeItem, EvalBatchSampler
+from splade_lightning.data.ids.dataset import IdTrainDataset
+from splade_lightning.data.ids.source import IdGroups
+from splade_lightning.data.ids.text_store import TextStore
+from splade_lightning.data.sampler import NoDuplicatesBatchSampler
+from splade_lightning.data.scored.dataset import ScoredTextDataset
+from splade_lightning.data.scored.source import ScoredGroups
+from splade_lightning.data.source import TrainSource
+from splade_lightning.data.text.dataset import TrainDataset
+from splade_lightning.data.text.records import TrainRecord, read_train_records
+from splade_lightning.data.text.source import TextTriplets
 from splade_lightning.formats.beir import BeirSet, EvalData, load_beir, load_beir_set
 
 __all__ = [
     "BeirSet",
-    "DistillationDataModule",
     "EncodeCollator",
     "EncodeDataset",
     "EncodeItem",
     "EvalBatchSampler",
     "EvalCollator",
     "EvalData",
+    "IdGroups",
     "IdTrainDataset",
     "NoDuplicatesBatchSampler",
     "RetrievalDataModule",
+    "ScoredGroups",
     "ScoredTextDataset",
     "TextStore",
+    "TextTriplets",
     "TrainCollator",
     "TrainDataset",
     "TrainExample",
     "TrainRecord",
+    "TrainSource",
     "load_beir",
     "load_beir_set",
     "read_train_records",
 ]
 
 
-_LAZY = {"RetrievalDataModule": "datamodule", "DistillationDataModule": "distill_datamodule",
-         "IdTrainDataset": "id_dataset", "ScoredTextDataset": "scored_text", "TextStore": "text_store"}
-
-
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    if name == "RetrievalDataModule":  # imports lightning: loaded on first use
+        from splade_lightning.data.datamodule import RetrievalDataModule
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return RetrievalDataModule
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

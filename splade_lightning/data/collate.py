@@ -13,6 +13,8 @@ from splade_lightning.types import ROUTES, EncodeBatch, Route, TrainBatch
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from splade_lightning.formats.beir import EvalData
+
 
 def _check_length(name: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -114,19 +116,31 @@ class EncodeCollator:
 
 
 class EvalCollator:
-    """Collate ``EncodeItem(kind, id, text)`` batches of one kind with the query or the document collator.
+    """Collate ``EncodeItem(kind, id, text)`` batches of one kind with the query or the document collator, and stamp
+    them with the evaluation set they come from.
 
     Args:
         query_collator: used for batches of queries.
         doc_collator: used for batches of documents.
+        eval_set: the evaluation set the texts belong to, set as ``batch.eval_set``. In a DataLoader worker process it
+            is left out (it would be pickled with every batch) and not sent to the worker;
+            :class:`~splade_lightning.data.eval_loaders.EvalDataLoader` attaches it in the main process.
     """
 
-    def __init__(self, query_collator: EncodeCollator, doc_collator: EncodeCollator):
+    def __init__(self, query_collator: EncodeCollator, doc_collator: EncodeCollator,
+                 eval_set: EvalData | None = None):
         self.collators = {"query": query_collator, "doc": doc_collator}
+        self.eval_set = eval_set
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "eval_set": None}
 
     def __call__(self, items: Sequence[tuple[str, str, str]]) -> EncodeBatch:
         """Collate N items, all of the same kind, into an :class:`EncodeBatch`."""
         kinds = {item[0] for item in items}
         if len(kinds) != 1 or not kinds <= set(self.collators):
             raise ValueError(f"EvalCollator: a batch must hold texts of one kind ('query' or 'doc'), got {kinds}")
-        return self.collators[kinds.pop()]([(item[1], item[2]) for item in items])
+        batch = self.collators[kinds.pop()]([(item[1], item[2]) for item in items])
+        if torch.utils.data.get_worker_info() is None:
+            batch.eval_set = self.eval_set
+        return batch

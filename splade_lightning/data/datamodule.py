@@ -1,51 +1,58 @@
-"""``RetrievalDataModule``: training triplets with no-duplicate batches, and BEIR evaluation sets (Lightning side)."""
+"""``RetrievalDataModule``: training batches from an injected source, and BEIR evaluation sets (Lightning side)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
-from splade_lightning.data import arguments as args
-from splade_lightning.data.collate import EncodeCollator, EvalCollator, TrainCollator
-from splade_lightning.data.datasets import EncodeDataset, TrainDataset
-from splade_lightning.data.readers import read_train_records
+from splade_lightning.data.arguments import DATA, as_beir_sets, check_choice, check_counts, check_eval_paths
+from splade_lightning.data.collate import TrainCollator
+from splade_lightning.data.datasets import TrainingData
+from splade_lightning.data.eval_loaders import eval_loader
 from splade_lightning.data.resumable_loader import ResumableDataLoader
-from splade_lightning.data.sampler import EvalBatchSampler, NoDuplicatesBatchSampler
+from splade_lightning.data.sampler import NoDuplicatesBatchSampler
+from splade_lightning.data.source import TrainSource
 from splade_lightning.errors import ConfigError, DataError, DataErrors
 from splade_lightning.formats.beir import BeirSet, EvalData, load_beir_set
 from splade_lightning.hub import load_tokenizer
 from splade_lightning.problems import OnBadRecord, SkippedRecords, collect_errors
-from splade_lightning.types import Route
 
 EvalStage = Literal["validate", "test"]
+#: the evaluation sets each Lightning stage loads
+STAGE_SETS = {"fit": ["validate"], "validate": ["validate"], "test": ["test"]}
+NO_TOKENIZER = (f"{DATA}.tokenizer: not set; `splade-lightning fit` fills it from the model "
+                "(model.tokenizer_name_or_path), a data module built in Python needs it: give an alias, a directory "
+                "or a hub id")
+NO_TRAIN = (f"{DATA}.train: required to fit, got none; give a training source, e.g. {{class_path: "
+            "splade_lightning.data.TextTriplets, init_args: {files: [train.jsonl], negative_columns: [neg]}}")
 
 
 class RetrievalDataModule(LightningDataModule):
-    """Training data for learned sparse retrievers, and BEIR-format evaluation sets.
+    """Training data for learned sparse retrievers, from one injected source, and BEIR-format evaluation sets.
 
-    Training batches come from :class:`~splade_lightning.data.sampler.NoDuplicatesBatchSampler` (no text twice in a
-    batch) and :class:`~splade_lightning.data.collate.TrainCollator`. Each evaluation set gets one DataLoader that
-    yields all its queries, then all its documents (longest first), as :class:`~splade_lightning.types.EncodeBatch`.
-    Evaluation loaders are never sharded: under DDP every rank encodes every text.
+    Training batches (:class:`~splade_lightning.types.TrainBatch`) never repeat a text (or an id) within a global
+    batch (:class:`~splade_lightning.data.sampler.NoDuplicatesBatchSampler`), are sharded by rank under DDP, and
+    resume exactly mid-epoch (:class:`~splade_lightning.data.resumable_loader.ResumableDataLoader`). Each evaluation
+    set gets one DataLoader that yields all its queries, then all its documents (longest first), as
+    :class:`~splade_lightning.types.EncodeBatch` carrying the set itself (``batch.eval_set``). Evaluation loaders are
+    never sharded: under DDP every rank encodes every text.
 
     Args:
-        train_files: training files: JSONL, TSV with a header row, ``.parquet``, or a HF ``datasets`` directory saved
-            with ``save_to_disk``. Required to fit.
-        query_column: column holding the query text.
-        positive_column: column holding the positive text, or a list of positives (one is used per epoch).
-        negative_columns: columns holding hard negatives (a text or a list of texts each); ``None`` for none.
-        num_negatives: hard negatives per query and epoch (0 for (query, positive) pairs; needs no negative columns).
-        sampling: how the positive and negatives are chosen each epoch: ``random`` (seeded) or ``first``.
-        router_mapping: which route (encoder) of a query/document router each training column goes through, e.g.
-            ``{query: query, pos: document, neg: document}`` (the default when ``None``). Give every column; the
-            positive and negative columns must share one route. Evaluation always routes BEIR queries to ``query``
-            and the corpus to ``document``. Models with a single encoder use it for both routes.
-        val_sets: BEIR evaluation sets for validation, e.g. ``[{path: data/scifact, split: test}]``.
+        train: where the training examples come from (required to fit; ``None`` to only validate or test):
+            :class:`~splade_lightning.data.TextTriplets` (plain-text query/positive/negative records),
+            :class:`~splade_lightning.data.ScoredGroups` (text-inline groups with teacher scores) or
+            :class:`~splade_lightning.data.IdGroups` (hard negatives and/or teacher scores by id over a BEIR
+            corpus, MS MARCO scale). In YAML: ``train: {class_path: splade_lightning.data.TextTriplets, init_args:
+            {files: [train.jsonl], negative_columns: [neg]}}``.
+        val_sets: BEIR evaluation sets for validation, e.g. ``[{path: data/scifact, split: test}]``; add
+            ``max_queries: 200`` to a set for quick runs on a fixed sample of its queries (approximate metrics; the
+            rule is in ``--data.val_sets.help``).
         test_sets: BEIR evaluation sets for ``test``.
-        tokenizer: tokenizer alias, directory or hub id; ``None`` takes the model's ``tokenizer_name_or_path``.
+        tokenizer: tokenizer alias, directory or hub id. ``splade-lightning fit`` (and ``validate``/``test``) fills it
+            from the model (``model.tokenizer_name_or_path``); give it when building the data module in Python.
         max_query_length: queries are truncated to this many tokens.
         max_doc_length: training documents are truncated to this many tokens.
         eval_max_doc_length: evaluation documents are truncated to this many tokens (``None``: ``max_doc_length``);
@@ -57,20 +64,15 @@ class RetrievalDataModule(LightningDataModule):
         on_bad_record: ``raise`` (default): every problem of every data file (training files and evaluation sets) is
             raised together before training, each with its file:line. ``skip``: bad records are dropped and counted
             instead (a warning lists the counts per file and kind with the first examples; ``data/skipped_records`` is
-            logged); problems of a whole file (missing file, bad header, no records) still raise. Evaluation sets:
-            a bad corpus/query line or qrels row is dropped, and so is a qrels row whose query or document was dropped
-            or never existed.
+            logged); problems of a whole file (missing file, bad header, no records) still raise. Scored files also
+            skip NaN/inf scores and wrong score-list lengths; for id files see ``IdGroups``. Evaluation sets: a bad
+            corpus/query line or qrels row is dropped, and so is a qrels row whose query or document was dropped or
+            never existed.
     """
 
     def __init__(
         self,
-        train_files: list[str] | None = None,
-        query_column: str = "query",
-        positive_column: str = "pos",
-        negative_columns: list[str] | None = None,
-        num_negatives: int = 1,
-        sampling: Literal["random", "first"] = "random",
-        router_mapping: dict[str, Route] | None = None,
+        train: TrainSource | None = None,
         val_sets: list[BeirSet] | None = None,
         test_sets: list[BeirSet] | None = None,
         tokenizer: str | None = None,
@@ -84,11 +86,7 @@ class RetrievalDataModule(LightningDataModule):
         on_bad_record: OnBadRecord = "raise",
     ):
         super().__init__()
-        self.train_files = [str(f) for f in train_files] if train_files else []
-        self.query_column, self.positive_column = query_column, positive_column
-        self.negative_columns = list(negative_columns or [])
-        self.num_negatives, self.sampling = num_negatives, sampling
-        self.router_mapping = dict(router_mapping) if router_mapping is not None else None
+        self.train = train
         self.tokenizer = tokenizer
         self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
         self.eval_max_doc_length = max_doc_length if eval_max_doc_length is None else eval_max_doc_length
@@ -98,14 +96,13 @@ class RetrievalDataModule(LightningDataModule):
         self.skipped_records = SkippedRecords()
         self._loads, self._reported_loads = 0, 0  # file loads so far / at the last skip report
         problems: list[str] = []
-        self.sets = {"validate": args.as_beir_sets(val_sets, "val_sets", problems),
-                     "test": args.as_beir_sets(test_sets, "test_sets", problems)}
+        self.sets = {"validate": as_beir_sets(val_sets, "val_sets", problems),
+                     "test": as_beir_sets(test_sets, "test_sets", problems)}
         problems += self._check_arguments()
-        problems += args.check_paths(self.train_files, [("val_sets", self.sets["validate"]),
-                                                        ("test_sets", self.sets["test"])])
+        problems += check_eval_paths([("val_sets", self.sets["validate"]), ("test_sets", self.sets["test"])])
         if problems:
             raise ConfigError("invalid RetrievalDataModule arguments:\n  " + "\n  ".join(problems))
-        self.train_dataset: TrainDataset | None = None
+        self.train_dataset: TrainingData | None = None
         self._eval_data: dict[str, list[EvalData] | None] = {"validate": None, "test": None}
         self._tokenizer = None
         self._sampler: NoDuplicatesBatchSampler | None = None
@@ -114,50 +111,40 @@ class RetrievalDataModule(LightningDataModule):
         positive = {"max_query_length": self.max_query_length, "max_doc_length": self.max_doc_length,
                     "eval_max_doc_length": self.eval_max_doc_length, "batch_size": self.batch_size,
                     "eval_batch_size": self.eval_batch_size}
-        problems = args.check_counts(positive, {"num_negatives": self.num_negatives, "num_workers": self.num_workers})
-        if self.sampling not in ("random", "first"):
-            problems.append(f"--data.sampling: must be 'random' or 'first', got {self.sampling!r}")
-        if self.on_bad_record not in ("raise", "skip"):
-            problems.append(f"--data.on_bad_record: must be 'raise' or 'skip', got {self.on_bad_record!r}")
-        if self.train_files:  # evaluation only: the training options are unused
-            problems += args.check_negatives(self.negative_columns, self.num_negatives)
-        columns = [self.query_column, self.positive_column, *self.negative_columns]
-        if len(set(columns)) != len(columns) or not all(isinstance(c, str) and c for c in columns):
-            problems.append(f"--data.query_column/positive_column/negative_columns: must be distinct non-empty names, "
-                            f"got {columns}")
-        return problems + args.check_router_mapping(self.router_mapping, columns)
-
-    @property
-    def routes(self) -> tuple[str, str]:
-        """(route of the query column, route of the document columns)."""
-        if self.router_mapping is None:
-            return "query", "document"
-        return self.router_mapping[self.query_column], self.router_mapping[self.positive_column]
+        problems = check_counts(positive, {"num_workers": self.num_workers})
+        problems += check_choice("on_bad_record", self.on_bad_record, ("raise", "skip"), DATA)
+        if self.train is not None and not isinstance(self.train, TrainSource):
+            problems.append(f"{DATA}.train: expected a training source (TextTriplets, ScoredGroups or IdGroups), got "
+                            f"{type(self.train).__name__} {self.train!r}")
+        elif self.train is not None:
+            problems += self.train.problems()
+        return problems
 
     # -- setup ---------------------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        """Parse and validate every file the stage needs; all problems are raised together before any step runs.
+        """Parse and validate every file the stage needs (caches are built on first use); all problems are raised
+        together before any step runs.
 
         Raises:
+            ConfigError: no training source to fit, no tokenizer, or a training set smaller than one global batch.
             DataErrors: problems in the data files.
-            ConfigError: no training files to fit, no tokenizer, or a training set smaller than one global batch.
         """
+        missing = [NO_TRAIN] if stage == "fit" and self.train is None and self.train_dataset is None else []
+        if self.tokenizer is None:
+            missing.append(NO_TOKENIZER)
+        if missing:
+            raise ConfigError("\n".join(missing))
         errors: list[DataError] = []
         if stage == "fit" and self.train_dataset is None:
-            if not self.train_files:
-                raise ConfigError("--data.train_files: required to fit, got none")
-            self.train_dataset = self._collect(errors, self._load_train)
-        for eval_stage in {"fit": ["validate"], "validate": ["validate"], "test": ["test"]}.get(stage, []):
+            self.train_dataset = collect_errors(errors, self._load_train)
+        for eval_stage in STAGE_SETS.get(stage, []):
             if self._eval_data[eval_stage] is None:
                 self._eval_data[eval_stage] = self._load_eval(eval_stage, errors)
         if errors:
             raise DataErrors(errors)
         self._report_skipped()
-        self._get_tokenizer()
         if stage == "fit":
             self._check_train_size()
-
-    _collect = staticmethod(collect_errors)
 
     def _report_skipped(self) -> None:
         """With ``on_bad_record: skip``: warn with the skip summary and log ``data/skipped_records`` (each time a
@@ -172,18 +159,16 @@ class RetrievalDataModule(LightningDataModule):
                 logger.log_metrics({"data/skipped_records": float(self.skipped_records.total)},
                                    step=self.trainer.global_step)
 
-    def _load_train(self) -> TrainDataset:
+    def _load_train(self) -> TrainingData:
         self._loads += 1
-        records = read_train_records(self.train_files, self.query_column, self.positive_column, self.negative_columns,
-                                     self.on_bad_record, self.skipped_records)
-        dataset = TrainDataset(records, self.num_negatives, self.sampling, self.seed)
+        dataset = self.train.load(self.seed, self.on_bad_record, self.skipped_records)
         if (message := dataset.skipped_message()) is not None:
-            rank_zero_warn(message)
+            rank_zero_info(message)  # a property of the data (e.g. questions without negatives), not an error
         return dataset
 
     def _load_eval(self, stage: EvalStage, errors: list[DataError]) -> list[EvalData]:
         self._loads += 1
-        loaded = [self._collect(errors, load_beir_set, beir_set, self.on_bad_record, self.skipped_records)
+        loaded = [collect_errors(errors, load_beir_set, beir_set, self.on_bad_record, self.skipped_records)
                   for beir_set in self.sets[stage]]
         return [data for data in loaded if data is not None]
 
@@ -196,21 +181,16 @@ class RetrievalDataModule(LightningDataModule):
         dataset, (world, _) = self.train_dataset, self._world()
         if len(dataset) < self.batch_size * world:
             skipped = f" ({len(dataset.skipped)} more were skipped for too few negatives)" if dataset.skipped else ""
-            raise ConfigError(f"--data.batch_size: the training set has {len(dataset)} usable record(s){skipped}, "
+            raise ConfigError(f"{DATA}.batch_size: the training set has {len(dataset)} usable record(s){skipped}, "
                               f"fewer than one batch of {self.batch_size} x {world} device(s); add data or lower "
                               "batch_size")
         self._train_sampler().global_batches(dataset.epoch)  # raises DataError if batches cannot be filled
 
     def _get_tokenizer(self):
-        name = self.tokenizer
-        if name is None:
-            module = self.trainer.lightning_module if self.trainer is not None else None
-            name = getattr(module, "tokenizer_name_or_path", None)
-            if name is None:
-                raise ConfigError("--data.tokenizer: not set, and there is no LightningModule with a "
-                                  "`tokenizer_name_or_path` to take it from; give an alias, a directory or a hub id")
-        if self._tokenizer is None or self._tokenizer[0] != name:
-            self._tokenizer = (name, load_tokenizer(name))
+        if self.tokenizer is None:
+            raise ConfigError(NO_TOKENIZER)
+        if self._tokenizer is None or self._tokenizer[0] != self.tokenizer:
+            self._tokenizer = (self.tokenizer, load_tokenizer(self.tokenizer))
         return self._tokenizer[1]
 
     # -- dataloaders ---------------------------------------------------------------------------------------------------
@@ -239,7 +219,7 @@ class RetrievalDataModule(LightningDataModule):
             self.setup("fit")
         if self.trainer is not None:
             self.train_dataset.set_epoch(self.trainer.current_epoch)
-        query_route, doc_route = self.routes
+        query_route, doc_route = self.train.routes
         collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length,
                                 query_route=query_route, doc_route=doc_route)
         return ResumableDataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
@@ -247,14 +227,8 @@ class RetrievalDataModule(LightningDataModule):
 
     def _eval_loaders(self, stage: EvalStage) -> list[DataLoader]:
         tokenizer = self._get_tokenizer()
-        loaders = []
-        for data in self.eval_datasets(stage):
-            dataset = EncodeDataset(data)
-            collate = EvalCollator(EncodeCollator(tokenizer, self.max_query_length, "query", data.name),
-                                   EncodeCollator(tokenizer, self.eval_max_doc_length, "doc", data.name))
-            loaders.append(DataLoader(dataset, batch_sampler=EvalBatchSampler(dataset, self.eval_batch_size),
-                                      collate_fn=collate, num_workers=self.num_workers))
-        return loaders
+        return [eval_loader(data, tokenizer, self.max_query_length, self.eval_max_doc_length, self.eval_batch_size,
+                            self.num_workers) for data in self.eval_datasets(stage)]
 
     def val_dataloader(self) -> list[DataLoader]:
         """One loader per validation set: all queries, then all documents, as ``EncodeBatch`` (never sharded)."""
@@ -264,7 +238,7 @@ class RetrievalDataModule(LightningDataModule):
         """One loader per test set: all queries, then all documents, as ``EncodeBatch`` (never sharded)."""
         return self._eval_loaders("test")
 
-    # -- accessors for the LightningModule -----------------------------------------------------------------------------
+    # -- evaluation sets -----------------------------------------------------------------------------------------------
     def eval_set_names(self, stage: EvalStage) -> list[str]:
         """Names of the evaluation sets of ``stage`` (``"validate"`` or ``"test"``), in dataloader order."""
         return [s.display_name for s in self._stage_sets(stage)]
@@ -281,7 +255,8 @@ class RetrievalDataModule(LightningDataModule):
         return self._eval_data[stage]
 
     def eval_data(self, stage: EvalStage, dataloader_idx: int) -> EvalData:
-        """The evaluation set behind dataloader ``dataloader_idx`` of ``stage`` (``"validate"`` or ``"test"``)."""
+        """The evaluation set behind dataloader ``dataloader_idx`` of ``stage`` (``"validate"`` or ``"test"``); the
+        same object as ``batch.eval_set`` of that loader's batches."""
         datasets = self.eval_datasets(stage)
         if not 0 <= dataloader_idx < len(datasets):
             raise IndexError(f"{stage} has {len(datasets)} evaluation set(s); no dataloader_idx {dataloader_idx}")

@@ -1,16 +1,14 @@
-"""Map-style datasets of plain strings: training examples (query, [positive, negatives...]) and texts to encode."""
+"""What every training dataset shares: the example type it yields and the epoch it samples for.
+
+Each training source (:mod:`.text`, :mod:`.scored`, :mod:`.ids`) builds a dataset with the interface of
+:class:`TrainingData`, the one :class:`~splade_lightning.data.sampler.NoDuplicatesBatchSampler` relies on.
+"""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import NamedTuple, Protocol
 
 from torch.utils.data import Dataset
-
-from splade_lightning.data.readers import TrainRecord
-from splade_lightning.errors import ConfigError
-from splade_lightning.formats.beir import EvalData
 
 
 class TrainExample(NamedTuple):
@@ -27,124 +25,38 @@ class TrainExample(NamedTuple):
     scores: list[float] | None = None
 
 
-class TrainDataset(Dataset):
-    """Training records as plain strings, with a per-epoch choice of positive and negatives.
+class EpochDataset(Dataset):
+    """A dataset whose examples depend on the epoch (the per-epoch choice of positive and negatives).
 
-    When a record has several positives one is chosen per epoch; ``num_negatives`` distinct negatives are chosen per
-    epoch without replacement. With ``sampling="random"`` the choice is a deterministic function of
-    ``(seed, epoch, index)``, so it is identical in every DataLoader worker and process and after a resume.
-    Duplicate negatives and negatives equal to one of the record's positives are dropped; records left with fewer than
-    ``num_negatives`` negatives are skipped and listed in :attr:`skipped`.
-
-    The current epoch lives here (set by :meth:`set_epoch`, which the batch sampler calls): the DataLoader copies the
-    dataset into its worker processes when an epoch's iterator is created, after Lightning has set the epoch.
-
-    Args:
-        records: the validated training records.
-        num_negatives: hard negatives per example (0 for (query, positive) pairs).
-        sampling: ``"random"`` (seeded per epoch) or ``"first"`` (always the first positive and first negatives).
-        seed: seed of the per-epoch random choices.
+    The epoch lives here, set by :meth:`set_epoch` (the batch sampler calls it): the DataLoader copies the dataset into
+    its worker processes when an epoch's iterator is created, after Lightning has set the epoch.
     """
 
-    def __init__(self, records: Sequence[TrainRecord], num_negatives: int = 1,
-                 sampling: Literal["random", "first"] = "random", seed: int = 42):
-        if num_negatives < 0:
-            raise ConfigError(f"num_negatives must be >= 0, got {num_negatives}")
-        if sampling not in ("random", "first"):
-            raise ConfigError(f"sampling must be 'random' or 'first', got {sampling!r}")
-        self.num_negatives = num_negatives
-        self.sampling = sampling
-        self.seed = seed
-        self.epoch = 0
-        self.records: list[TrainRecord] = []
-        self.skipped: list[TrainRecord] = []
-        self._negatives: list[tuple[str, ...]] = []
-        for record in records:
-            positives = set(record.positives)
-            negatives = tuple(dict.fromkeys(n for n in record.negatives if n not in positives))
-            if len(negatives) < num_negatives:
-                self.skipped.append(record)
-                continue
-            self.records.append(record)
-            self._negatives.append(negatives)
-
-    def __len__(self) -> int:
-        return len(self.records)
+    epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose positive/negative choices :meth:`__getitem__` returns."""
+        """Select the epoch whose positive/negative choices ``__getitem__`` returns."""
         if not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         self.epoch = epoch
 
+
+class TrainingData(Protocol):
+    """The interface of a training dataset (``TrainDataset``, ``ScoredTextDataset``, ``IdTrainDataset``)."""
+
+    epoch: int
+    skipped: list  # the records (or their file:line) left out for too few usable negatives
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
     def example(self, index: int, epoch: int | None = None) -> TrainExample:
-        """The example of record ``index`` in ``epoch`` (default: the current epoch)."""
-        record, negatives = self.records[index], self._negatives[index]
-        n = self.num_negatives
-        if self.sampling == "first":
-            return TrainExample(record.query, [record.positives[0], *negatives[:n]])
-        rng = random.Random(f"{self.seed}:{self.epoch if epoch is None else epoch}:{index}")
-        positive = record.positives[0] if len(record.positives) == 1 else rng.choice(record.positives)
-        chosen = list(negatives[:n]) if len(negatives) == n else rng.sample(negatives, n)
-        return TrainExample(record.query, [positive, *chosen])
+        """The example of ``index`` in ``epoch`` (default: the current epoch)."""
 
     def texts(self, index: int, epoch: int | None = None) -> tuple[str, ...]:
-        """Every text of record ``index`` in ``epoch``: the query, the chosen positive and negatives."""
-        example = self.example(index, epoch)
-        return (example.query, *example.docs)
+        """Keys of the query and chosen documents of ``index`` in ``epoch``: two examples that share a key share a
+        text (the batch sampler keeps them out of one batch)."""
 
-    def __getitem__(self, index: int) -> TrainExample:
-        return self.example(index)
-
-    def skipped_message(self, shown: int = 5) -> str | None:
-        """A one-line summary of the skipped records (count and the first ``shown`` file:line), or ``None``."""
-        if not self.skipped:
-            return None
-        where = ", ".join(r.where for r in self.skipped[:shown])
-        more = f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
-        return (f"skipped {len(self.skipped)} training record(s) with fewer than num_negatives={self.num_negatives} "
-                f"distinct negatives (after dropping duplicates and negatives equal to a positive): {where}{more}")
-
-
-class EncodeItem(NamedTuple):
-    """One text to encode.
-
-    Attributes:
-        kind: ``"query"`` or ``"doc"``.
-        id: the query or document id.
-        text: the text.
-    """
-
-    kind: Literal["query", "doc"]
-    id: str
-    text: str
-
-
-class EncodeDataset(Dataset):
-    """Every query, then every document of one evaluation set, as :class:`EncodeItem`.
-
-    Documents are ordered longest first (by character count, a cheap proxy for token count) so that length-similar
-    texts share a batch and little padding is needed.
-
-    Args:
-        data: the evaluation set.
-    """
-
-    def __init__(self, data: EvalData):
-        self.name = data.name
-        docs = sorted(data.corpus.items(), key=lambda item: -len(item[1]))
-        self.items = [EncodeItem("query", qid, text) for qid, text in data.queries.items()]
-        self.num_queries = len(self.items)
-        self.items += [EncodeItem("doc", did, text) for did, text in docs]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> EncodeItem:
-        return self.items[index]
-
-    def batches(self, batch_size: int) -> list[list[int]]:
-        """Index batches of at most ``batch_size``: queries first, then documents; each batch holds one kind."""
-        spans = [(0, self.num_queries), (self.num_queries, len(self.items))]
-        return [list(range(start, min(start + batch_size, end))) for begin, end in spans
-                for start in range(begin, end, batch_size)]
+    def skipped_message(self) -> str | None:
+        """One line about the records left out for too few usable negatives, or ``None``."""

@@ -1,4 +1,4 @@
-"""Batch samplers: no duplicated text within a training batch; fixed, unsharded evaluation batches.
+"""The training batch sampler: no duplicated text within a (global) batch, sharded by rank, resumable.
 
 How Lightning 2.6 treats a custom ``batch_sampler`` (``trainer/connectors/data_connector.py`` and
 ``utilities/data.py``), and what these classes do about it:
@@ -10,12 +10,14 @@ How Lightning 2.6 treats a custom ``batch_sampler`` (``trainer/connectors/data_c
   re-instantiates the DataLoader. For a ``BatchSampler`` subclass created inside a ``*_dataloader`` hook (Lightning
   records its ``__init__`` arguments while the hook runs) it re-creates the batch sampler with the same arguments
   except ``sampler=<that DistributedSampler>``; a class without a ``sampler`` argument makes it raise ``TypeError``.
-* Both samplers below therefore subclass ``BatchSampler`` and accept ``sampler``. The training sampler only reads
-  ``num_replicas``/``rank`` from an injected ``DistributedSampler`` (the same values the DataModule passes itself) and
-  keeps its own global no-duplicates order; the evaluation sampler ignores it, so every rank still sees every query and
-  document. The result is the same whether or not Lightning injects, and with ``use_distributed_sampler=False``.
-  Create them inside the ``*_dataloader`` hook (as :class:`RetrievalDataModule` does): for one created elsewhere
-  Lightning has no recorded arguments and calls ``cls(distributed_sampler, batch_size=..., drop_last=...)``, which
+* :class:`NoDuplicatesBatchSampler` (and the evaluation sampler,
+  :class:`~splade_lightning.data.eval_loaders.EvalBatchSampler`) therefore subclass ``BatchSampler`` and accept
+  ``sampler``. The training sampler only reads ``num_replicas``/``rank`` from an injected ``DistributedSampler`` (the
+  same values the DataModule passes itself) and keeps its own global no-duplicates order; the evaluation sampler
+  ignores it, so every rank still sees every query and document. The result is the same whether or not Lightning
+  injects, and with ``use_distributed_sampler=False``. Create them inside the ``*_dataloader`` hook (as
+  :class:`~splade_lightning.data.datamodule.RetrievalDataModule` does): for one created elsewhere Lightning has no
+  recorded arguments and calls ``cls(distributed_sampler, batch_size=..., drop_last=...)``, which
   would pass the DistributedSampler as the dataset (checked with a real 2-process ``ddp_spawn`` run).
 * Lightning's ``_set_sampler_epoch`` calls ``set_epoch`` on ``dataloader.sampler`` and on
   ``dataloader.batch_sampler.sampler`` -- not on the batch sampler itself. So :class:`NoDuplicatesBatchSampler` keeps
@@ -32,9 +34,9 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from torch.utils.data import BatchSampler, DistributedSampler, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 
-from splade_lightning.data.datasets import EncodeDataset, TrainDataset
+from splade_lightning.data.datasets import TrainingData
 from splade_lightning.errors import ConfigError, DataError
 
 
@@ -42,11 +44,11 @@ class EpochSampler(Sampler[int]):
     """A seeded permutation of the dataset per ``(seed, epoch)``; ``set_epoch`` sets the dataset's epoch.
 
     Args:
-        dataset: a :class:`~splade_lightning.data.datasets.TrainDataset` (holds the epoch).
+        dataset: a training dataset (:class:`~splade_lightning.data.datasets.TrainingData`; holds the epoch).
         seed: shuffling seed.
     """
 
-    def __init__(self, dataset: TrainDataset, seed: int = 42):
+    def __init__(self, dataset: TrainingData, seed: int = 42):
         self.dataset = dataset
         self.seed = seed
 
@@ -121,7 +123,7 @@ class NoDuplicatesBatchSampler(BatchSampler):
     ``r``-th slice, so every rank gets the same number of batches and no text is duplicated across ranks in a step.
 
     Args:
-        dataset: a :class:`~splade_lightning.data.datasets.TrainDataset`.
+        dataset: a training dataset (:class:`~splade_lightning.data.datasets.TrainingData`).
         batch_size: records per batch on each process.
         drop_last: drop incomplete batches so every batch is full (required when ``num_replicas > 1``).
         seed: shuffling seed (the order is a function of ``(seed, epoch)``).
@@ -131,7 +133,7 @@ class NoDuplicatesBatchSampler(BatchSampler):
         sampler: set by Lightning under DDP; a ``DistributedSampler`` only supplies ``num_replicas`` and ``rank``.
     """
 
-    def __init__(self, dataset: TrainDataset, batch_size: int, drop_last: bool = True, seed: int = 42,
+    def __init__(self, dataset: TrainingData, batch_size: int, drop_last: bool = True, seed: int = 42,
                  num_replicas: int = 1, rank: int = 0, max_extra_passes: int = 3, sampler: Sampler | None = None):
         if isinstance(dataset, Sampler):
             raise TypeError("NoDuplicatesBatchSampler got a sampler as its dataset: Lightning re-created a batch "
@@ -236,30 +238,3 @@ class NoDuplicatesBatchSampler(BatchSampler):
         self._skip = None
         for batch in self.global_batches(epoch)[start:]:
             yield batch[self.rank * size:(self.rank + 1) * size] if self.num_replicas > 1 else batch
-
-
-class EvalBatchSampler(BatchSampler):
-    """Fixed batches over an :class:`~splade_lightning.data.datasets.EncodeDataset`: all queries, then all documents.
-
-    Never sharded: under DDP every rank yields every batch (the evaluator needs every query and document), even when
-    Lightning injects a ``DistributedSampler`` through ``sampler``, which is ignored.
-
-    Args:
-        dataset: the texts of one evaluation set.
-        batch_size: texts per batch; each batch holds one kind.
-        sampler: set by Lightning under DDP; ignored.
-    """
-
-    def __init__(self, dataset: EncodeDataset, batch_size: int, sampler: Sampler | None = None):
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ConfigError(f"EvalBatchSampler: batch_size must be a positive int, got {batch_size!r}")
-        self.dataset = dataset
-        self.batch_size, self.drop_last = batch_size, False
-        self.sampler = SequentialSampler(dataset)  # tells Lightning this loader is not shuffled
-        self.batches = dataset.batches(batch_size)
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches)

@@ -5,11 +5,12 @@ Every problem is collected and raised together as one :class:`~splade_lightning.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from splade_lightning.errors import ConfigError, DataError, DataErrors
+from splade_lightning.errors import DataError, DataErrors
 from splade_lightning.formats.records import iter_jsonl, iter_lines, missing_path_error, show
 from splade_lightning.problems import OnBadRecord, SkippedRecords, settle
 
@@ -23,12 +24,20 @@ class BeirSet:
         split: which qrels file to use (``qrels/<split>.tsv``).
         name: name used in metric keys (``val/<name>/ndcg@10``); default: the directory's basename.
         min_relevance: minimum qrels grade counted as relevant by binary metrics (MRR, Recall); e.g. 2 for TREC DL.
+        max_queries: for quick runs, evaluate on a fixed sample of this many judged queries (``None``: all). The
+            sample is drawn with a seed derived from the set's name, so it is the same in every run, and a smaller
+            sample is a subset of a larger one. The corpus keeps every document judged (any grade) for the kept
+            queries, plus a fixed sample of the other documents such that documents per query stay as in the full
+            set (``round(corpus size x kept / judged queries)`` documents, at least the judged ones). Metrics on
+            such a subset are approximate: fewer queries, and a smaller corpus with fewer distractors (usually
+            higher scores than on the full set).
     """
 
     path: str
     split: str = "test"
     name: str | None = None
     min_relevance: int = 1
+    max_queries: int | None = None
 
     @property
     def display_name(self) -> str:
@@ -135,7 +144,8 @@ def _absent(what: str, key: str, name: str, rejected: set[str]) -> str:
     return f"{what} id {key!r} is not in {name}"
 
 
-def _parse_grade(value: str) -> int | None:
+def parse_grade(value: str) -> int | None:
+    """A qrels grade as an int, or None when the field is not an integer."""
     try:
         return int(value)
     except ValueError:
@@ -151,14 +161,14 @@ def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, str], err
         if not raw.strip():
             continue
         fields = raw.split("\t")
-        if line == 1 and len(fields) == 3 and _parse_grade(fields[2]) is None:
+        if line == 1 and len(fields) == 3 and parse_grade(fields[2]) is None:
             continue  # header: query-id corpus-id score
         if len(fields) != 3:
             errors.append(DataError(f"expected 3 tab-separated fields (query-id, corpus-id, score), found "
                                     f"{len(fields)}: {show(raw)}", path, line))
             continue
         qid, did, score = fields
-        grade = _parse_grade(score)
+        grade = parse_grade(score)
         if grade is None:
             errors.append(DataError(f"expected an integer grade, got {score!r}", path, line, "score"))
         if qid not in queries:
@@ -243,102 +253,32 @@ def load_beir_set(beir_set: BeirSet, on_bad_record: OnBadRecord = "raise",
     Raises:
         DataErrors: see :func:`load_beir`.
     """
-    return load_beir(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance, on_bad_record,
+    data = load_beir(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance, on_bad_record,
                      skipped)
+    return data if beir_set.max_queries is None else subsample(data, beir_set.max_queries)
 
 
-def _is_beir_dir(path: Path) -> bool:
-    return (path / "corpus.jsonl").is_file()
+def _shuffled(ids: Iterable[str], seed: str) -> list[str]:
+    order = sorted(ids)
+    random.Random(seed).shuffle(order)
+    return order
 
 
-def beir_dirs(path: str | Path) -> tuple[list[Path], bool]:
-    """The BEIR directories behind ``--data`` and whether it is a suite.
+def subsample(data: EvalData, max_queries: int) -> EvalData:
+    """``data`` reduced to ``max_queries`` judged queries and a corpus of the same documents-per-query ratio (the
+    rule is in :class:`BeirSet`'s ``max_queries``); ``data`` itself when it has no more queries than that.
 
-    Args:
-        path: a BEIR directory (holds ``corpus.jsonl``) or a folder whose subfolders are BEIR directories.
-
-    Returns:
-        ``([path], False)`` for a BEIR directory; ``(sorted subfolders with a corpus.jsonl, True)`` for a suite.
-
-    Raises:
-        ConfigError: if ``path`` is not a directory, or neither a BEIR directory nor a folder of them.
+    Deterministic: the queries and the extra documents are the first of sorted ids shuffled with a seed made from
+    ``data.name``; the judged documents of the kept queries are always kept.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise ConfigError(f"--data {root} is not a directory; expected a BEIR directory (corpus.jsonl, "
-                          "queries.jsonl, qrels/<split>.tsv) or a folder of BEIR directories")
-    if _is_beir_dir(root):
-        return [root], False
-    children = sorted(child for child in root.iterdir() if child.is_dir() and _is_beir_dir(child))
-    if not children:
-        raise ConfigError(f"--data {root} holds no corpus.jsonl and none of its subfolders does; expected a BEIR "
-                          "directory or a folder of BEIR directories")
-    return children, True
-
-
-#: the file of each record kind inside a BEIR directory
-BEIR_FILES = {"doc": "corpus.jsonl", "query": "queries.jsonl"}
-
-
-def beir_file(path: str | Path, kind: str) -> Path:
-    """The JSONL file behind a corpus or queries argument: ``path`` itself, or ``<path>/corpus.jsonl`` (kind
-    ``doc``) / ``<path>/queries.jsonl`` (kind ``query``) when ``path`` is a BEIR directory.
-
-    Raises:
-        DataError: the path does not exist, or is a directory without that file.
-    """
-    path, name = Path(path), BEIR_FILES[kind]
-    if path.is_dir():
-        if not (path / name).is_file():
-            raise DataError(f"directory has no {name}; expected a BEIR directory or a JSONL file of "
-                            + ('{"_id", "title", "text"}' if kind == "doc" else '{"_id", "text"}') + " records", path)
-        return path / name
-    if not path.is_file():
-        raise missing_path_error(path, "corpus" if kind == "doc" else "queries")
-    return path
-
-
-def stream_id_texts(path: str | Path, kind: str) -> Iterator[tuple[str, str]]:
-    """Stream ``(id, text)`` of a corpus or queries argument (:func:`beir_file`), in file order; every bad record is
-    collected and raised at the end.
-
-    Raises:
-        DataError: a missing file. DataErrors: bad records (see :func:`iter_id_texts`).
-    """
-    errors: list[DataError] = []
-    yield from iter_id_texts(beir_file(path, kind), kind, errors)
-    if errors:
-        raise DataErrors(errors)
-
-
-def _judged_ids(qrels: Path, errors: list[DataError]) -> set[str]:
-    """Query ids with at least one row in a BEIR qrels TSV (an optional header line first)."""
-    ids = set()
-    for line, raw in iter_lines(qrels, errors):
-        fields = raw.split("\t")
-        if raw.strip() and not (line == 1 and len(fields) == 3 and _parse_grade(fields[2]) is None):
-            ids.add(fields[0])
-    return ids
-
-
-def read_queries(path: str | Path, split: str) -> dict[str, str]:
-    """Query id -> text from a queries JSONL, or from a BEIR directory (only the queries judged in ``split``).
-
-    Raises:
-        DataError: missing files, malformed records, no queries.
-    """
-    path, errors = Path(path), []
-    judged = None
-    if path.is_dir():
-        qrels = path / "qrels" / f"{split}.tsv"
-        if not qrels.is_file():
-            raise DataError(f"--split {split}: no qrels/{split}.tsv in the BEIR directory", path=path)
-        judged = _judged_ids(qrels, errors)
-    queries = read_id_text(beir_file(path, "query"), "query", errors)
-    if errors:
-        raise DataErrors(errors)
-    if judged is not None:
-        queries = {qid: text for qid, text in queries.items() if qid in judged}
-    if not queries:
-        raise DataError("no queries to search", path=path)
-    return queries
+    if len(data.queries) <= max_queries:
+        return data
+    kept = set(_shuffled(data.queries, f"max_queries:{data.name}:queries")[:max_queries])
+    judged = {did for qid in kept for did in data.qrels[qid]}
+    size = max(len(judged), round(len(data.corpus) * max_queries / len(data.queries)))
+    others = [did for did in _shuffled(data.corpus, f"max_queries:{data.name}:corpus") if did not in judged]
+    docs = judged | set(others[:size - len(judged)])
+    return EvalData(data.name, {did: text for did, text in data.corpus.items() if did in docs},
+                    {qid: text for qid, text in data.queries.items() if qid in kept},
+                    {qid: grades for qid, grades in data.qrels.items() if qid in kept}, data.min_relevance, data.path,
+                    data.split)

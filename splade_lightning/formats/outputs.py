@@ -188,7 +188,7 @@ def write_manifest(directory: str | os.PathLike, tool: str, fingerprint: Mapping
         owned_dirs: sub-directories whose whole content belongs to the output (caches); ``"."``: all of
             ``directory`` (a run directory whose every file the tool's own subprocess wrote).
     """
-    from splade_lightning import __version__
+    from splade_lightning._version import __version__
 
     directory = Path(directory)
     if files is None:
@@ -371,3 +371,26 @@ def model_input(name_or_path: str | os.PathLike | None, flag: str) -> Input:
         except ConfigError:
             pass
     return Input(name_or_path, flag)
+
+
+#: config keys that name where a run writes, not what it reads
+OUTPUT_KEYS = frozenset({"default_root_dir", "save_dir", "export_dir", "dirpath", "log_dir", "cache_dir"})
+
+
+def config_inputs(config, prefix: str = "") -> list[Input]:
+    """Every input a resolved run config names: the ``--config`` files and each string value that is an existing
+    path (data files, BEIR folders, the backbone directory, ``ckpt_path``), except the keys in
+    :data:`OUTPUT_KEYS`."""
+    found: list[Input] = []
+    items = config.items() if hasattr(config, "items") else enumerate(config)
+    for key, value in items:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if str(key).rsplit(".", 1)[-1] in OUTPUT_KEYS:  # jsonargparse namespaces yield dotted keys
+            continue
+        if key == "config" and not prefix:
+            found += [Input(str(path), "--config") for path in value or () if path is not None]
+        elif isinstance(value, str | Path) and value and Path(value).exists():
+            found.append(Input(str(value), f"config {name}"))
+        elif hasattr(value, "items") or isinstance(value, list | tuple):
+            found += config_inputs(value, name)
+    return found

@@ -1,8 +1,11 @@
-"""The zero-shot vs fine-tuned table printed at the end of ``fit`` (and written as report.json / report.md)."""
+"""A run's report: the metrics table ``fit``, ``validate`` and ``test`` print at their end, written as ``report.md``
+(the table) and ``report.json`` (``{label: {dataset: {metric: value}}}``, labels with ``_`` for ``-``, e.g.
+``zero_shot`` and ``fine_tuned`` for ``fit``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from splade_lightning.formats.atomic import write_text_atomic
@@ -11,11 +14,13 @@ from splade_lightning.formats.tables import markdown_table
 COLUMNS = ("ndcg@10", "mrr@10", "recall@100", "active_dims_query", "active_dims_doc", "flops")
 #: shown only when some result has them (CSR runs: the dense backbone's nDCG@10, reconstruction error, dead latents)
 OPTIONAL_COLUMNS = ("dense_ndcg@10", "recon_fvu", "dead_fraction")
+#: a report of labelled results: label (``zero-shot``, ``fine-tuned``, ...) -> dataset -> metric -> value
+Results = Mapping[str, Mapping[str, Mapping[str, float]] | None]
 
 
-def columns_of(*results: dict[str, dict] | None) -> tuple[str, ...]:
-    """:data:`COLUMNS` plus the optional columns that appear in any dataset of ``results``."""
-    present = {key for r in results if r for metrics in r.values() for key in metrics}
+def columns_of(runs: Results) -> tuple[str, ...]:
+    """:data:`COLUMNS` plus the optional columns that appear in any dataset of any run."""
+    present = {key for r in runs.values() if r for metrics in r.values() for key in metrics}
     return COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present)
 
 
@@ -25,25 +30,24 @@ def _fmt(value: float | None, key: str) -> str:
     return f"{value:.1f}" if key.startswith("active_dims") or key == "flops" else f"{value:.4f}"
 
 
-def report_rows(before: dict[str, dict] | None, after: dict[str, dict]) -> list[list[str]]:
-    """Rows ``[dataset, run, metric...]`` for each evaluation set: zero-shot first (when known), then fine-tuned."""
-    rows, columns = [], columns_of(before, after)
-    for name in after:
-        for label, results in (("zero-shot", before), ("fine-tuned", after)):
-            if results is None or name not in results:
-                continue
-            rows.append([name, label] + [_fmt(results[name].get(k), k) for k in columns])
-    return rows
+def report_rows(runs: Results) -> list[list[str]]:
+    """Rows ``[dataset, label, metric...]``: for each evaluation set (in the order of the last run), one row per run
+    that has it, in the order of ``runs``."""
+    columns = columns_of(runs)
+    last = next((r for r in reversed(list(runs.values())) if r), {})
+    return [[name, label] + [_fmt(results[name].get(k), k) for k in columns]
+            for name in last for label, results in runs.items() if results and name in results]
 
 
-def format_table(before: dict[str, dict] | None, after: dict[str, dict]) -> str:
+def format_table(runs: Results) -> str:
     """A padded Markdown table of :func:`report_rows` (readable in a terminal and in a README)."""
-    return markdown_table(["dataset", "model", *columns_of(before, after)], report_rows(before, after), pad=True)
+    return markdown_table(["dataset", "model", *columns_of(runs)], report_rows(runs), pad=True)
 
 
-def write_report(directory: Path, before: dict[str, dict] | None, after: dict[str, dict]) -> str:
+def write_report(directory: str | Path, runs: Results) -> str:
     """Write ``report.json`` and ``report.md`` into ``directory``; return the table."""
-    table = format_table(before, after)
-    write_text_atomic(directory / "report.json", json.dumps({"zero_shot": before, "fine_tuned": after}, indent=2))
-    write_text_atomic(directory / "report.md", table + "\n")
+    table = format_table(runs)
+    payload = {label.replace("-", "_"): results for label, results in runs.items()}
+    write_text_atomic(Path(directory) / "report.json", json.dumps(payload, indent=2))
+    write_text_atomic(Path(directory) / "report.md", table + "\n")
     return table

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from splade_lightning.errors import ConfigError, DataError
-from splade_lightning.formats.beir import beir_file, stream_id_texts
+from splade_lightning.formats.beir_files import beir_file, stream_id_texts
 from splade_lightning.formats.idf_json import idf_dict
 
 T = TypeVar("T")

@@ -1,6 +1,7 @@
 """The candidate filters and negative selection of sentence-transformers' ``mine_hard_negatives``, as pure numpy.
 
-Semantics follow sentence-transformers 6 (``sentence_transformers/util/hard_negatives.py`` of the PyPI package, version 6.2.0):
+Semantics follow sentence-transformers 6 (``sentence_transformers/util/hard_negatives.py`` of the PyPI package,
+version 6.2.0):
 
 1. ``range_max`` defaults to ``range_min + 10·num_negatives + max_positives`` when a margin or ``max_score`` is set,
    else ``range_min + num_negatives + max_positives``; the retriever returns ``range_max + max_positives`` candidates.

@@ -1,6 +1,7 @@
 """Pure-torch models (never import lightning)."""
 
 from splade_lightning.models.backbone import load_mlm
+from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.csr import SparseAutoEncoder
 from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.models.dense import DenseEncoder
@@ -14,6 +15,7 @@ __all__ = [
     "DenseEncoder",
     "QueryDocRouter",
     "SparseAutoEncoder",
+    "SparseEncoderBase",
     "SpladeEncoder",
     "StaticSparseEncoder",
     "load_mlm",

@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.csr import CSROutput, SparseAutoEncoder
 
 
-class CSREncoder(nn.Module):
+class CSREncoder(SparseEncoderBase):
     """CSR (Wen et al., "Beyond Matryoshka", arXiv:2503.01776): ``z = TopK-SAE(e(x))`` with ``e`` a dense sentence
     encoder. Queries and documents share the one model; both map (B, L) token ids to (B, h) sparse codes whose
     "vocabulary" is the h latents of the autoencoder, so retrieval is a sparse dot product as for SPLADE.

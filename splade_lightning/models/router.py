@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import torch
-from torch import nn
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.types import ROUTES
 
 
-class QueryDocRouter(nn.Module):
+class QueryDocRouter(SparseEncoderBase):
     """Route queries to ``query_encoder`` and documents to ``doc_encoder`` (the sentence-transformers ``Router``
     for inference-free SPLADE; Geng et al., arXiv:2411.04403).
 
@@ -31,7 +31,8 @@ class QueryDocRouter(nn.Module):
             Tokens it does not list get 1; negative values are clamped to 0.
     """
 
-    def __init__(self, doc_encoder: nn.Module, query_encoder: nn.Module | None = None, score_idf: str | None = None):
+    def __init__(self, doc_encoder: SparseEncoderBase, query_encoder: SparseEncoderBase | None = None,
+                 score_idf: str | None = None):
         super().__init__()
         from splade_lightning.models.static import StaticSparseEncoder
 
@@ -53,7 +54,7 @@ class QueryDocRouter(nn.Module):
         return self.doc_encoder.tokenizer_name_or_path
 
     @property
-    def routes(self) -> dict[str, nn.Module]:
+    def routes(self) -> dict[str, SparseEncoderBase]:
         """Route name -> encoder."""
         return {"query": self.query_encoder, "document": self.doc_encoder}
 
@@ -86,7 +87,7 @@ class QueryDocRouter(nn.Module):
                 "query": self.query_encoder.export_config()}
 
 
-def encode_route(encoder: nn.Module, route: str, input_ids: torch.Tensor,
+def encode_route(encoder: SparseEncoderBase, route: str, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor) -> torch.Tensor:
     """Encode (B, L) ids through ``route``: ``"query"`` -> ``encoder.encode_query``, ``"document"`` ->
     ``encoder.encode_doc`` (one function for a single SPLADE encoder, two encoders for a router) -> (B, V)."""
@@ -97,7 +98,7 @@ def encode_route(encoder: nn.Module, route: str, input_ids: torch.Tensor,
     raise ConfigError(f"{type(encoder).__name__}: unknown route {route!r}; available routes: {list(ROUTES)}")
 
 
-def _check_compatible(query_encoder: nn.Module, doc_encoder: nn.Module) -> None:
+def _check_compatible(query_encoder: SparseEncoderBase, doc_encoder: SparseEncoderBase) -> None:
     """One vocabulary space: equal output widths and the same tokenizer vocabulary on both routes."""
     for side, encoder in (("query_encoder", query_encoder), ("doc_encoder", doc_encoder)):
         missing = [a for a in ("vocab_size", "tokenizer_name_or_path", "encode_query", "encode_doc")
@@ -122,7 +123,7 @@ def _vocab(name: str) -> dict[str, int]:
     return load_tokenizer(name).get_vocab()
 
 
-def _score_weights(score_idf: str | os.PathLike | None, doc_encoder: nn.Module) -> torch.Tensor:
+def _score_weights(score_idf: str | os.PathLike | None, doc_encoder: SparseEncoderBase) -> torch.Tensor:
     """(V,) IDF-aware scoring factors relu(idf) (1 for unlisted tokens), or ones."""
     if score_idf is None:
         return torch.ones(doc_encoder.vocab_size)

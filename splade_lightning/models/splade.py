@@ -11,11 +11,12 @@ from torch import nn
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.models.backbone import load_mlm, vocab_size_of
+from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.pooling import Activation, Pooling, splade_activation, splade_pool
 from splade_lightning.models.sparse_head import max_pool_projection
 
 
-class SpladeEncoder(nn.Module):
+class SpladeEncoder(SparseEncoderBase):
     """SPLADE encoder (Formal et al., arXiv:2107.05720, arXiv:2109.10086): ``w = pool_l act(MLM(x)_l)``.
 
     Args:

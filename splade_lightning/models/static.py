@@ -8,9 +8,10 @@ import torch
 from torch import nn
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.models.base import SparseEncoderBase
 
 
-class StaticSparseEncoder(nn.Module):
+class StaticSparseEncoder(SparseEncoderBase):
     """Inference-free query encoder: ``q_v = 1[v in query] · relu(w_v)`` for every non-special token v.
 
     The query vector is a lookup, with no neural inference at query time (SPLADE-doc, Lassance et al.,
@@ -25,10 +26,10 @@ class StaticSparseEncoder(nn.Module):
             encoder's. It maps the IDF file's token strings to ids and names the special tokens.
         vocab_size: size V of the weight vector: the document model's output width (its ``config.vocab_size``),
             which can exceed the tokenizer's length. ``None``: the tokenizer's length.
-        idf_file: initialise ``w`` from an IDF table in OpenSearch's format (JSON ``{token string: weight}``).
-        idf_corpus: initialise ``w`` with the smoothed IDF ``log((N+1)/(df+1)) + 1`` of a corpus (a BEIR directory
-            or a JSONL of ``{_id, title?, text}``), computed at start-up with ``tokenizer``.
-            With neither ``idf_file`` nor ``idf_corpus``, ``w`` starts at 1 (a binary bag of words).
+        idf_file: initialise ``w`` from an IDF table in OpenSearch's format (JSON ``{token string: weight}``), e.g.
+            OpenSearch's ``idf.json`` or the smoothed IDF ``log((N+1)/(df+1)) + 1`` of a corpus written by
+            ``python -m splade_lightning idf --corpus <BEIR dir or JSONL> --output idf.json`` (with the same
+            tokenizer). ``None``: ``w`` starts at 1 (a binary bag of words).
         frozen: keep ``w`` fixed (no gradient).
         missing_weight: initial weight of tokens the IDF table does not list (OpenSearch: 1.0;
             sentence-transformers' ``from_json``: 0.0).
@@ -39,25 +40,21 @@ class StaticSparseEncoder(nn.Module):
         tokenizer: str = "splade-tiny",
         vocab_size: int | None = None,
         idf_file: str | None = None,
-        idf_corpus: str | None = None,
         frozen: bool = False,
         missing_weight: float = 1.0,
     ):
         super().__init__()
         from splade_lightning.hub import load_tokenizer
 
-        if idf_file is not None and idf_corpus is not None:
-            raise ConfigError(f"StaticSparseEncoder: give idf_file ({idf_file!r}) or idf_corpus ({idf_corpus!r}), "
-                              "not both")
         if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 1):
             raise ConfigError(f"StaticSparseEncoder: vocab_size={vocab_size!r}: expected a positive int or null")
         tok = load_tokenizer(tokenizer)
-        self.tokenizer_name_or_path = str(tokenizer)
+        self._tokenizer_name_or_path = str(tokenizer)
         size = len(tok) if vocab_size is None else vocab_size
         if size < len(tok):
             raise ConfigError(f"StaticSparseEncoder: vocab_size={size} is smaller than the tokenizer's {len(tok)} "
                               f"tokens ({tokenizer!r}); expected the document model's output width")
-        self.weight = nn.Parameter(_initial_weights(tok, size, idf_file, idf_corpus, missing_weight),
+        self.weight = nn.Parameter(_initial_weights(tok, size, idf_file, missing_weight),
                                    requires_grad=not frozen)
         special = sorted({i for i in tok.all_special_ids if i is not None and 0 <= i < size})
         self.register_buffer("special_ids", torch.tensor(special, dtype=torch.long), persistent=False)
@@ -67,6 +64,15 @@ class StaticSparseEncoder(nn.Module):
     def vocab_size(self) -> int:
         """Output width V."""
         return int(self.weight.shape[0])
+
+    @property
+    def tokenizer_name_or_path(self) -> str:
+        """The tokenizer queries are tokenised with (settable: a loader points it at unpacked tokenizer files)."""
+        return self._tokenizer_name_or_path
+
+    @tokenizer_name_or_path.setter
+    def tokenizer_name_or_path(self, value: str) -> None:
+        self._tokenizer_name_or_path = str(value)
 
     @property
     def frozen(self) -> bool:
@@ -109,17 +115,10 @@ class StaticSparseEncoder(nn.Module):
                 "missing_weight": self.missing_weight}
 
 
-def _initial_weights(tokenizer, size: int, idf_file: str | os.PathLike | None, idf_corpus: str | os.PathLike | None,
-                     missing_weight: float) -> torch.Tensor:
-    """(size,) float32 initial weights: ones, an IDF file, or the smoothed IDF of a corpus."""
-    if idf_file is not None:
-        from splade_lightning.formats.idf_json import read_idf_table
+def _initial_weights(tokenizer, size: int, idf_file: str | os.PathLike | None, missing_weight: float) -> torch.Tensor:
+    """(size,) float32 initial weights: ones, or an IDF table read from ``idf_file``."""
+    if idf_file is None:
+        return torch.ones(size)
+    from splade_lightning.formats.idf_json import read_idf_table
 
-        return read_idf_table(idf_file, tokenizer, size, missing_weight).weights.float()
-    if idf_corpus is not None:
-        from splade_lightning.formats.idf_json import idf_weights
-        from splade_lightning.idf.corpus import corpus_idf
-
-        table, _, _ = corpus_idf(idf_corpus, tokenizer)
-        return idf_weights(table, tokenizer, size, missing_weight, path=idf_corpus).weights.float()
-    return torch.ones(size)
+    return read_idf_table(idf_file, tokenizer, size, missing_weight).weights.float()

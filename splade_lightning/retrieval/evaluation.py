@@ -124,7 +124,8 @@ def evaluate_dataset(model, data: EvalData, k: int, measures: Sequence[str], bat
     return result, timings
 
 
-def mean_over_datasets(results: Mapping[str, Mapping[str, float]], keys: Sequence[str] | None = None) -> dict[str, float]:
+def mean_over_datasets(results: Mapping[str, Mapping[str, float]],
+                       keys: Sequence[str] | None = None) -> dict[str, float]:
     """Unweighted mean of each metric over the datasets (every dataset counts once, whatever its size, as BEIR and
     NanoBEIR report it).
 

@@ -1,7 +1,7 @@
 """Combine the scores of several teachers for one query: per-query min-max normalisation, mean, scale.
 
-The OpenSearch ensemble teacher (GitHub zhichao-aws/opensearch-sparse-model-tuning-sample at 7cbe004, ``scripts/train/bi_encoder_wrapper.py``
-lines 94-146) normalises each
+The OpenSearch ensemble teacher (GitHub zhichao-aws/opensearch-sparse-model-tuning-sample at 7cbe004,
+``scripts/train/bi_encoder_wrapper.py`` lines 94-146) normalises each
 teacher's scores of one query's candidates to ŝ = (s − min s) / (max s − min s + 1e-6), averages ŝ over the
 teachers and multiplies by ``score_scale`` (30 there). Pure numpy: no torch, no model.
 """

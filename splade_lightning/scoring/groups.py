@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splade_lightning.errors import DataError, DataErrors
-from splade_lightning.formats.beir import beir_file, read_id_text
+from splade_lightning.formats.beir import read_id_text
+from splade_lightning.formats.beir_files import beir_file
 from splade_lightning.formats.records import iter_jsonl, missing_path_error, show
 
 

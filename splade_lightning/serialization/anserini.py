@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from splade_lightning.formats.beir import stream_id_texts
+from splade_lightning.formats.beir_files import stream_id_texts
 from splade_lightning.idf.corpus import batches
 
 INFO_FILE = "export_info.json"

@@ -58,7 +58,8 @@ def hf_backbone(encoder: nn.Module) -> tuple[str, nn.Module]:
 
 def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=None,
                        max_lengths: dict[str, int] | None = None) -> dict:
-    """What a Lightning checkpoint carries so :func:`encoder_from_checkpoint` can rebuild ``encoder`` (a
+    """What a Lightning checkpoint carries so
+    :func:`~splade_lightning.serialization.registry.encoder_from_checkpoint` can rebuild ``encoder`` (a
     ``SpladeEncoder``, a ``QueryDocRouter`` over one, or a ``CSREncoder``): encoder settings, the backbone's
     ``config.json`` and the tokenizer files."""
     backbone, hf_model = hf_backbone(encoder)
@@ -77,13 +78,15 @@ def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=N
             "max_lengths": dict(max_lengths or {})}
 
 
-def _splade_from(cfg: dict, payload: dict) -> SpladeEncoder:
+def splade_from_checkpoint(cfg: dict, payload: dict) -> SpladeEncoder:
+    """Rebuild a SPLADE encoder (fresh weights) from its settings and a checkpoint payload."""
     return SpladeEncoder(payload["backbone"], pooling=cfg["pooling"], activation=cfg["activation"],
                          backbone_config=payload["backbone_config"])
 
 
-def _router_from(cfg: dict, payload: dict) -> QueryDocRouter:
-    doc = _splade_from(cfg["doc"], payload)
+def inference_free_from_checkpoint(cfg: dict, payload: dict) -> QueryDocRouter:
+    """Rebuild an inference-free model (fresh weights) from its settings and a checkpoint payload."""
+    doc = splade_from_checkpoint(cfg["doc"], payload)
     query_cfg = cfg["query"]
     if query_cfg.get("architecture") != "static":
         raise ConfigError(f"checkpoint holds a {query_cfg.get('architecture')!r} query encoder; this version loads "
@@ -97,29 +100,12 @@ def _router_from(cfg: dict, payload: dict) -> QueryDocRouter:
     return QueryDocRouter(doc, query)
 
 
-def _csr_from(cfg: dict, payload: dict) -> CSREncoder:
+def csr_from_checkpoint(cfg: dict, payload: dict) -> CSREncoder:
+    """Rebuild a CSR encoder (fresh weights) from its settings and a checkpoint payload."""
     dense_cfg = cfg["dense"]
     dense = DenseEncoder(payload["backbone"], pooling=dense_cfg["pooling"], normalize=dense_cfg["normalize"],
                          frozen=dense_cfg["frozen"], backbone_config=payload["backbone_config"])
     return CSREncoder(dense, SparseAutoEncoder(**cfg["autoencoder"]))
-
-
-def encoder_from_checkpoint(checkpoint: dict) -> tuple[nn.Module, object]:
-    """Rebuild (encoder, tokenizer) from a loaded Lightning checkpoint dict written by our modules."""
-    payload = checkpoint.get("splade_lightning")
-    if payload is None:
-        raise ConfigError("this Lightning checkpoint was not written by a splade_lightning module (no "
-                          "'splade_lightning' entry); load it with the LightningModule class that wrote it")
-    cfg = payload["encoder"]
-    builders = {"splade": _splade_from, "inference_free": _router_from, "csr": _csr_from}
-    if cfg.get("architecture") not in builders:
-        raise ConfigError(f"checkpoint holds a {cfg.get('architecture')!r} model; this version loads "
-                          f"{sorted(builders)}")
-    encoder = builders[cfg["architecture"]](cfg, payload)
-    prefix = payload["state_dict_prefix"]
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    encoder.load_state_dict(state, strict=True)
-    return encoder, load_tokenizer_files(payload["tokenizer_files"])
 
 
 def inference_lengths(datamodule: object) -> dict[str, int]:

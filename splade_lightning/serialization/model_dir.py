@@ -4,12 +4,13 @@ A saved SPLADE directory is a plain HF masked-LM directory (``config.json``, ``m
 plus ``splade_lightning.json`` (our encoder settings) and the sentence-transformers SparseEncoder files
 (``modules.json``, ``1_SpladePooling/config.json``, ...; the layout of sentence-transformers 5's
 ``sentence_transformers/sparse_encoder/models/``, which 5.x and 6.x both load; 6.2.0 maps it in
-``sentence_transformers/util/deprecated_import.py``). An inference-free model is saved in OpenSearch's layout (the ``save_pretrained`` + ``idf.json``
-export of opensearch-sparse-model-tuning-sample's ``scripts/train/trainer.py``): the document MLM directory
-plus ``idf.json``, the query weights keyed by token string. A CSR model is saved as a sentence-transformers
-SparseEncoder directory (``sentence_transformers/sparse_encoder/modules/sparse_auto_encoder.py``, 6.2.0;
-see :mod:`splade_lightning.serialization.st_csr`) plus ``splade_lightning.json``.
-Directories are written atomically and under the output policy (``splade_lightning/formats/outputs.py``).
+``sentence_transformers/util/deprecated_import.py``). An inference-free model is saved in OpenSearch's layout
+(the ``save_pretrained`` + ``idf.json`` export of opensearch-sparse-model-tuning-sample's
+``scripts/train/trainer.py``): the document MLM directory plus ``idf.json``, the query weights keyed by token
+string. A CSR model is saved as a sentence-transformers SparseEncoder directory
+(``sentence_transformers/sparse_encoder/modules/sparse_auto_encoder.py``, 6.2.0; see
+:mod:`splade_lightning.serialization.st_csr`) plus ``splade_lightning.json``. Directories are written atomically
+and under the output policy (:mod:`splade_lightning.formats.outputs`).
 """
 
 from __future__ import annotations
@@ -27,26 +28,17 @@ from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.models.router import QueryDocRouter
 from splade_lightning.models.splade import SpladeEncoder
 from splade_lightning.models.static import StaticSparseEncoder
-from splade_lightning.serialization.checkpoint import (  # noqa: F401  (re-exported: the public home of the save/load helpers)
-    FORMAT_VERSION,
-    checkpoint_payload,
-    encoder_from_checkpoint,
-    hf_backbone,
-    inference_lengths,
-    splade_part,
-    torch_load_checkpoint,
-)
+from splade_lightning.serialization.checkpoint import FORMAT_VERSION, hf_backbone
 from splade_lightning.serialization.st_csr import (
     csr_settings,
     csr_st_files,
     hub_csr_snapshot,
     is_csr_modules,
-    load_csr_encoder,
     read_modules,
     st_max_seq_length,
     write_sae_weights,
 )
-from splade_lightning.serialization.st_router import is_st_router_dir, load_st_router, write_st_router
+from splade_lightning.serialization.st_router import write_st_router
 
 META_FILE = "splade_lightning.json"
 IDF_FILE = "idf.json"
@@ -159,43 +151,35 @@ def _hub_idf_file(name: str) -> Path | None:
         return None
 
 
-def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
-    """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id.
+def locate_dir(name_or_path: str) -> tuple[Path, dict, Path | None]:
+    """Where a model lives and what it holds: ``(directory or hub id as a path, settings, idf.json or None)``.
 
-    A directory with ``idf.json`` (ours or OpenSearch's inference-free models) loads as a ``QueryDocRouter``:
-    ``encode_query`` is the IDF lookup and ``encode_doc`` is SPLADE. A CSR directory (ours or sentence-transformers',
-    local or on the hub) loads as a ``CSREncoder``.
+    Settings come from :func:`read_dir_settings` for a directory; a hub id is a plain SPLADE model unless it ships an
+    ``idf.json`` (OpenSearch's inference-free models) or is a sentence-transformers CSR model.
     """
-    from splade_lightning.hub import load_tokenizer, resolve_model_path
+    from splade_lightning.hub import resolve_model_path
 
     path = Path(resolve_model_path(name_or_path))
-    if path.is_dir() and is_st_router_dir(path):
-        encoder, tokenizer_dir, settings = load_st_router(path)
-        return encoder, load_tokenizer(tokenizer_dir), settings
     if not path.is_dir() and (snapshot := hub_csr_snapshot(str(name_or_path))) is not None:
         path = snapshot
     plain = {"architecture": "splade", "pooling": "max", "activation": "relu"}
-    settings, idf_file = (read_dir_settings(path), path / IDF_FILE) if path.is_dir() else (plain, None)
-    if not path.is_dir() and (idf_file := _hub_idf_file(str(name_or_path))) is not None:
-        settings = {"architecture": "inference_free", "doc": plain,
-                    "query": {"architecture": "static", "missing_weight": 1.0}}
-    architecture = settings.get("architecture", "splade")
-    if architecture == "splade":
-        encoder = _splade(name_or_path, settings)
-    elif architecture == "inference_free":
-        doc = _splade(name_or_path, settings["doc"])
-        query = StaticSparseEncoder(str(name_or_path), vocab_size=doc.vocab_size, idf_file=str(idf_file),
-                                    frozen=True, missing_weight=settings["query"].get("missing_weight", 1.0))
-        encoder = QueryDocRouter(doc, query)
-    elif architecture == "csr":
-        encoder = load_csr_encoder(path)
-        return encoder, load_tokenizer(encoder.tokenizer_name_or_path), settings
-    else:
-        raise ConfigError(f"{name_or_path}: holds a {architecture!r} model; this version loads 'splade', "
-                          "'inference_free' and 'csr'")
-    return encoder, load_tokenizer(name_or_path), settings
+    if path.is_dir():
+        return path, read_dir_settings(path), path / IDF_FILE
+    if (idf_file := _hub_idf_file(str(name_or_path))) is not None:
+        return path, {"architecture": "inference_free", "doc": plain,
+                      "query": {"architecture": "static", "missing_weight": 1.0}}, idf_file
+    return path, plain, None
 
 
-def _splade(name_or_path: str, settings: dict) -> SpladeEncoder:
+def splade_from_dir(name_or_path: str, settings: dict, idf_file: Path | None = None) -> SpladeEncoder:
+    """The SPLADE encoder of a model directory or hub id."""
     return SpladeEncoder(str(name_or_path), pooling=settings.get("pooling", "max"),
                          activation=settings.get("activation", "relu"))
+
+
+def inference_free_from_dir(name_or_path: str, settings: dict, idf_file: Path | None) -> QueryDocRouter:
+    """An inference-free model of OpenSearch's layout: the document MLM plus the ``idf.json`` query table."""
+    doc = splade_from_dir(name_or_path, settings["doc"])
+    query = StaticSparseEncoder(str(name_or_path), vocab_size=doc.vocab_size, idf_file=str(idf_file), frozen=True,
+                                missing_weight=settings["query"].get("missing_weight", 1.0))
+    return QueryDocRouter(doc, query)

@@ -1,5 +1,5 @@
-"""Inference-free models as a sentence-transformers ``Router`` directory (``sentence_transformers/base/modules/router.py`` of
-sentence-transformers 6.2.0).
+"""Inference-free models as a sentence-transformers ``Router`` directory
+(``sentence_transformers/base/modules/router.py`` of sentence-transformers 6.2.0).
 
 Layout written by :func:`write_st_router` (ST5 type strings, which ST 5.x and 6.x both load)::
 

@@ -8,18 +8,21 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import nn
 
+import splade_lightning.systems.optim as optim
 from splade_lightning.errors import ConfigError
 from splade_lightning.metrics.ir import parse_measure
+from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.router import encode_route
 from splade_lightning.retrieval.evaluation import mean_over_datasets
-from splade_lightning.systems import optim
-from splade_lightning.systems.eval_buffer import EvalBuffer, score_buffer
+from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, score_buffer
 from splade_lightning.types import EncodeBatch
 
 #: constructor arguments that are modules or factories, kept out of ``hparams``
 MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "optimizer", "lr_scheduler"]
+
+#: ``{dataset name or "mean": {measure: value}}``, as computed by an evaluation
+Metrics = dict[str, dict[str, float]]
 
 
 def check_eval_args(eval_k: int, eval_measures: Sequence[str]) -> None:
@@ -41,11 +44,17 @@ class RetrievalModule(pl.LightningModule):
 
     Validation/test encode every query and document of each evaluation set (queries through the ``query`` route,
     documents through ``document``), retrieve exactly and log ``val/<dataset>/ndcg@10`` etc. plus the mean over
-    datasets (``val/ndcg@10``). Subclasses may add per-dataset figures with :meth:`extra_eval_metrics`.
+    datasets (``val/ndcg@10``). The evaluation sets come with the batches: every
+    :class:`~splade_lightning.types.EncodeBatch` of dataloader ``i`` carries its set (``batch.eval_set``: name,
+    queries, corpus, qrels, ``min_relevance``); a batch without one is a :class:`ConfigError`. Subclasses may add
+    per-dataset figures with :meth:`extra_eval_metrics`.
+
+    A non-finite training loss raises ``FloatingPointError`` unless a callback defers the decision
+    (:meth:`defer_nonfinite_loss`, the :class:`~splade_lightning.systems.interfaces.DeferrableLoss` interface).
 
     Args:
-        encoder: ``encode_query(ids, mask)`` / ``encode_doc(ids, mask)`` -> (B, V), ``vocab_size``,
-            ``tokenizer_name_or_path`` and ``export_config()``.
+        encoder: the sparse encoder: ``encode_query(ids, mask)`` / ``encode_doc(ids, mask)`` -> (B, V),
+            ``vocab_size``, ``tokenizer_name_or_path`` and ``export_config()``.
         lr: peak learning rate of the default AdamW.
         weight_decay: AdamW weight decay (never applied to biases and norm weights).
         lr_warmup_fraction: linear LR warm-up as a fraction of the total steps (default 0.1).
@@ -54,11 +63,20 @@ class RetrievalModule(pl.LightningModule):
         lr_scheduler: optional scheduler factory; replaces the default linear warm-up/decay (stepped every step).
         eval_k: retrieval depth used at evaluation (>= the largest metric cut-off).
         eval_measures: metrics computed at evaluation.
+
+    Attributes:
+        last_eval_metrics: ``{dataset: {measure: value}}`` plus ``"mean"`` (over datasets) of the latest completed
+            validation or test; ``{}`` before the first.
+        last_eval_step: ``global_step`` of the weights ``last_eval_metrics`` were computed with; -1 before the first
+            evaluation.
+        zero_shot_metrics: the metrics of the evaluation before training (same shape as ``last_eval_metrics``), set by
+            whoever ran it (the CLI's ``--eval_before_fit``); ``None`` when there was none. Saved in checkpoints and
+            restored from them, so a resumed ``fit`` need not repeat the zero-shot evaluation.
     """
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: SparseEncoderBase,
         lr: float,
         weight_decay: float,
         lr_warmup_fraction: float | None,
@@ -75,9 +93,12 @@ class RetrievalModule(pl.LightningModule):
         self.encoder = encoder
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        self.last_eval_metrics: dict[str, dict[str, float]] = {}
-        self.last_eval_step = -1  # global_step of the weights last_eval_metrics were computed with
+        self.last_eval_metrics: Metrics = {}
+        self.last_eval_step: int = -1
+        self.zero_shot_metrics: Metrics | None = None
         self._eval_buffer = EvalBuffer()
+        self._defer_nonfinite = False
+        self._nonfinite_terms: dict[str, float] | None = None
 
     @property
     def tokenizer_name_or_path(self) -> str:
@@ -92,22 +113,33 @@ class RetrievalModule(pl.LightningModule):
         """Log every term as ``train/<name>``, the learning rates, and the loss on the progress bar.
 
         A non-finite ``terms["loss"]`` raises ``FloatingPointError`` with every term in the message, unless a
-        :class:`~splade_lightning.callbacks.CollapseGuard` has taken the decision over (it sets ``nonfinite_loss =
-        "defer"``): then nothing is logged for the batch and the terms are kept in ``nonfinite_terms`` for its
-        message.
+        callback (:class:`~splade_lightning.callbacks.CollapseGuard`) has taken the decision over with
+        :meth:`defer_nonfinite_loss`: then nothing is logged for the batch and the terms are kept in
+        :attr:`nonfinite_terms` for its message.
         """
         if not torch.isfinite(terms["loss"]):
             values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
-            if getattr(self, "nonfinite_loss", "raise") == "defer":
-                self.nonfinite_terms = values
+            if self._defer_nonfinite:
+                self._nonfinite_terms = values
                 return
             raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
                                      + ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
-        self.nonfinite_terms = None
+        self._nonfinite_terms = None
         logged = {f"train/{k}": v.detach() if torch.is_tensor(v) else torch.tensor(float(v)) for k, v in terms.items()}
         logged.update(self._learning_rates())
         self.log_dict(logged, prog_bar=False, batch_size=batch_size)
         self.log("train/loss_step", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=batch_size)
+
+    def defer_nonfinite_loss(self, enabled: bool) -> None:
+        """``True``: a non-finite training loss is left to a callback (nothing logged, terms kept in
+        :attr:`nonfinite_terms`); ``False``: :meth:`log_training` raises ``FloatingPointError`` (the default)."""
+        self._defer_nonfinite = bool(enabled)
+
+    @property
+    def nonfinite_terms(self) -> dict[str, float] | None:
+        """``{term: value}`` of the last training batch when its loss was non-finite and the decision deferred;
+        ``None`` after a finite loss."""
+        return self._nonfinite_terms
 
     def _learning_rates(self) -> dict[str, torch.Tensor]:
         """``train/lr`` (the first parameter group) plus ``train/lr_<name>`` for every other named group."""
@@ -120,9 +152,11 @@ class RetrievalModule(pl.LightningModule):
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def _encode_eval(self, batch: EncodeBatch, dataloader_idx: int) -> torch.Tensor:
+        """Encode one evaluation batch -> (B, V) and keep it, with its evaluation set, for :meth:`_finish_eval`."""
+        eval_set = eval_set_of(batch, type(self).__name__)
         reps = self.encode("query" if batch.kind == "query" else "document", batch.input_ids, batch.attention_mask)
         if not self.trainer.sanity_checking:
-            self._eval_buffer.add(dataloader_idx, batch.kind, batch.ids, reps)
+            self._eval_buffer.add(dataloader_idx, batch.kind, batch.ids, reps, eval_set)
         return reps
 
     def validation_step(self, batch: EncodeBatch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
@@ -149,9 +183,7 @@ class RetrievalModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             self.clear_eval_state()
             return
-        datamodule = self.trainer.datamodule
-        results = score_buffer(self._eval_buffer, lambda idx: datamodule.eval_data(stage, idx),
-                               self.hparams.eval_k, self.hparams.eval_measures)
+        results = score_buffer(self._eval_buffer, self.hparams.eval_k, self.hparams.eval_measures)
         if results:
             self.extra_eval_metrics(stage, results)
         self.clear_eval_state()
@@ -190,5 +222,20 @@ class RetrievalModule(pl.LightningModule):
         from splade_lightning.serialization.checkpoint import checkpoint_payload, inference_lengths
 
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        checkpoint["splade_lightning"] = checkpoint_payload(self.encoder, prefix="encoder.",
-                                                            max_lengths=inference_lengths(datamodule))
+        payload = checkpoint_payload(self.encoder, prefix="encoder.", max_lengths=inference_lengths(datamodule))
+        payload["zero_shot_metrics"] = plain_metrics(self.zero_shot_metrics)
+        checkpoint["splade_lightning"] = payload
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore :attr:`zero_shot_metrics` (a checkpoint written before they were saved leaves them as they are)."""
+        payload = checkpoint.get("splade_lightning") or {}
+        if "zero_shot_metrics" in payload:
+            self.zero_shot_metrics = plain_metrics(payload["zero_shot_metrics"])
+
+
+def plain_metrics(metrics: Metrics | None) -> Metrics | None:
+    """A copy of ``metrics`` as plain ``str -> str -> float`` dicts (safe for ``torch.load(weights_only=True)``);
+    ``None`` stays ``None``."""
+    if metrics is None:
+        return None
+    return {str(name): {str(key): float(value) for key, value in values.items()} for name, values in metrics.items()}

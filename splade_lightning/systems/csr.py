@@ -9,12 +9,13 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+import splade_lightning.systems.optim as optim
 from splade_lightning.errors import ConfigError
 from splade_lightning.losses import CSRReconstructionLoss, InBatchNegativesLoss, csr_total
 from splade_lightning.models.csr import ACTIVE_EPS, CSROutput
-from splade_lightning.systems import optim
+from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.systems.base import RetrievalModule
-from splade_lightning.systems.eval_buffer import EvalBuffer, score_buffer
+from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, score_buffer
 from splade_lightning.types import EncodeBatch, TrainBatch
 
 _AUTOENCODER_PREFIX = "encoder.autoencoder."
@@ -64,7 +65,7 @@ class CSRModule(RetrievalModule):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: CSREncoder,
         loss: nn.Module | None = None,
         beta: float = 0.1,
         gamma: float = 1.0,
@@ -127,12 +128,15 @@ class CSRModule(RetrievalModule):
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def _encode_eval(self, batch: EncodeBatch, dataloader_idx: int) -> torch.Tensor:
+        """Encode one evaluation batch -> (B, h) codes; keep the codes, the dense embeddings and the reconstruction
+        error, with the batch's evaluation set."""
+        eval_set = eval_set_of(batch, type(self).__name__)
         x = self.encoder.embed(batch.input_ids, batch.attention_mask)
         codes = self.autoencoder.encode(x)
         if not self.trainer.sanity_checking:
-            self._eval_buffer.add(dataloader_idx, batch.kind, batch.ids, codes)
+            self._eval_buffer.add(dataloader_idx, batch.kind, batch.ids, codes, eval_set)
             if self.hparams.eval_dense_baseline:
-                self._dense_buffer.add(dataloader_idx, batch.kind, batch.ids, x)
+                self._dense_buffer.add(dataloader_idx, batch.kind, batch.ids, x, eval_set)
             self._add_reconstruction(dataloader_idx, x)
         return codes
 
@@ -147,13 +151,11 @@ class CSRModule(RetrievalModule):
 
     def extra_eval_metrics(self, stage: str, results: dict[str, dict]) -> None:
         """Add ``recon_mse``, ``recon_fvu``, ``dead_fraction`` and the ``dense_*`` retrieval metrics per dataset."""
-        datamodule = self.trainer.datamodule
         dense = {}
         if self.hparams.eval_dense_baseline:
-            dense = score_buffer(self._dense_buffer, lambda idx: datamodule.eval_data(stage, idx),
-                                 self.hparams.eval_k, self.hparams.eval_measures)
+            dense = score_buffer(self._dense_buffer, self.hparams.eval_k, self.hparams.eval_measures)
         for idx, acc in self._recon.items():
-            name = datamodule.eval_data(stage, idx).name
+            name = self._eval_buffer.eval_set(idx).name
             if name not in results:
                 continue
             rows, width = acc["rows"], acc["sum"].numel()

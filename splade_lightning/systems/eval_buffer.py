@@ -1,20 +1,42 @@
-"""Collect encoded evaluation texts during a validation/test epoch and score retrieval at its end."""
+"""Collect encoded evaluation texts, with the evaluation set each batch belongs to, during a validation/test epoch
+and score retrieval at its end."""
 
 from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
+from splade_lightning.errors import ConfigError
 from splade_lightning.formats.beir import EvalData
 from splade_lightning.retrieval.evaluation import evaluate_retrieval
 from splade_lightning.retrieval.exact import stack_sparse
+from splade_lightning.types import EncodeBatch
+
+
+def eval_set_of(batch: EncodeBatch, reader: str) -> EvalData:
+    """The evaluation set an evaluation batch belongs to (``batch.eval_set``, set by the data module's collator).
+
+    Args:
+        batch: a validation/test batch.
+        reader: who needs the set (a module or callback class name), for the message.
+
+    Raises:
+        ConfigError: the batch carries no evaluation set.
+    """
+    eval_set = batch.eval_set
+    if eval_set is None:
+        raise ConfigError(f"{reader}: the evaluation batch ({type(batch).__name__}, kind={batch.kind!r}) has "
+                          "eval_set=None; expected the data module to set EncodeBatch.eval_set (the EvalData with "
+                          "the set's name, queries, corpus and qrels) on every validation/test batch")
+    return eval_set
 
 
 class EvalBuffer:
-    """Per-dataloader store of (ids, sparse CPU reps) for queries and documents.
+    """Per-dataloader store of (ids, sparse CPU reps) for queries and documents, and of each dataloader's
+    evaluation set (from its batches).
 
     Each encoded batch is moved to the CPU as a sparse CSR tensor right away, so a 100k-document corpus never has to be
     held as a dense (N, 30522) matrix.
@@ -23,14 +45,24 @@ class EvalBuffer:
     def __init__(self) -> None:
         self._ids: dict[tuple[int, str], list[str]] = defaultdict(list)
         self._reps: dict[tuple[int, str], list[torch.Tensor]] = defaultdict(list)
+        self._sets: dict[int, EvalData] = {}
 
-    def add(self, dataloader_idx: int, kind: str, ids: Sequence[str], reps: torch.Tensor) -> None:
-        """Store one batch: ``reps`` is (B, V), ``ids`` its B ids."""
+    def add(self, dataloader_idx: int, kind: str, ids: Sequence[str], reps: torch.Tensor, eval_set: EvalData) -> None:
+        """Store one batch: ``reps`` is (B, V), ``ids`` its B ids, ``eval_set`` the set they belong to (one set per
+        dataloader: a batch of another set is a :class:`ConfigError`)."""
+        known = self._sets.setdefault(dataloader_idx, eval_set)
+        if known is not eval_set and known.name != eval_set.name:
+            raise ConfigError(f"evaluation dataloader {dataloader_idx} mixes the sets {known.name!r} and "
+                              f"{eval_set.name!r}; expected one evaluation set per dataloader")
         self._ids[(dataloader_idx, kind)].extend(ids)
         self._reps[(dataloader_idx, kind)].append(stack_sparse([reps.detach().float()]))  # sparsified on-device
 
     def dataloaders(self) -> list[int]:
         return sorted({idx for idx, _ in self._ids})
+
+    def eval_set(self, dataloader_idx: int) -> EvalData:
+        """The evaluation set of dataloader ``dataloader_idx`` (from its first stored batch)."""
+        return self._sets[dataloader_idx]
 
     def get(self, dataloader_idx: int, kind: str) -> tuple[list[str], torch.Tensor | None]:
         reps = self._reps.get((dataloader_idx, kind))
@@ -39,15 +71,14 @@ class EvalBuffer:
     def clear(self) -> None:
         self._ids.clear()
         self._reps.clear()
+        self._sets.clear()
 
 
-def score_buffer(buffer: EvalBuffer, eval_data_for: Callable[[int], EvalData], k: int,
-                 measures: Sequence[str]) -> dict[str, dict]:
-    """Run exact retrieval + metrics for every dataloader in ``buffer``.
+def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str]) -> dict[str, dict]:
+    """Run exact retrieval + metrics for every dataloader in ``buffer``, against the qrels of its evaluation set.
 
     Args:
         buffer: the filled buffer.
-        eval_data_for: ``dataloader_idx -> EvalData`` (name, qrels, min_relevance).
         k: retrieval depth.
         measures: metric names, e.g. ``("ndcg@10", "mrr@10", "recall@100")``.
 
@@ -56,7 +87,7 @@ def score_buffer(buffer: EvalBuffer, eval_data_for: Callable[[int], EvalData], k
     """
     results = {}
     for idx in buffer.dataloaders():
-        data = eval_data_for(idx)
+        data = buffer.eval_set(idx)
         query_ids, query_reps = buffer.get(idx, "query")
         doc_ids, doc_reps = buffer.get(idx, "doc")
         if len(set(query_ids)) != len(data.queries) or len(set(doc_ids)) != len(data.corpus):

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+import splade_lightning.systems.optim as optim
 from splade_lightning.errors import ConfigError
-from splade_lightning.systems import optim
+from splade_lightning.models.router import QueryDocRouter
 from splade_lightning.systems.splade import SpladeModule
 
 _QUERY_PREFIX = "encoder.query_encoder."
@@ -45,7 +46,7 @@ class InferenceFreeSpladeModule(SpladeModule):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: QueryDocRouter,
         loss: nn.Module | None = None,
         query_regularizer: nn.Module | None = None,
         doc_regularizer: nn.Module | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -10,7 +11,9 @@ from torch import nn
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.losses import FlopsRegularizer, InBatchNegativesLoss
+from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.systems.base import RetrievalModule
+from splade_lightning.systems.interfaces import Side, check_side
 from splade_lightning.types import TrainBatch
 
 
@@ -22,14 +25,16 @@ def _reg_name(regularizer: nn.Module) -> str:
 class SpladeModule(RetrievalModule):
     """Train SPLADE: ``loss = L_rank(q, d) + λ_q(t)·R_q(q) + λ_d(t)·R_d(d)`` (Formal et al., arXiv:2109.10086).
 
-    ``λ(t) = λ_max · reg_scale · reg_multiplier[side]`` where ``reg_scale`` in [0, 1] is set each step by the
-    ``RegularizerWarmup`` callback (1.0 without it) and ``reg_multiplier`` by the ``SparsityController`` callback (1.0
-    without it). Validation/test encode every query and document of each evaluation set, retrieve exactly and log
-    ``val/<dataset>/ndcg@10`` etc. plus the mean over datasets (``val/ndcg@10``).
+    ``λ_side(t) = λ_max · reg_scale · reg_multiplier(side)`` (:meth:`reg_weight`), where ``reg_scale`` in [0, 1] is
+    set each step by the ``RegularizerWarmup`` callback (1.0 without it) and the multipliers by the
+    ``SparsityController`` callback (1.0 without it), both through the
+    :class:`~splade_lightning.systems.interfaces.Regularized` methods. Validation/test encode every query and document
+    of each evaluation set, retrieve exactly and log ``val/<dataset>/ndcg@10`` etc. plus the mean over datasets
+    (``val/ndcg@10``).
 
     Args:
-        encoder: the model: an ``nn.Module`` with ``encode_query(ids, mask)`` / ``encode_doc(ids, mask)`` -> (B, V),
-            ``vocab_size`` and ``tokenizer_name_or_path`` (e.g. ``splade_lightning.models.SpladeEncoder``).
+        encoder: the model, e.g. ``splade_lightning.models.SpladeEncoder``: ``encode_query(ids, mask)`` /
+            ``encode_doc(ids, mask)`` -> (B, V), ``vocab_size`` and ``tokenizer_name_or_path``.
         loss: ranking loss ``(query_reps, doc_reps, num_negatives) -> scalar``; default in-batch InfoNCE.
         query_regularizer: regulariser for query reps; default FLOPS.
         doc_regularizer: regulariser for document reps; default FLOPS.
@@ -48,7 +53,7 @@ class SpladeModule(RetrievalModule):
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: SparseEncoderBase,
         loss: nn.Module | None = None,
         query_regularizer: nn.Module | None = None,
         doc_regularizer: nn.Module | None = None,
@@ -71,8 +76,40 @@ class SpladeModule(RetrievalModule):
         self.loss = loss if loss is not None else InBatchNegativesLoss()
         self.query_regularizer = query_regularizer if query_regularizer is not None else FlopsRegularizer()
         self.doc_regularizer = doc_regularizer if doc_regularizer is not None else FlopsRegularizer()
-        self.reg_scale = 1.0  # written by callbacks.RegularizerWarmup from trainer.global_step
-        self.reg_multiplier = {"query": 1.0, "doc": 1.0}  # written by callbacks.SparsityController (per side)
+        self._configured_reg_weights: dict[str, float] = {"query": query_reg_weight, "doc": doc_reg_weight}
+        self._reg_scale = 1.0  # set by callbacks.RegularizerWarmup from trainer.global_step
+        self._reg_multipliers: dict[str, float] = {"query": 1.0, "doc": 1.0}  # set by callbacks.SparsityController
+
+    # -- regularisation weights (the Regularized interface) -------------------------------------------------------
+    @property
+    def reg_scale(self) -> float:
+        """The warm-up scale shared by both sides (1.0 until a ``RegularizerWarmup`` sets it)."""
+        return self._reg_scale
+
+    def set_reg_scale(self, scale: float) -> None:
+        """Set the warm-up scale (a finite number >= 0; the warm-up keeps it in [0, 1])."""
+        if not (math.isfinite(scale) and scale >= 0):
+            raise ConfigError(f"{type(self).__name__}.set_reg_scale: scale={scale!r}: expected a finite number >= 0")
+        self._reg_scale = scale
+
+    def reg_multiplier(self, side: Side) -> float:
+        """The controller's factor on ``side``'s configured λ (1.0 until a ``SparsityController`` sets it)."""
+        return self._reg_multipliers[check_side(side)]
+
+    def set_reg_multiplier(self, side: Side, value: float) -> None:
+        """Set the controller's factor on ``side``'s configured λ (a finite number > 0)."""
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{type(self).__name__}.set_reg_multiplier: value={value!r}: expected a finite "
+                              "number > 0")
+        self._reg_multipliers[check_side(side)] = value
+
+    def configured_reg_weight(self, side: Side) -> float:
+        """λ as configured: ``query_reg_weight`` or ``doc_reg_weight``."""
+        return self._configured_reg_weights[check_side(side)]
+
+    def reg_weight(self, side: Side) -> float:
+        """The λ applied now: ``configured_reg_weight(side) · reg_scale · reg_multiplier(side)``."""
+        return self.configured_reg_weight(side) * self._reg_scale * self._reg_multipliers[side]
 
     # -- training ------------------------------------------------------------------------------------------------
     def ranking_terms(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int,
@@ -85,8 +122,8 @@ class SpladeModule(RetrievalModule):
         if getattr(self.loss, "uses_teacher_scores", False):
             if teacher_scores is None:
                 raise ConfigError(f"{type(self.loss).__name__} distils teacher scores, but the training batches carry "
-                                  "none; train on data with teacher scores (e.g. a DistillationDataModule with "
-                                  "score files, or text records with pos_scores/neg_scores)")
+                                  "none; train on data with teacher scores (an IdGroups source with teacher_scores, "
+                                  "or a ScoredGroups source)")
             out = self.loss(query_reps, doc_reps, num_negatives, teacher_scores)
         else:
             out = self.loss(query_reps, doc_reps, num_negatives)
@@ -98,8 +135,7 @@ class SpladeModule(RetrievalModule):
                      teacher_scores: torch.Tensor | None = None) -> dict:
         """All loss terms for one batch: (B, V) queries, (B·(1+n), V) documents (and optional (B, 1+n) teacher
         scores) -> dict of scalars incl. ``loss``."""
-        weight_query = self.hparams.query_reg_weight * self.reg_scale * self.reg_multiplier["query"]
-        weight_doc = self.hparams.doc_reg_weight * self.reg_scale * self.reg_multiplier["doc"]
+        weight_query, weight_doc = self.reg_weight("query"), self.reg_weight("doc")
         ranking = self.ranking_terms(query_reps, doc_reps, num_negatives, teacher_scores)
         reg_query = self.query_regularizer(query_reps)
         reg_doc = self.doc_regularizer(doc_reps)

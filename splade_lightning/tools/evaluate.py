@@ -1,11 +1,11 @@
-"""``python -m splade_lightning evaluate``: score a model on BEIR data, or score (and compare) TREC run files.
+"""``splade-lightning evaluate``: score a model on BEIR data, or score (and compare) TREC run files.
 
 Examples::
 
-    python -m splade_lightning evaluate --model splade-tiny --data data/msmarco-trecdl-5k --min_relevance 2 \\
-        --max_query_length 48 --max_doc_length 256 --output-json runs/eval.json --run-output runs/dl.trec
-    python -m splade_lightning evaluate --model runs/my/model --data data/beir   # folder of BEIR dirs: suite mode
-    python -m splade_lightning evaluate --run a.trec b.trec --qrels data/scifact/qrels/test.tsv --alpha 0.05
+    splade-lightning evaluate --model splade-tiny --data data/msmarco-trecdl-5k --min_relevance 2 \\
+        --max_query_length 48 --max_doc_length 256 --output runs/eval.json --run_output runs/dl.trec
+    splade-lightning evaluate --model runs/my/model --data data/beir   # folder of BEIR dirs: suite mode
+    splade-lightning evaluate --run a.trec b.trec --qrels data/scifact/qrels/test.tsv --alpha 0.05
 
 Model mode encodes queries and corpus with :func:`splade_lightning.load`, retrieves exactly and scores with
 :func:`splade_lightning.eval.evaluate_retrieval` (the function in-training validation uses). Run mode scores TREC run
@@ -25,7 +25,7 @@ from pathlib import Path
 from splade_lightning.devices import resolve_device
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.atomic import write_text_atomic
-from splade_lightning.formats.beir import beir_dirs
+from splade_lightning.formats.beir_files import beir_dirs
 from splade_lightning.formats.outputs import Input, check_dir_output, check_file_output, dir_output, model_input
 from splade_lightning.formats.tables import markdown_table
 from splade_lightning.formats.trec import read_qrels, read_trec_run
@@ -33,52 +33,11 @@ from splade_lightning.metrics.ir import parse_measure, per_query_metrics, retrie
 from splade_lightning.metrics.significance import compare_per_query
 from splade_lightning.retrieval.evaluation import SPARSITY_KEYS, evaluate_dataset, mean_over_datasets
 
-DEFAULT_MEASURES = "ndcg@10,mrr@10,recall@100,recall@1000,map"
+DEFAULT_MEASURES = ("ndcg@10", "mrr@10", "recall@100", "recall@1000", "map")
 #: model-mode options: name -> default (anything else given in run mode is an error)
 MODEL_ONLY = {"data": None, "split": None, "k": None, "batch_size": None, "max_query_length": None,
-              "max_doc_length": None, "run_output": None, "device": None}
+              "max_doc_length": None, "run_output": None}
 RUN_ONLY = {"qrels": None, "permutations": None, "seed": None, "alpha": None}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``evaluate`` subcommand's argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m splade_lightning evaluate",
-        description="Evaluate a sparse model on a BEIR directory (or a folder of them: one row per dataset plus the "
-                    "mean), or score TREC run files against qrels; two runs get paired significance tests.")
-    model = parser.add_argument_group("model mode (--model M --data DIR)")
-    model.add_argument("--model", metavar="NAME_OR_PATH", help="alias (splade-tiny), model directory, HF hub id or "
-                       "a .ckpt written by fit")
-    model.add_argument("--data", metavar="DIR", help="BEIR directory, or a folder whose subfolders are BEIR "
-                       "directories (suite mode)")
-    model.add_argument("--split", help="qrels split, qrels/<split>.tsv (default: test)")
-    model.add_argument("--k", type=int, help="documents retrieved per query (default 1000; >= every cut-off)")
-    model.add_argument("--batch_size", type=int, help="texts per encoder call (default 64)")
-    model.add_argument("--max_query_length", type=int, help="query truncation in tokens (default: the model's)")
-    model.add_argument("--max_doc_length", type=int, help="document truncation in tokens (default: the model's)")
-    model.add_argument("--device", help="where to encode: cpu, cuda, cuda:N or auto (default: cpu)")
-    model.add_argument("--run-output", "--run_output", dest="run_output", metavar="FILE",
-                       help="write the retrieved run as a TREC file (suite mode: a directory of <dataset>.trec)")
-    runs = parser.add_argument_group("run mode (--run RUN [RUN2] --qrels FILE)")
-    runs.add_argument("--run", nargs="+", metavar="RUN", help="one or two TREC run files (qid Q0 docid rank score "
-                      "tag); with two, the second (B) is compared against the first (A)")
-    runs.add_argument("--qrels", metavar="FILE", help="BEIR qrels TSV (query-id corpus-id score) or TREC qrels "
-                      "(qid 0 docid rel)")
-    runs.add_argument("--permutations", type=int, help="sign patterns of the randomisation test (default 10000; "
-                      "exact enumeration when 2^queries is not larger)")
-    runs.add_argument("--seed", type=int, help="seed of the randomisation test (default 0)")
-    runs.add_argument("--alpha", type=float, help="mark measures where both p-values are below this level")
-    common = parser.add_argument_group("both modes")
-    common.add_argument("--min_relevance", type=int, default=1, help="lowest grade counted as relevant by mrr, "
-                        "recall, p and map (2 for TREC DL; nDCG uses the grades); default 1")
-    common.add_argument("--measures", default=DEFAULT_MEASURES, help=f"comma-separated (default {DEFAULT_MEASURES}); "
-                        "supported: ndcg@k, mrr@k, recall@k, p@k, map, map@k")
-    common.add_argument("--output-json", "--output_json", dest="output_json", metavar="FILE",
-                        help="write the metrics (and timings / significance) as JSON")
-    common.add_argument("--overwrite", action="store_true", help="replace existing --output-json / --run-output "
-                        "files (a --run-output directory only if splade_lightning wrote it)")
-    common.add_argument("--no_progress", action="store_true", help="no progress bars")
-    return parser
 
 
 def _check_model_name(name: str) -> None:
@@ -102,14 +61,14 @@ def _inputs(args: argparse.Namespace) -> list[Input]:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     inputs = _inputs(args)
-    if args.output_json is not None:
-        check_file_output(args.output_json, "--output-json", args.overwrite, "the JSON file to write", inputs)
+    if args.output is not None:
+        check_file_output(args.output, "--output", args.overwrite, "the JSON file to write", inputs)
     if getattr(args, "run_output", None) is None:
         return
     if args.suite:
-        check_dir_output(args.run_output, "--run-output", args.overwrite, inputs)
+        check_dir_output(args.run_output, "--run_output", args.overwrite, inputs)
     else:
-        check_file_output(args.run_output, "--run-output", args.overwrite, "the TREC run file to write", inputs)
+        check_file_output(args.run_output, "--run_output", args.overwrite, "the TREC run file to write", inputs)
 
 
 def _mode_problems(args: argparse.Namespace) -> list[str]:
@@ -150,9 +109,9 @@ def _value_problems(args: argparse.Namespace, measures: list[str]) -> list[str]:
 
 def _check_args(args: argparse.Namespace) -> list[str]:
     """Check every argument (collecting all problems into one ConfigError); return the parsed measure names."""
-    measures = list(dict.fromkeys(m.strip().lower() for m in args.measures.split(",") if m.strip()))
+    measures = list(dict.fromkeys(m.strip().lower() for item in args.measures for m in item.split(",") if m.strip()))
     if not measures:
-        raise ConfigError(f"--measures is empty; expected e.g. {DEFAULT_MEASURES}")
+        raise ConfigError(f"--measures is empty; expected e.g. {' '.join(DEFAULT_MEASURES)}")
     for name in measures:
         parse_measure(name)  # unknown measure: ConfigError listing the supported ones
     problems = _mode_problems(args)
@@ -164,7 +123,7 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         raise ConfigError("; ".join(problems))
     if args.model is not None:
         _check_model_name(args.model)
-        args.device = resolve_device(args.device or "cpu")
+        args.device = resolve_device(args.device)
         args.data_dirs, args.suite = beir_dirs(args.data)
     else:
         for path in [*args.run, args.qrels]:
@@ -193,7 +152,7 @@ def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
             setattr(model, name, getattr(args, name))
     rows, per_dataset, runs = {}, {}, {}
     for data in datasets:
-        result, timings = evaluate_dataset(model, data, args.k, measures, args.batch_size, not args.no_progress)
+        result, timings = evaluate_dataset(model, data, args.k, measures, args.batch_size, args.progress)
         rows[data.name] = result.metrics
         per_dataset[data.name] = {"dataset": data.name, "path": data.path, "queries": len(data.queries),
                                   "documents": len(data.corpus), **result.metrics, "timings": timings}
@@ -212,12 +171,12 @@ def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
         payload = {**settings, **only, "timings": {**only["timings"], **total}}
     print(format_table(rows, keys), flush=True)
     print(f"({total['total']:.1f} s)", flush=True)
-    _write_json(args.output_json, payload)
+    _write_json(args.output, payload)
     return 0
 
 
 def _write_runs(args: argparse.Namespace, runs: dict[str, dict]) -> None:
-    """``--run-output``: one TREC file, or (suite mode) a directory of ``<dataset>.trec``, written under the output
+    """``--run_output``: one TREC file, or (suite mode) a directory of ``<dataset>.trec``, written under the output
     policy."""
     from splade_lightning.formats.trec import write_trec_run
 
@@ -226,7 +185,7 @@ def _write_runs(args: argparse.Namespace, runs: dict[str, dict]) -> None:
     if not args.suite:
         write_trec_run(next(iter(runs.values())), args.run_output, tag="splade_lightning")
     else:
-        with dir_output(args.run_output, "--run-output", "evaluate", args.overwrite, _inputs(args)) as tmp:
+        with dir_output(args.run_output, "--run_output", "evaluate", args.overwrite, _inputs(args)) as tmp:
             for name, run in runs.items():
                 write_trec_run(run, tmp / f"{name}.trec", tag="splade_lightning")
     print(f"wrote {args.run_output}", flush=True)
@@ -240,7 +199,8 @@ def _cell(key: str, value: float | None) -> str:
 
 def format_table(rows: dict[str, dict[str, float]], keys: list[str], first_column: str = "dataset") -> str:
     """A Markdown table with one row per entry of ``rows`` and one column per key (missing values as ``-``)."""
-    return markdown_table([first_column, *keys], ([name, *(_cell(k, m.get(k)) for k in keys)] for name, m in rows.items()))
+    cells = ([name, *(_cell(k, m.get(k)) for k in keys)] for name, m in rows.items())
+    return markdown_table([first_column, *keys], cells)
 
 
 def _p(value: float) -> str:
@@ -276,18 +236,47 @@ def _evaluate_runs(args: argparse.Namespace, measures: list[str]) -> int:
                                    "permutations": 10000 if args.permutations is None else args.permutations,
                                    "seed": 0 if args.seed is None else args.seed,
                                    "measures": {row.measure: row.to_dict() for row in rows}}
-    _write_json(args.output_json, payload)
+    _write_json(args.output, payload)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``evaluate`` subcommand; return 0 on success.
+def evaluate(model: str | None = None, data: str | None = None, split: str | None = None, run: list[str] | None = None,
+             qrels: str | None = None, measures: list[str] = DEFAULT_MEASURES, min_relevance: int = 1,
+             k: int | None = None, batch_size: int | None = None, max_query_length: int | None = None,
+             max_doc_length: int | None = None, device: str = "auto", permutations: int | None = None,
+             seed: int | None = None, alpha: float | None = None, output: str | None = None,
+             run_output: str | None = None, overwrite: bool = False, progress: bool = True) -> int:
+    """Evaluate a sparse model on a BEIR directory (or a folder of them: one row per dataset plus the mean), or score
+    TREC run files against qrels; two runs get paired significance tests.
 
-    Raises:
-        SystemExit: bad command-line syntax (argparse prints the usage).
-        ConfigError, DataError: a bad argument, a missing or malformed file.
+    Model mode: --model M --data DIR. Run mode: --run RUN [RUN2] --qrels FILE.
+
+    Args:
+        model: model mode: the model: alias (splade-tiny), model directory, HF hub id or a .ckpt written by fit.
+        data: model mode: a BEIR directory, or a folder whose subfolders are BEIR directories (suite mode).
+        split: model mode: the qrels split, qrels/<split>.tsv (default test).
+        run: run mode: one or two TREC run files (qid Q0 docid rank score tag); with two, the second (B) is compared
+            against the first (A).
+        qrels: run mode: BEIR qrels TSV (query-id corpus-id score) or TREC qrels (qid 0 docid rel).
+        measures: measures to report: ndcg@k, mrr@k, recall@k, p@k, map, map@k (commas also separate).
+        min_relevance: lowest grade counted as relevant by mrr, recall, p and map (2 for TREC DL; nDCG uses the
+            grades).
+        k: model mode: documents retrieved per query (default 1000; at least every cut-off).
+        batch_size: model mode: texts per encoder call (default 64).
+        max_query_length: model mode: query truncation in tokens (default: the model's).
+        max_doc_length: model mode: document truncation in tokens (default: the model's).
+        device: model mode: where to encode: auto (CUDA when available), cpu, cuda or cuda:N.
+        permutations: run mode, two runs: sign patterns of the randomisation test (default 10000; exact enumeration
+            when 2^queries is not larger).
+        seed: run mode, two runs: seed of the randomisation test (default 0).
+        alpha: run mode, two runs: mark measures where both p-values are below this level.
+        output: a JSON file to write the metrics (and timings / significance) to.
+        run_output: model mode: write the retrieved run as a TREC file (suite mode: a directory of <dataset>.trec).
+        overwrite: replace existing --output / --run_output files (a --run_output directory only if
+            splade_lightning wrote it).
+        progress: show progress bars.
     """
-    args = build_parser().parse_args(argv)
+    args = argparse.Namespace(**locals())
     measures = _check_args(args)
     if args.model is not None:
         return _evaluate_model(args, measures)

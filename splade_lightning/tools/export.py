@@ -1,24 +1,24 @@
-"""``python -m splade_lightning export``: write a trained model (any ``load``-able source) in a layout other tools read.
+"""``splade-lightning export``: write a trained model (any ``load``-able source) in a layout other tools read.
 
 Examples::
 
-    python -m splade_lightning export --model runs/csr-quickstart/csv/version_0/checkpoints/last.ckpt \\
+    splade-lightning export --model runs/csr-quickstart/csv/version_0/checkpoints/last.ckpt \\
         --format sentence-transformers --output exported/csr
-    python -m splade_lightning export --model runs/if/model --format opensearch --output exported/doc-only
-    python -m splade_lightning export --model runs/if/model --format anserini --corpus beir/scifact \\
+    splade-lightning export --model runs/if/model --format opensearch --output exported/doc-only
+    splade-lightning export --model runs/if/model --format anserini --corpus beir/scifact \\
         --queries beir/scifact/queries.jsonl --quantization 100 --output exported/scifact-impacts
 
 Formats:
 
 - ``sentence-transformers``: a ``SparseEncoder`` directory (``SparseEncoder(path)`` in sentence-transformers 5.x/6.x)
-  for SPLADE, CSR and inference-free models (the latter as a ``Router``: ``models/router_serialization.py``).
+  for SPLADE, CSR and inference-free models (the latter as a ``Router``:
+  :mod:`splade_lightning.serialization.st_router`).
 - ``opensearch``: OpenSearch's pretrained sparse-model layout (the MLM directory, plus ``idf.json`` for an
   inference-free model) for SPLADE and inference-free models.
 - ``anserini``: the ``--corpus`` encoded into Anserini/pyserini ``JsonVectorCollection`` files of integer impacts
-  (plus ``queries.tsv`` with ``--queries``), for every architecture (``export_anserini.py``).
+  (plus ``queries.tsv`` with ``--queries``), for every architecture (:mod:`splade_lightning.serialization.anserini`).
 
-Every argument is checked before the model is loaded; errors are raised as
-:class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+Every argument is checked before the model is loaded.
 """
 
 from __future__ import annotations
@@ -26,39 +26,15 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import Literal
 
 from splade_lightning.errors import ConfigError, DataError
-from splade_lightning.formats.beir import beir_file
+from splade_lightning.formats.beir_files import beir_file
 from splade_lightning.formats.outputs import Input, check_dir_output, dir_output, model_input
+from splade_lightning.serialization import registry
 
-#: format -> architectures it can hold
-FORMATS = {"sentence-transformers": ("splade", "csr", "inference_free"), "opensearch": ("splade", "inference_free"),
-           "anserini": ("splade", "csr", "inference_free")}
 #: options that only the anserini format takes
 ANSERINI_ONLY = ("corpus", "queries", "quantization", "batch_size")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``export`` subcommand's argument parser."""
-    parser = argparse.ArgumentParser(prog="python -m splade_lightning export",
-                                     description="Export a trained model to a sentence-transformers or OpenSearch "
-                                                 "model directory, or encode a corpus into Anserini impact files.")
-    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                        help="alias, model directory, HF hub id, or a .ckpt written by fit")
-    parser.add_argument("--format", required=True, choices=sorted(FORMATS), help="target layout")
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory to write (atomically)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier output of splade_lightning at --output (only its own files go; a "
-                             "directory holding other files is always refused)")
-    anserini = parser.add_argument_group("anserini", "options of --format anserini only")
-    anserini.add_argument("--corpus", metavar="PATH", help="BEIR directory (its corpus.jsonl) or a JSONL file of "
-                          '{"_id", "title"?, "text"} records to encode with the document route (required)')
-    anserini.add_argument("--queries", metavar="PATH", help="BEIR directory (its queries.jsonl) or a JSONL file of "
-                          '{"_id", "text"} queries to write as queries.tsv in pyserini\'s impact format')
-    anserini.add_argument("--quantization", type=float, metavar="Q",
-                          help="impact = round(weight x Q); zero impacts are dropped (default 100)")
-    anserini.add_argument("--batch_size", type=int, metavar="N", help="texts encoded per batch (default 32)")
-    return parser
 
 
 def _inputs(args: argparse.Namespace) -> list[Input]:
@@ -103,9 +79,27 @@ def _export_anserini(model, args: argparse.Namespace, output: Path) -> None:
         write_info(tmp, output, str(args.model), quantization, n_docs, n_queries)
 
 
-def main(argv: list[str]) -> int:
-    """Run the subcommand; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def export(model: str, format: Literal["sentence-transformers", "opensearch", "anserini"], output: str,
+           corpus: str | None = None, queries: str | None = None, quantization: float | None = None,
+           batch_size: int | None = None, overwrite: bool = False) -> int:
+    """Export a trained model to a sentence-transformers or OpenSearch model directory, or encode a corpus into
+    Anserini impact files.
+
+    Args:
+        model: the model: alias, model directory, HF hub id, or a .ckpt written by fit.
+        format: the target layout (see Formats below).
+        output: the directory to write (atomically).
+        corpus: anserini only (required): the documents to encode with the document route: a BEIR directory (its
+            corpus.jsonl) or a JSONL file of {"_id", "title", "text"} records.
+        queries: anserini only: queries (a BEIR directory or a JSONL file of {"_id", "text"}) to write as queries.tsv
+            in pyserini's impact format.
+        quantization: anserini only: impact = round(weight x quantization); zero impacts are dropped (default 100).
+        batch_size: anserini only: texts encoded per batch (default 32).
+        overwrite: replace an earlier output of splade_lightning at --output (only its own files go; a directory
+            holding other files is always refused).
+    """
+    args = argparse.Namespace(model=model, format=format, output=output, corpus=corpus, queries=queries,
+                              quantization=quantization, batch_size=batch_size, overwrite=overwrite)
     output = Path(args.output)
     _check_anserini_args(args)
     check_dir_output(output, "--output", args.overwrite, _inputs(args))
@@ -113,10 +107,10 @@ def main(argv: list[str]) -> int:
 
     model = load(args.model)
     architecture = model.encoder.export_config().get("architecture")
-    if architecture not in FORMATS[args.format]:
-        supported = [f for f, archs in FORMATS.items() if architecture in archs]
+    supported = registry.architecture(architecture, str(args.model)).export_formats
+    if args.format not in supported:
         raise ConfigError(f"--format {args.format} cannot hold a {architecture!r} model ({args.model}); formats for "
-                          f"{architecture!r} models: {supported}")
+                          f"{architecture!r} models: {list(supported)}")
     if args.format == "anserini":
         _export_anserini(model, args, output)
     else:

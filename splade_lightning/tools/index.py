@@ -1,15 +1,15 @@
-"""``python -m splade_lightning index``: encode a corpus into a sharded, resumable sparse index on disk.
+"""``splade-lightning index``: encode a corpus into a sharded, resumable sparse index on disk.
 
 Examples::
 
-    python -m splade_lightning index --model splade-tiny --corpus data/msmarco-trecdl-5k --output runs/idx
-    python -m splade_lightning index --model runs/m/model --corpus corpus.jsonl --output idx --top_k_prune 128 \\
-        --value_dtype float16 --accelerator gpu --devices 4 --precision bf16-mixed
+    splade-lightning index --model splade-tiny --corpus data/msmarco-trecdl-5k --output runs/idx
+    splade-lightning index --model runs/m/model --corpus corpus.jsonl --output idx --top_k_prune 128 \\
+        --value_dtype float16 --devices 4 --precision bf16-mixed
 
 Documents are encoded by Lightning's predict loop (so ``--devices N`` shards the corpus over N DDP processes, each
 writing its own shards). A re-run with the same settings skips every shard already written and validated, and
-recomputes missing or corrupt ones. Every argument is checked before the corpus and the model are loaded; errors are
-raised as :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+recomputes missing or corrupt ones; a model, corpus or setting that changed is refused (``--overwrite`` rebuilds). Every
+argument is checked before the corpus and the model are loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 from splade_lightning.errors import ConfigError, DataError, DataErrors
 from splade_lightning.formats.fingerprints import describe_changes, model_fingerprint, texts_fingerprint
@@ -26,7 +27,6 @@ from splade_lightning.formats.index_store import (
     FORMAT_VERSION,
     INDEX_FILE,
     SHARD_PARTS,
-    VALUE_DTYPES,
     shard_is_complete,
     shard_name,
     shard_ranges,
@@ -43,40 +43,11 @@ from splade_lightning.formats.outputs import (
 from splade_lightning.hub import ALIASES
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``index`` subcommand's argument parser."""
-    parser = argparse.ArgumentParser(prog="python -m splade_lightning index",
-                                     description="Encode a corpus with a sparse model into a sharded, memory-mappable "
-                                                 "CSR index (resumable: a re-run skips finished shards).")
-    parser.add_argument("--model", required=True, metavar="NAME_OR_PATH",
-                        help="alias, model directory, HF hub id, or a .ckpt written by fit")
-    parser.add_argument("--corpus", required=True, metavar="PATH",
-                        help='BEIR directory (reads corpus.jsonl), JSONL file of {"_id", "title", "text"} records, or '
-                             'a HF datasets directory (save_to_disk) with columns _id (or id), text and optional title')
-    parser.add_argument("--output", required=True, metavar="DIR", help="index directory to write")
-    parser.add_argument("--batch_size", type=int, default=64, help="documents per forward pass (default 64)")
-    parser.add_argument("--max_length", type=int, default=None,
-                        help="document length in tokens (default: the model's max_doc_length)")
-    parser.add_argument("--top_k_prune", type=int, default=None, metavar="K",
-                        help="keep only each document's K largest weights (default: keep all)")
-    parser.add_argument("--shard_size", type=int, default=10000, help="documents per shard (default 10000)")
-    parser.add_argument("--value_dtype", choices=sorted(VALUE_DTYPES), default="float32",
-                        help="stored weight dtype (default float32)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator: cpu, gpu, auto (default cpu)")
-    parser.add_argument("--devices", default="1", help="Lightning devices: a count, a list like 0,1, or auto")
-    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed (default 32-true)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="rebuild an index built from another model, corpus or settings (or replace another "
-                             "earlier output of splade_lightning); only the files it wrote are removed")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return parser
-
-
 def _check_args(args: argparse.Namespace) -> Path:
     """Check every argument before heavy work; return the corpus file."""
-    from splade_lightning.formats.beir import beir_file
+    from splade_lightning.formats.beir_files import beir_file
 
-    for name in ("batch_size", "max_length", "top_k_prune", "shard_size"):
+    for name in ("batch_size", "max_doc_length", "top_k_prune", "shard_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be >= 1, got {value}")
@@ -182,20 +153,39 @@ def _manifest(settings: dict, vocab_size: int, complete: bool) -> dict:
 def _trainer(args: argparse.Namespace, writer):
     import lightning as L
 
-    devices = args.devices if args.devices == "auto" or "," in args.devices else int(args.devices)
+    devices = args.devices if isinstance(args.devices, int) or args.devices == "auto" or "," in args.devices \
+        else int(args.devices)
     return L.Trainer(accelerator=args.accelerator, devices=devices, precision=args.precision, logger=False,
                      callbacks=[writer], enable_checkpointing=False, enable_model_summary=False,
-                     enable_progress_bar=not args.no_progress, use_distributed_sampler=False)
+                     enable_progress_bar=args.progress, use_distributed_sampler=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``index`` subcommand; return 0 on success.
+def index(model: str, corpus: str, output: str, batch_size: int = 64, max_doc_length: int | None = None,
+          top_k_prune: int | None = None, shard_size: int = 10000,
+          value_dtype: Literal["float32", "float16"] = "float32", accelerator: str = "auto", devices: int | str = 1,
+          precision: str = "32-true", overwrite: bool = False, progress: bool = True) -> int:
+    """Encode a corpus with a sparse model into a sharded, memory-mappable CSR index (resumable: a re-run skips
+    finished shards).
 
-    Raises:
-        SystemExit: bad command-line syntax (argparse prints the usage).
-        ConfigError, DataError: a bad argument value, a malformed corpus, an index written with other settings.
+    Args:
+        model: the model: alias, model directory, HF hub id, or a .ckpt written by fit.
+        corpus: the documents: a BEIR directory (its corpus.jsonl), a JSONL file of {"_id", "title", "text"} records,
+            or a HF datasets directory (save_to_disk) with columns _id (or id), text and optional title.
+        output: the index directory to write.
+        batch_size: documents per forward pass.
+        max_doc_length: document truncation in tokens (default: the model's).
+        top_k_prune: keep only each document's top_k_prune largest weights (default: keep all).
+        shard_size: documents per shard.
+        value_dtype: stored weight dtype.
+        accelerator: Lightning accelerator: auto (a GPU when available), cpu or gpu.
+        devices: Lightning devices: a count, a list such as "0,1", or auto; several shard the corpus over DDP
+            processes.
+        precision: Lightning precision, e.g. 32-true or bf16-mixed.
+        overwrite: rebuild an index built from another model, corpus or settings (or replace another earlier output
+            of splade_lightning); only the files it wrote are removed.
+        progress: show a progress bar.
     """
-    args = build_parser().parse_args(argv)
+    args = argparse.Namespace(**locals())
     corpus = _check_args(args)
     ids, texts = _read_corpus(corpus)
     from splade_lightning.api import load
@@ -203,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     from splade_lightning.tools.index_predict import CorpusPredictData, DocEncoder, ShardWriter
 
     model = load(args.model)
-    max_length = args.max_length or model.max_doc_length
+    max_length = args.max_doc_length or model.max_doc_length
     settings = _settings(args, corpus, len(ids), max_length)
     fingerprint = _fingerprint(settings, model, ids, texts)
     output = Path(args.output)

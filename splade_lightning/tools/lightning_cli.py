@@ -1,7 +1,15 @@
-"""``python -m splade_lightning {fit,validate,test,...} --config FILE.yaml``: LightningCLI with our defaults."""
+"""``splade-lightning {fit,validate,test} --config FILE.yaml``: LightningCLI with our defaults.
+
+Every model, data module, encoder, loss and callback of the package can be named by its short class name
+(``--model SpladeModule``, ``--model.help SpladeModule``). The data module's tokenizer is linked from the model
+(``model.tokenizer_name_or_path``). ``fit``, ``validate`` and ``test`` print the same compact report and write it,
+with the resolved config, the exported model and the checkpoints, into the run's own version directory
+(:mod:`splade_lightning.tools.run_dir`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import copy
 from pathlib import Path
 
@@ -10,34 +18,23 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
+import splade_lightning.callbacks
+import splade_lightning.data
+import splade_lightning.losses
+import splade_lightning.models
+import splade_lightning.systems  # noqa: F401  (imported so that short class names resolve)
 from splade_lightning.callbacks.checkpoint_io import AtomicCheckpointIO
 from splade_lightning.callbacks.exact_resume import ExactResume
-from splade_lightning.formats.outputs import Input, check_dir_output
+from splade_lightning.errors import ConfigError
+from splade_lightning.formats.outputs import check_dir_output, config_inputs
 from splade_lightning.formats.report import write_report
 from splade_lightning.serialization.checkpoint import inference_lengths
+from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.tools.ckpt_path import resolve_ckpt_path
+from splade_lightning.tools.lightning_errors import explain_parse_error, quiet_lightning
+from splade_lightning.tools.run_dir import RunConfig, place_checkpoints, run_dir
 
-#: config keys that name where a run writes, not what it reads
-OUTPUT_KEYS = frozenset({"default_root_dir", "save_dir", "export_dir", "dirpath", "log_dir", "cache_dir"})
-
-
-def config_inputs(config, prefix: str = "") -> list[Input]:
-    """Every input a resolved run config names: the ``--config`` files and each string value that is an existing
-    path (data files, BEIR folders, the backbone directory, ``ckpt_path``), except the keys in
-    :data:`OUTPUT_KEYS`."""
-    found: list[Input] = []
-    items = config.items() if hasattr(config, "items") else enumerate(config)
-    for key, value in items:
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if str(key) in OUTPUT_KEYS:
-            continue
-        if key == "config" and not prefix:
-            found += [Input(str(path), "--config") for path in value or () if path is not None]
-        elif isinstance(value, str | Path) and value and Path(value).exists():
-            found.append(Input(str(value), f"config {name}"))
-        elif hasattr(value, "items") or isinstance(value, list | tuple):
-            found += config_inputs(value, name)
-    return found
+SUBCOMMANDS = ("fit", "validate", "test")
 
 
 class SpladeCLI(LightningCLI):
@@ -53,12 +50,12 @@ class SpladeCLI(LightningCLI):
     error (exit 2), never replaced by another checkpoint.
 
     Extra top-level options (accepted by every subcommand so one YAML serves fit/validate/test; used by ``fit``):
-    ``--eval_before_fit`` runs a full validation before training (the zero-shot baseline, logged at step 0), and
-    ``--export_dir`` is where the fine-tuned model directory is written after ``fit`` (default ``<log_dir>/model``).
+    ``--eval_before_fit`` validates once before training (the zero-shot rows of the report; a resumed run takes them
+    from the checkpoint instead of evaluating again), ``--export_dir`` is where the trained model directory goes
+    (default ``<run dir>/model``) and ``--overwrite`` lets it replace an earlier output of splade_lightning.
     """
 
     def __init__(self, args=None, run: bool = True, **kwargs):
-        self.zero_shot_metrics: dict | None = None
         super().__init__(
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
@@ -66,21 +63,50 @@ class SpladeCLI(LightningCLI):
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             seed_everything_default=42,
+            save_config_callback=RunConfig,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},
             args=args,
             run=run,
             **kwargs,
         )
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """``fit``, ``validate`` and ``test`` (``predict`` is ``splade-lightning index``)."""
+        return {name: methods for name, methods in LightningCLI.subcommands().items() if name in SUBCOMMANDS}
+
+    def parse_arguments(self, parser, args) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except argparse.ArgumentError as e:
+            subcommand = next((a for a in args or [] if a in SUBCOMMANDS), "fit")
+            subparser = getattr(self, "_subcommand_parsers", {}).get(subcommand, parser)
+            flags = sorted({s for a in subparser._actions for s in a.option_strings if s.startswith("--")})
+            raise explain_parse_error(e, [subcommand], flags) from None
+
+    def init_parser(self, **kwargs):
+        parser = super().init_parser(**kwargs)
+        parser.prog = "splade-lightning"
+        return parser
+
+    def _add_subcommands(self, parser, **kwargs) -> None:
+        super()._add_subcommands(parser, **kwargs)
+        for name, subparser in self._subcommand_parsers.items():
+            subparser.prog = f"splade-lightning {name}"
+            if name in ("validate", "test"):
+                subparser.set_defaults(verbose=False)  # our compact report replaces Lightning's metric tables
+
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_argument("--eval_before_fit", type=bool, default=False,
-                            help="fit: validate once before training (zero-shot baseline) and report both")
+        parser.add_argument("--eval_before_fit", type=bool, nargs="?", const=True, default=False,
+                            help="fit: validate once before training (the zero-shot rows of the report)")
         parser.add_argument("--export_dir", type=str | None, default=None,
-                            help="fit: save the final encoder here as a model directory (default <log_dir>/model); "
+                            help="fit: save the trained model here as a model directory (default <run dir>/model); "
                                  "it must be new or empty, or an earlier output of splade_lightning with --overwrite")
-        parser.add_argument("--overwrite", type=bool, default=False,
+        parser.add_argument("--overwrite", type=bool, nargs="?", const=True, default=False,
                             help="fit: let --export_dir replace an earlier output of splade_lightning (only its own "
                                  "files are removed)")
+        parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         plugins = config.get("plugins") or []
@@ -105,50 +131,95 @@ class SpladeCLI(LightningCLI):
         options = self.config_init[subcommand]
         if options.get("ckpt_path") == "last":  # needs the trainer: its checkpoint callbacks and logger
             options["ckpt_path"] = resolve_ckpt_path("last", self.trainer)
+        place_checkpoints(self.trainer)
         super()._run_subcommand(subcommand)
 
+    # -- the run -------------------------------------------------------------------------------------------------
     def _sub(self, key: str):
         return self.config[self.subcommand].get(key) if self.subcommand else None
 
+    def _module(self) -> RetrievalModule | None:
+        return self.model if isinstance(self.model, RetrievalModule) else None
+
     def _export_target(self) -> Path:
-        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-        return Path(self._sub("export_dir") or log_dir / "model")
+        return Path(self._sub("export_dir") or run_dir(self.trainer) / "model")
 
     def before_fit(self) -> None:
-        if hasattr(getattr(self.model, "encoder", None), "export_config"):  # refuse a bad target before training
+        module = self._module()
+        if module is not None:  # refuse a bad target before training
             check_dir_output(self._export_target(), "--export_dir", bool(self._sub("overwrite")),
                              config_inputs(self.config[self.subcommand]))
-        if self._sub("eval_before_fit"):
-            rank_zero_info("Zero-shot evaluation before training (--eval_before_fit)")
-            self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-            self.zero_shot_metrics = copy.deepcopy(getattr(self.model, "last_eval_metrics", None)) or None
+        if not self._sub("eval_before_fit") or module is None:
+            return
+        if self._sub("ckpt_path"):  # resuming: the zero-shot metrics come back with the checkpoint
+            rank_zero_info("Resuming: the zero-shot rows of the report come from the checkpoint")
+            return
+        rank_zero_info("Zero-shot evaluation before training (--eval_before_fit)")
+        self.trainer.validate(module, datamodule=self.datamodule, verbose=False)
+        module.zero_shot_metrics = copy.deepcopy(module.last_eval_metrics) or None
 
     def after_fit(self) -> None:
-        if self.trainer.interrupted:
+        module = self._module()
+        if self.trainer.interrupted or module is None:
             return
-        if getattr(self.model, "last_eval_step", None) not in (None, self.trainer.global_step):
+        if module.last_eval_step != self.trainer.global_step:
             rank_zero_info("Evaluating the final weights (the last validation ran before the final step)")
-            self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
-        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # a broadcast under DDP: every rank
+            self.trainer.validate(module, datamodule=self.datamodule, verbose=False)
+        directory = run_dir(self.trainer)  # a broadcast under DDP: every rank
         if not self.trainer.is_global_zero:
             return
-        self._export(log_dir)
-        final = getattr(self.model, "last_eval_metrics", None)
-        if final:
-            table = write_report(log_dir, self.zero_shot_metrics, final)
-            print(f"\nRetrieval results (written to {log_dir / 'report.md'}):\n{table}\n", flush=True)
+        self._export(module)
+        if module.last_eval_metrics:
+            self._report(directory, {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics})
 
-    def _export(self, log_dir: Path) -> None:
-        encoder = getattr(self.model, "encoder", None)
-        if encoder is None or not hasattr(encoder, "export_config"):
+    def before_test(self) -> None:
+        if not splade_lightning_eval_sets(self.datamodule, "test"):
+            raise ConfigError("test: the data module has no test sets; set --data.init_args.test_sets (e.g. "
+                              "[{path: data/scifact, split: test}]) or use validate")
+
+    def after_validate(self) -> None:
+        self._report_evaluation()
+
+    def after_test(self) -> None:
+        self._report_evaluation()
+
+    def _report_evaluation(self) -> None:
+        module = self._module()
+        directory = run_dir(self.trainer)
+        if module is None or not self.trainer.is_global_zero or not module.last_eval_metrics:
             return
+        ckpt = self._sub("ckpt_path")
+        self._report(directory, {Path(ckpt).stem if ckpt else "model": module.last_eval_metrics})
+
+    def _report(self, directory: Path, runs: dict) -> None:
+        table = write_report(directory, runs)
+        print(f"\nRetrieval results (written to {directory / 'report.md'}):\n{table}\n", flush=True)
+
+    def _export(self, module: RetrievalModule) -> None:
         from splade_lightning.hub import load_tokenizer
         from splade_lightning.serialization.model_dir import save_encoder
 
-        target = self._export_target()
-        lengths = inference_lengths(self.datamodule)
-        save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target, **lengths,
-                     overwrite=bool(self._sub("overwrite")), flag="--export_dir", tool="fit",
-                     inputs=config_inputs(self.config[self.subcommand]))
+        encoder, target = module.encoder, self._export_target()
+        save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target,
+                     **inference_lengths(self.datamodule), overwrite=bool(self._sub("overwrite")),
+                     flag="--export_dir", tool="fit", inputs=config_inputs(self.config[self.subcommand]))
         print(f"Saved the fine-tuned model to {target} (load it with splade_lightning.load({str(target)!r}))",
               flush=True)
+
+
+def _tokenizer_of(model) -> str | None:
+    """The tokenizer a model's data must use (``model.tokenizer_name_or_path``)."""
+    return getattr(model, "tokenizer_name_or_path", None)
+
+
+def splade_lightning_eval_sets(datamodule, stage: str) -> list[str]:
+    """Names of a data module's evaluation sets of ``stage`` (empty for a foreign data module)."""
+    names = getattr(datamodule, "eval_set_names", None)
+    return list(names(stage)) if names is not None else ["(unknown)"]
+
+
+def run_lightning(argv: list[str]) -> int:
+    """Run ``fit``/``validate``/``test`` with ``argv`` (the subcommand first); returns 0 (errors propagate)."""
+    quiet_lightning()
+    SpladeCLI(args=argv)
+    return 0

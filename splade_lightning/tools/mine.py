@@ -1,9 +1,9 @@
-"""``python -m splade_lightning mine``: mine hard negatives for the queries of a BEIR directory.
+"""``splade-lightning mine``: mine hard negatives for the queries of a BEIR directory.
 
 Examples::
 
-    python -m splade_lightning mine --data data/hotpotqa-500 --split train --output runs/hn_bm25.jsonl
-    python -m splade_lightning mine --data data/hotpotqa-500 --split train --retriever splade-tiny \\
+    splade-lightning mine --data data/hotpotqa-500 --split train --output runs/hn_bm25.jsonl
+    splade-lightning mine --data data/hotpotqa-500 --split train --retriever splade-tiny \\
         --relative_margin 0.05 --num_negatives 8 --output_scores --output runs/hn_splade.jsonl
 
 Candidates come from BM25 (bm25s) or from any sparse model :func:`splade_lightning.load` accepts (exact search), and
@@ -11,8 +11,7 @@ are filtered as sentence-transformers 6's ``mine_hard_negatives`` does (see :mod
 Each output line is ``{"qid", "pos": [doc ids], "neg": {"<system>": [doc ids]}}`` (plus ``"scores"`` with
 ``--output_scores``). The run is resumable: rerun the same command after an interruption.
 
-Every argument is checked (:mod:`.arguments`) before the data or the model is loaded; errors are raised as
-:class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+Every argument is checked (:mod:`splade_lightning.tools.mine_args`) before the data or the model is loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from tqdm.auto import tqdm
 
@@ -42,10 +42,9 @@ from splade_lightning.mining.data import (
     read_written,
 )
 from splade_lightning.mining.filters import MiningRule, mine_negatives, query_rng
-from splade_lightning.mining.retrievers import BM25Retriever
+from splade_lightning.mining.retrievers import BM25_STOPWORDS, BM25Retriever
 from splade_lightning.tools.mine_args import (
     bm25_settings,
-    build_parser,
     check_args,
     is_model,
     resolve_rule,
@@ -118,7 +117,7 @@ def _load_retriever_model(args: argparse.Namespace):
 
 def _build_retriever(args: argparse.Namespace, data: MiningData, system: str, model, fingerprint: dict):
     """The BM25 index or the model with its (cached) corpus encodings."""
-    progress = not args.no_progress
+    progress = args.progress
     if model is None:
         bm25 = bm25_settings(args)
         return BM25Retriever(data.texts, bm25["bm25_stopwords"], bm25["bm25_k1"], bm25["bm25_b"], progress)
@@ -202,7 +201,7 @@ def _run(args: argparse.Namespace, data: MiningData, rule: MiningRule, system: s
     stats = MineStats()
     skipped_path = cache_dir(args.output) / SKIPPED_FILE
     remaining = sum(qid not in done for qid in data.qids)
-    with tqdm(total=remaining, desc=f"mine ({system})", unit="query", disable=args.no_progress) as bar:
+    with tqdm(total=remaining, desc=f"mine ({system})", unit="query", disable=not args.progress) as bar:
         for begin in range(0, len(data.qids), args.chunk_size):  # chunks on a fixed grid: resumes give equal floats
             chunk = range(begin, min(begin + args.chunk_size, len(data.qids)))
             if all(data.qids[i] in done for i in chunk):
@@ -214,14 +213,55 @@ def _run(args: argparse.Namespace, data: MiningData, rule: MiningRule, system: s
     return stats
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``mine`` subcommand; return 0 on success.
+def mine(data: str, output: str, split: str = "train", min_relevance: int = 1, retriever: str = "bm25",
+         system_name: str | None = None, bm25_stopwords: Literal[BM25_STOPWORDS] | None = None,
+         bm25_k1: float | None = None, bm25_b: float | None = None, batch_size: int | None = None,
+         shard_size: int | None = None, device: str = "auto", num_negatives: int = 3, range_min: int = 0,
+         range_max: int | None = None, max_score: float | None = None, min_score: float | None = None,
+         absolute_margin: float | None = None, relative_margin: float | None = None,
+         sampling_strategy: Literal["top", "random"] = "top", seed: int = 0, output_scores: bool = False,
+         keep_empty: bool = False, chunk_size: int = 1000, overwrite: bool = False, progress: bool = True) -> int:
+    """Mine hard negatives for the queries of a BEIR directory with BM25 or a sparse model, filtered as
+    sentence-transformers' mine_hard_negatives does. Output: one JSON line per query, {"qid", "pos": [doc ids],
+    "neg": {"<system>": [doc ids]}}. Rerun the same command to resume.
 
-    Raises:
-        SystemExit: bad command-line syntax (argparse prints the usage).
-        ConfigError, DataError: a bad argument value, a missing or malformed BEIR directory or output file.
+    Args:
+        data: the BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); documents with identical text
+            count once (the first id is written), as in sentence-transformers.
+        output: the JSONL file to write; <output>.cache/ keeps the run's fingerprint and corpus encodings.
+        split: the qrels split: qrels/<split>.tsv.
+        min_relevance: the qrels grade from which a document is a positive; queries without a positive are not
+            mined.
+        retriever: bm25, or a sparse model: alias (splade-tiny), model directory, HF hub id or .ckpt written by fit.
+        system_name: key of the negatives in "neg" (default: bm25, or the model's basename).
+        bm25_stopwords: bm25 only: stopword list of bm25s' tokenizer (default en; none keeps every word).
+        bm25_k1: bm25 only: k1 (default 1.5).
+        bm25_b: bm25 only: b (default 0.75).
+        batch_size: model only: texts per forward pass (default 32).
+        shard_size: model only: documents per cached encoding shard (default 10000).
+        device: model only: where the model runs: auto (CUDA when available), cpu, cuda or cuda:N.
+        num_negatives: negatives per query.
+        range_min: skip this many of the best surviving candidates.
+        range_max: consider this many candidates (default: range_min + num_negatives + the most positives of a
+            query, or range_min + 10*num_negatives + that when a margin or --max_score is set).
+        max_score: drop candidates scoring above this.
+        min_score: drop candidates scoring below this.
+        absolute_margin: drop candidates with score + margin > p, p = the query's lowest positive score.
+        relative_margin: drop candidates with score > p - abs(p) * margin (e.g. 0.05: at least 5% below).
+        sampling_strategy: top (the best survivors) or random (a sample of them, by --seed).
+        seed: seed of random sampling (per query).
+        output_scores: also write "scores": {"pos": [...], "<system>": [...]}.
+        keep_empty: write queries left without negatives (with an empty list) instead of skipping them.
+        chunk_size: queries retrieved and appended (flushed, fsynced) at a time; keep it, and --batch_size, when
+            resuming to get bit-identical model scores.
+        overwrite: discard an existing --output and start again (valid corpus encodings are reused).
+        progress: show progress bars.
     """
-    args = build_parser().parse_args(argv)
+    return _mine(argparse.Namespace(**locals()))
+
+
+def _mine(args: argparse.Namespace) -> int:
+    """:func:`mine` on its parsed arguments (a function of its own: the parameter names shadow the helpers)."""
     check_args(args)
     start = time.perf_counter()
     data = load_mining_data(args.data, args.split, args.min_relevance)

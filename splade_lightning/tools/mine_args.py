@@ -1,5 +1,5 @@
-"""Arguments of ``python -m splade_lightning mine``: the parser, the checks run before anything is loaded, and
-what the arguments resolve to (the mining rule, the system name, the settings a resumed run must share).
+"""Arguments of ``splade-lightning mine``: the checks run before anything is loaded, and what the arguments resolve
+to (the mining rule, the system name, the settings a resumed run must share).
 
 Every problem is reported as a :class:`~splade_lightning.errors.ConfigError` that names the argument, its value and
 what was expected.
@@ -18,75 +18,10 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import Input, check_not_input, dir_output_state, model_input
 from splade_lightning.mining.data import cache_dir
 from splade_lightning.mining.filters import MiningRule, default_range_max, widens_range
-from splade_lightning.mining.retrievers import BM25_STOPWORDS
 
 #: options that only apply to one kind of retriever -> that kind
 _ONLY_FOR = {"bm25_stopwords": "bm25", "bm25_k1": "bm25", "bm25_b": "bm25", "batch_size": "model",
-             "shard_size": "model", "device": "model"}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``mine`` subcommand's argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m splade_lightning mine",
-        description="Mine hard negatives for the queries of a BEIR directory with BM25 or a sparse model, filtered "
-                    "as sentence-transformers' mine_hard_negatives does. Output: one JSON line per query, "
-                    '{"qid", "pos": [doc ids], "neg": {"<system>": [doc ids]}}. Rerun the same command to resume.')
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", required=True, metavar="DIR",
-                      help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); documents with identical "
-                           "text count once (the first id is written), as in sentence-transformers")
-    data.add_argument("--split", default="train", metavar="NAME", help="qrels split: qrels/<split>.tsv (default train)")
-    data.add_argument("--min_relevance", metavar="N", type=int, default=1,
-                      help="qrels grade from which a document is a positive (default 1); queries without a positive "
-                           "are not mined")
-    data.add_argument("--output", required=True, metavar="FILE",
-                      help="JSONL file to write; <FILE>.cache/ keeps the run's settings and corpus encodings")
-    retrieval = parser.add_argument_group("retriever")
-    retrieval.add_argument("--retriever", default="bm25", metavar="bm25|MODEL",
-                           help="bm25 (default), or a sparse model: alias (splade-tiny), model directory, HF hub id "
-                                "or .ckpt written by fit")
-    retrieval.add_argument("--system_name", metavar="NAME",
-                           help='key of the negatives in "neg" (default: bm25, or the model\'s basename)')
-    retrieval.add_argument("--bm25_stopwords", choices=BM25_STOPWORDS,
-                           help="bm25: stopword list of bm25s' tokenizer (default en; none keeps every word)")
-    retrieval.add_argument("--bm25_k1", metavar="X", type=float, help="bm25: k1 (default 1.5)")
-    retrieval.add_argument("--bm25_b", metavar="X", type=float, help="bm25: b (default 0.75)")
-    retrieval.add_argument("--batch_size", metavar="N", type=int, help="model: texts per forward pass (default 32)")
-    retrieval.add_argument("--shard_size", metavar="N", type=int,
-                           help="model: documents per cached encoding shard (default 10000)")
-    retrieval.add_argument("--device", metavar="DEVICE",
-                           help="model: cpu, cuda, cuda:N or auto (default auto: cuda when available)")
-    select = parser.add_argument_group("negatives (sentence-transformers mine_hard_negatives options)")
-    select.add_argument("--num_negatives", metavar="N", type=int, default=3, help="negatives per query (default 3)")
-    select.add_argument("--range_min", metavar="N", type=int, default=0,
-                        help="skip this many of the best surviving candidates (default 0)")
-    select.add_argument("--range_max", metavar="N", type=int,
-                        help="consider this many candidates (default: range_min + num_negatives + max positives per "
-                             "query, or range_min + 10*num_negatives + max positives when a margin or --max_score is "
-                             "set)")
-    select.add_argument("--max_score", metavar="X", type=float, help="drop candidates scoring above this")
-    select.add_argument("--min_score", metavar="X", type=float, help="drop candidates scoring below this")
-    select.add_argument("--absolute_margin", metavar="X", type=float,
-                        help="drop candidates with score + margin > p, p = the query's lowest positive score")
-    select.add_argument("--relative_margin", metavar="X", type=float,
-                        help="drop candidates with score > p - |p| * margin (e.g. 0.05: at least 5%% below)")
-    select.add_argument("--sampling_strategy", choices=("top", "random"), default="top",
-                        help="top: the best survivors (default); random: a sample of them, by --seed")
-    select.add_argument("--seed", metavar="N", type=int, default=0,
-                        help="seed of random sampling (per query; default 0)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--output_scores", action="store_true",
-                        help='also write "scores": {"pos": [...], "<system>": [...]}')
-    output.add_argument("--keep_empty", action="store_true",
-                        help="write queries left without negatives (with an empty list) instead of skipping them")
-    output.add_argument("--chunk_size", metavar="N", type=int, default=1000,
-                        help="queries retrieved and appended (flushed, fsynced) at a time (default 1000); keep it, "
-                             "and --batch_size, when resuming to get bit-identical model scores")
-    output.add_argument("--overwrite", action="store_true",
-                        help="discard an existing --output and start again (valid corpus encodings are reused)")
-    output.add_argument("--no_progress", action="store_true", help="no progress bars")
-    return parser
+             "shard_size": "model"}
 
 
 def is_model(args: argparse.Namespace) -> bool:
@@ -139,7 +74,7 @@ def _check_retriever(args: argparse.Namespace) -> list[str]:
                             f"{sorted(ALIASES)}, or a HF hub id owner/name")
     if args.system_name is not None and (not args.system_name.strip() or args.system_name == "pos"):
         problems.append(f"--system_name {args.system_name!r}: expected a non-empty name other than 'pos'")
-    if args.device is not None:
+    if args.device != "auto":
         try:
             resolve_device(args.device)
         except ConfigError as e:

@@ -1,11 +1,12 @@
-"""``python -m splade_lightning score``: teacher scores for distillation, from one teacher or an ensemble.
+"""``splade-lightning score``: teacher scores for distillation, from one teacher or an ensemble.
 
 Examples::
 
-    python -m splade_lightning score --input data/hard_negatives.jsonl --queries data/queries.jsonl \\
+    splade-lightning score --input data/hard_negatives.jsonl --queries data/queries.jsonl \\
         --corpus data/corpus.jsonl --teacher cross:models/ms-marco-MiniLM-L-6-v2 --output data/ce_scores.jsonl
-    # OpenSearch's ensemble teacher (opensearch-sparse-model-tuning-sample, scripts/train/bi_encoder_wrapper.py): per-query min-max normalised, averaged, times 30
-    python -m splade_lightning score --input data/hard_negatives.jsonl --queries data --corpus data \\
+    # OpenSearch's ensemble teacher (opensearch-sparse-model-tuning-sample, scripts/train/bi_encoder_wrapper.py):
+    # per-query min-max normalised, averaged, times 30
+    splade-lightning score --input data/hard_negatives.jsonl --queries data --corpus data \\
         --teacher dense:all-minilm-l6-v2 --teacher sparse:splade-tiny --scale 30 --output data/ensemble.jsonl
 
 Input: hard negatives ``{"qid", "pos": [doc ids], "neg": {"<system>": [doc ids]} | [doc ids]}`` (as ``mine`` writes
@@ -14,8 +15,12 @@ them) or an earlier score file ``{"qid", "doc_ids", "scores"}`` (rescored), with
 positives first (``pos`` lists them; it is left out when the input names none), plus ``"teacher_scores":
 {"KIND:NAME": [raw scores]}`` with ``--keep_teacher_scores``; written atomically.
 
-Every argument and the input files are checked before a teacher is loaded; errors are raised as
-:class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+Ensembling: each teacher's scores of one query's candidates are normalised (``--normalize minmax``: (s - min) /
+(max - min + 1e-6) per query and teacher; ``none``: raw), averaged over the teachers and multiplied by ``--scale``. One
+teacher defaults to raw scores (``--normalize none``, ``--scale 1``); several to ``--normalize minmax``. OpenSearch's
+ensemble teacher is ``--normalize minmax --scale 30``.
+
+Every argument and the input files are checked before a teacher is loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import math
 import time
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -31,61 +37,15 @@ from splade_lightning.devices import resolve_device
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import Input, check_file_output, model_input
 from splade_lightning.formats.records import write_jsonl_atomic
-from splade_lightning.scoring.ensemble import NORMALIZATIONS, ensemble_scores
+from splade_lightning.scoring.ensemble import ensemble_scores
 from splade_lightning.scoring.groups import Group, load_inputs, score_record
 from splade_lightning.scoring.teachers import (
-    KINDS,
     Teacher,
     TeacherSpec,
     check_teacher_source,
     load_teacher,
     parse_teacher_spec,
 )
-
-EPILOG = """\
-Ensembling: each teacher's scores of one query's candidates are normalised (--normalize minmax: (s - min) / (max - min
-+ 1e-6) per query and teacher; none: raw), averaged over the teachers and multiplied by --scale. One teacher defaults
-to raw scores (--normalize none, --scale 1); several to --normalize minmax. OpenSearch's ensemble teacher is
---normalize minmax --scale 30.
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``score`` subcommand's argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m splade_lightning score", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Score each query's candidates (positives + hard negatives, or the doc_ids of a score file)\n"
-                    "with one or more teachers and write the teacher-score JSONL that distillation trains on.")
-    parser.add_argument("--input", required=True, metavar="FILE",
-                        help='hard negatives {"qid", "pos", "neg"} (as `mine` writes them) or teacher scores '
-                             '{"qid", "doc_ids", "scores"[, "pos"]} to rescore, JSONL, one line per query; the '
-                             'output is {"qid", "pos", "doc_ids", "scores"}, positives first')
-    parser.add_argument("--queries", required=True, metavar="PATH", help="BEIR queries.jsonl (or its directory)")
-    parser.add_argument("--corpus", required=True, metavar="PATH",
-                        help='BEIR corpus.jsonl (or its directory); a document is title + " " + text')
-    parser.add_argument("--teacher", required=True, action="append", metavar="KIND:NAME_OR_PATH",
-                        help=f"repeatable; KIND in {list(KINDS)}: sparse (anything splade_lightning.load reads, "
-                             "e.g. sparse:splade-tiny), dense (sentence-transformers / HF encoder, e.g. "
-                             "dense:all-minilm-l6-v2), cross (HF sequence-classification model, one logit)")
-    parser.add_argument("--output", required=True, metavar="FILE", help="score JSONL to write (atomically)")
-    parser.add_argument("--normalize", choices=NORMALIZATIONS, default=None,
-                        help="per-query score normalisation before averaging (default: none for one teacher, "
-                             "minmax for several)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the (averaged) scores (default 1.0)")
-    parser.add_argument("--max_candidates", type=int, default=None, metavar="N",
-                        help="score only the first N candidates of each query (positives first; default: all)")
-    parser.add_argument("--keep_teacher_scores", action="store_true",
-                        help='also write each teacher\'s raw scores as "teacher_scores": {"KIND:NAME": [...]}')
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: cuda when available)")
-    parser.add_argument("--batch_size", type=int, default=32,
-                        help="texts (bi-encoders) or pairs (cross-encoders) per forward pass (default 32)")
-    parser.add_argument("--chunk_size", type=int, default=256,
-                        help="queries per chunk: each distinct text of a chunk is encoded once (default 256)")
-    parser.add_argument("--max_length", type=int, default=None,
-                        help="truncation length in tokens for every teacher (default: each model's own)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return parser
 
 
 def _check_args(args: argparse.Namespace) -> list[TeacherSpec]:
@@ -159,15 +119,36 @@ def score_records(groups: Sequence[Group], queries: dict[str, str], corpus: dict
             bar.update(len(chunk))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``score`` subcommand; return 0 on success.
+def score(input: str, queries: str, corpus: str, teacher: list[str], output: str,
+          normalize: Literal["none", "minmax"] | None = None, scale: float = 1.0, max_candidates: int | None = None,
+          keep_teacher_scores: bool = False, device: str = "auto", batch_size: int = 32, chunk_size: int = 256,
+          max_length: int | None = None, overwrite: bool = False, progress: bool = True) -> int:
+    """Score each query's candidates (positives + hard negatives, or the doc_ids of a score file) with one or more
+    teachers and write the teacher-score JSONL that distillation trains on.
 
-    Raises:
-        SystemExit: bad command-line syntax (argparse prints the usage).
-        ConfigError, DataErrors: a bad argument, a missing or malformed input file, ids missing from the queries /
-            corpus, a teacher that cannot be loaded.
+    Args:
+        input: hard negatives {"qid", "pos", "neg"} (as `mine` writes them) or teacher scores {"qid", "doc_ids",
+            "scores"[, "pos"]} to rescore, JSONL, one line per query; the output is {"qid", "pos", "doc_ids",
+            "scores"}, positives first.
+        queries: the queries: a BEIR directory (its queries.jsonl) or a JSONL file.
+        corpus: the documents: a BEIR directory (its corpus.jsonl) or a JSONL file; a document is title + " " + text.
+        teacher: one or more KIND:NAME_OR_PATH, KIND in sparse (anything splade_lightning.load reads, e.g.
+            sparse:splade-tiny), dense (sentence-transformers / HF encoder, e.g. dense:all-minilm-l6-v2), cross (HF
+            sequence-classification model, one logit).
+        output: the score JSONL to write (atomically).
+        normalize: per-query score normalisation before averaging (default: none for one teacher, minmax for
+            several).
+        scale: multiplies the (averaged) scores.
+        max_candidates: score only the first max_candidates candidates of each query (positives first; default: all).
+        keep_teacher_scores: also write each teacher's raw scores as "teacher_scores": {"KIND:NAME": [...]}.
+        device: where the teachers run: auto (CUDA when available), cpu, cuda or cuda:N.
+        batch_size: texts (bi-encoders) or pairs (cross-encoders) per forward pass.
+        chunk_size: queries per chunk: each distinct text of a chunk is encoded once.
+        max_length: truncation length in tokens of every teacher input (default: each model's own).
+        overwrite: replace an existing --output file.
+        progress: show a progress bar.
     """
-    args = build_parser().parse_args(argv)
+    args = argparse.Namespace(**locals())
     specs = _check_args(args)
     groups, queries, corpus = load_inputs(args.input, args.queries, args.corpus, args.max_candidates)
     n_pairs = sum(len(g.doc_ids) for g in groups)
@@ -177,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     teachers = [load_teacher(spec, args.device, args.batch_size, args.max_length) for spec in specs]
     loaded = time.perf_counter()
     records = score_records(groups, queries, corpus, teachers, args.normalize, args.scale, args.chunk_size,
-                            args.keep_teacher_scores, progress=not args.no_progress)
+                            args.keep_teacher_scores, progress=args.progress)
     count = write_jsonl_atomic(args.output, records)
     done = time.perf_counter()
     print(f"wrote {count} queries to {args.output} (loading {loaded - start:.1f} s, scoring {done - loaded:.1f} s, "

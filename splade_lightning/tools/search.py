@@ -1,66 +1,33 @@
-"""``python -m splade_lightning search``: encode queries and retrieve from an index written by ``index``.
+"""``splade-lightning search``: encode queries and retrieve from an index written by ``index``.
 
 Examples::
 
-    python -m splade_lightning search --index runs/idx --queries data/msmarco-trecdl-5k --model splade-tiny \\
-        --output runs/dl.trec
-    python -m splade_lightning search --index runs/idx --queries queries.jsonl --model splade-tiny \\
-        --output runs/dl-seismic.trec --method seismic --k 100
+    splade-lightning search --index runs/idx --queries data/msmarco-trecdl-5k --output runs/dl.trec
+    splade-lightning search --index runs/idx --queries queries.jsonl --output runs/dl-seismic.trec \\
+        --method seismic --k 100
 
-``--method exact`` scores every document (:func:`~splade_lightning.index.exact_search`, on ``--device``);
+``--method exact`` scores every document (:func:`~splade_lightning.retrieval.exact_search`, on ``--device``);
 ``--method seismic`` builds a Seismic index from the stored vectors on first use, caches it in ``<index>/seismic/``
-and searches it approximately. Every argument is checked before the index and the model are loaded; errors are raised
-as :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+and searches it approximately. Every argument is checked before the index and the model are loaded.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Literal
 
 from splade_lightning.devices import resolve_device
 from splade_lightning.errors import ConfigError
-from splade_lightning.formats.beir import read_queries
+from splade_lightning.formats.beir_files import read_queries
 from splade_lightning.formats.fingerprints import model_fingerprint
 from splade_lightning.formats.index_store import INDEX_FILE, read_index_json
 from splade_lightning.formats.outputs import MANIFEST, Input, check_file_output, model_input, read_manifest
 from splade_lightning.retrieval.seismic import SeismicParams
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``search`` subcommand's argument parser."""
-    defaults = SeismicParams()
-    parser = argparse.ArgumentParser(prog="python -m splade_lightning search",
-                                     description="Encode queries and retrieve the top-k documents of each from an "
-                                                 "index written by `index`; write a TREC run.")
-    parser.add_argument("--index", required=True, metavar="DIR", help="index directory written by `index`")
-    parser.add_argument("--queries", required=True, metavar="PATH",
-                        help="BEIR directory (queries.jsonl; only queries judged in qrels/<split>.tsv) or a JSONL "
-                             'file of {"_id", "text"} records')
-    parser.add_argument("--split", default="test", help="qrels split selecting a BEIR directory's queries")
-    parser.add_argument("--model", metavar="NAME_OR_PATH",
-                        help="the model the index was built with (its query encoder is used; default: the one the "
-                             "index records). Its weights must be the index's: a model with other weights is refused")
-    parser.add_argument("--output", required=True, metavar="FILE", help="TREC run file to write (atomically)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    parser.add_argument("--k", type=int, default=1000, help="documents per query (default 1000)")
-    parser.add_argument("--method", choices=("exact", "seismic"), default="exact", help="retrieval (default exact)")
-    parser.add_argument("--batch_size", type=int, default=32, help="queries per forward pass (default 32)")
-    parser.add_argument("--max_length", type=int, default=None,
-                        help="query length in tokens (default: the model's max_query_length)")
-    parser.add_argument("--device", default="cpu", help="where to encode and score: cpu, cuda, cuda:N or auto "
-                        "(default cpu)")
-    parser.add_argument("--tag", default=None, help="run name in the last column (default: splade_<method>)")
-    for name in ("n_postings", "query_cut", "heap_factor"):
-        default = getattr(defaults, name)
-        parser.add_argument(f"--seismic_{name}", type=type(default), default=default,
-                            help=f"seismic {name} (default {default})")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return parser
-
-
 def _check_args(args: argparse.Namespace) -> None:
-    for name in ("k", "batch_size", "max_length", "seismic_n_postings", "seismic_query_cut"):
+    for name in ("k", "batch_size", "max_query_length", "seismic_n_postings", "seismic_query_cut"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name} must be >= 1, got {value}")
@@ -89,15 +56,34 @@ def _check_args(args: argparse.Namespace) -> None:
     check_file_output(args.output, "--output", args.overwrite, "the TREC run file to write", inputs)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``search`` subcommand; return 0 on success.
+def search(index: str, queries: str, output: str, model: str | None = None, split: str = "test", k: int = 1000,
+           method: Literal["exact", "seismic"] = "exact", batch_size: int = 32, max_query_length: int | None = None,
+           device: str = "auto", tag: str | None = None, seismic_n_postings: int = SeismicParams.n_postings,
+           seismic_query_cut: int = SeismicParams.query_cut, seismic_heap_factor: float = SeismicParams.heap_factor,
+           overwrite: bool = False, progress: bool = True) -> int:
+    """Encode queries and retrieve the top-k documents of each from an index written by `index`; write a TREC run.
 
-    Raises:
-        SystemExit: bad command-line syntax (argparse prints the usage).
-        ConfigError, DataError: a bad argument value, a malformed index or queries file, a model that does not
-            match the index.
+    Args:
+        index: the index directory written by `index`.
+        queries: the queries: a BEIR directory (its queries.jsonl; only the queries judged in qrels/<split>.tsv) or a
+            JSONL file of {"_id", "text"} records.
+        output: the TREC run file to write (atomically).
+        model: the model the index was built with (its query encoder is used; default: the one the index records).
+            A model with other weights, settings or tokenizer is refused.
+        split: the qrels split that selects a BEIR directory's queries.
+        k: documents retrieved per query.
+        method: exact (score every document) or seismic (approximate, pyseismic-lsr).
+        batch_size: queries per forward pass.
+        max_query_length: query truncation in tokens (default: the model's).
+        device: where to encode and score: auto (CUDA when available), cpu, cuda or cuda:N.
+        tag: run name in the last column (default: splade_<method>).
+        seismic_n_postings: seismic: postings kept per term.
+        seismic_query_cut: seismic: query terms used.
+        seismic_heap_factor: seismic: heap factor in (0, 1].
+        overwrite: replace an existing --output file.
+        progress: show a progress bar.
     """
-    args = build_parser().parse_args(argv)
+    args = argparse.Namespace(**locals())
     _check_args(args)
     queries = read_queries(args.queries, args.split)
     from splade_lightning.api import load
@@ -112,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                           f"({index.manifest['model']!r}): its weights, settings or tokenizer differ, so its query "
                           "vectors would not match the stored document vectors. Search with that model (leave "
                           "--model out to use it), or re-run `index` with this one")
-    if args.max_length is not None:
-        model.max_query_length = args.max_length
+    if args.max_query_length is not None:
+        model.max_query_length = args.max_query_length
     query_ids = list(queries)
     query_reps = model.encode_query(list(queries.values()), batch_size=args.batch_size,
-                                    show_progress_bar=not args.no_progress)
+                                    show_progress_bar=args.progress)
     if args.method == "exact":
         import torch
 
@@ -130,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
         params = SeismicParams(n_postings=args.seismic_n_postings, query_cut=args.seismic_query_cut,
                                heap_factor=args.seismic_heap_factor)
-        engine = load_or_build(args.index, index, params, progress=not args.no_progress)
+        engine = load_or_build(args.index, index, params, progress=args.progress)
         run = seismic_search(engine, query_ids, query_reps, args.k, params)
     out = write_trec_run(run, args.output, args.tag or f"splade_{args.method}")
     print(f"searched {len(query_ids)} queries over {len(index.ids)} documents ({args.method}); wrote {out}",

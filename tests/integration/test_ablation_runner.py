@@ -1,8 +1,9 @@
-"""The ablation runner (experiments/ablation): grid expansion and validation, resume (finished points skipped, a
+"""The ablation runner (``splade-lightning ablate``): grid expansion and validation, resume (finished points skipped, a
 point killed mid-way rerun), job slots and devices, the results table/CSV and the Pareto plot. Points are run by an
 injected fake runner (writes report.json and metrics.csv like ``fit``), except the override check (real CLI, no
 training) and one slow end-to-end run."""
 
+import argparse
 import csv
 import json
 import shutil
@@ -14,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))  # experiments/ is not part of the installed package
+from splade_lightning.errors import ConfigError
+from splade_lightning.tools.ablate.grid import load_grid
+from splade_lightning.tools.ablate.main import run_study
+from splade_lightning.tools.ablate.plot import pareto_front
+from splade_lightning.tools.ablate.runner import find_report, point_overrides
+from splade_lightning.tools.main import tool_parser
 
-from splade_lightning.errors import ConfigError  # noqa: E402
-from splade_lightning.tools.ablate.grid import load_grid  # noqa: E402
-from splade_lightning.tools.ablate.main import main  # noqa: E402
-from splade_lightning.tools.ablate.plot import pareto_front  # noqa: E402
-from splade_lightning.tools.ablate.runner import find_report, point_overrides  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 QUICKSTART = REPO / "configs" / "splade" / "quickstart.yaml"
 GRID = """
@@ -41,6 +42,12 @@ points:
 """
 #: fake outcome per λ_d: (ndcg@10, active_dims_doc, flops); 1e-3 is sparser and worse, ctl dominates 1e-4
 OUTCOME = {1e-4: (0.60, 300.0, 9.0), 1e-3: (0.50, 100.0, 2.0), None: (0.62, 110.0, 2.5)}
+
+
+def main(argv: list[str], run_fn=None) -> int:
+    """``splade-lightning ablate ARGV`` with the ``fit`` subprocesses replaced by ``run_fn``."""
+    config = tool_parser("ablate").parse_args(argv)
+    return run_study(argparse.Namespace(**{k: v for k, v in vars(config).items() if k != "config"}), run_fn)
 
 
 def _write(tmp_path: Path, text: str = GRID) -> Path:
@@ -79,7 +86,7 @@ class FakeFit:
 
 def _run(tmp_path, fake, *extra):
     return main(["--base", str(QUICKSTART), "--grid", str(_write(tmp_path)), "--output", str(tmp_path / "out"),
-                 "--runs-dir", str(tmp_path / "runs"), *extra], run_fn=fake)
+                 "--runs_dir", str(tmp_path / "runs"), *extra], run_fn=fake)
 
 
 def test_grid_expansion(tmp_path):
@@ -186,19 +193,19 @@ def test_parallel_jobs_use_distinct_devices(tmp_path):
         return fake(point, point_dir, env)
 
     assert main(["--base", str(QUICKSTART), "--grid", str(_write(tmp_path)), "--output", str(tmp_path / "out"),
-                 "--runs-dir", str(tmp_path / "runs"), "--jobs", "2", "--devices", "0,1"], run_fn=slow) == 0
+                 "--runs_dir", str(tmp_path / "runs"), "--jobs", "2", "--cuda_devices", "0", "1"], run_fn=slow) == 0
     assert len(fake.calls) == 5 and not any(overlap)
     assert {env["CUDA_VISIBLE_DEVICES"] for _, env in fake.calls} == {"0", "1"}
 
 
 def test_collect_only_on_the_shipped_study_leaves_its_results_untouched(tmp_path, capsys):
-    """The shipped study's per-point runs are not in git: ``--collect-only`` on a copy of it must refuse (exit
+    """The shipped study's per-point runs are not in git: ``--collect_only`` on a copy of it must refuse (exit
     non-zero) and leave the committed results byte-identical, not replace them with an empty table."""
     study = tmp_path / "study"
     shutil.copytree(REPO / "experiments" / "2026-11-24_sparsity_controller", study)
     before = {p.name: p.read_bytes() for p in study.iterdir()}
     code = main(["--base", str(QUICKSTART), "--grid", str(study / "grid.yaml"), "--output", str(study),
-                 "--runs-dir", str(tmp_path / "runs"), "--collect-only"])
+                 "--runs_dir", str(tmp_path / "runs"), "--collect_only"])
     assert code == 25
     assert "25 of 25 points have no finished result" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in study.iterdir()} == before
@@ -211,10 +218,10 @@ def test_results_never_replaced_by_fewer(tmp_path, capsys):
     smaller = tmp_path / "grid.yaml"
     smaller.write_text(GRID.replace("points:\n  ctl:", "x-unused:\n  ctl:"))  # the study loses its "ctl" point
     with pytest.raises(ConfigError, match=r"lists finished points this run has no result for \(ctl\)"):
-        main(["--base", str(QUICKSTART), "--grid", str(smaller), "--output", str(tmp_path / "out"), "--runs-dir",
+        main(["--base", str(QUICKSTART), "--grid", str(smaller), "--output", str(tmp_path / "out"), "--runs_dir",
               str(tmp_path / "runs")], run_fn=FakeFit())
     assert (tmp_path / "out" / "results.csv").read_bytes() == first
-    assert main(["--base", str(QUICKSTART), "--grid", str(smaller), "--output", str(tmp_path / "out"), "--runs-dir",
+    assert main(["--base", str(QUICKSTART), "--grid", str(smaller), "--output", str(tmp_path / "out"), "--runs_dir",
                  str(tmp_path / "runs"), "--overwrite"], run_fn=FakeFit()) == 0
     assert "ctl" not in (tmp_path / "out" / "results.csv").read_text()
 
@@ -224,7 +231,7 @@ def test_changed_point_is_refused_then_rerun_with_overwrite(tmp_path):
     (tmp_path / "grid.yaml").write_text(GRID.replace("doc_target: 9", "doc_target: 12"))
     fake = FakeFit()
     args = ["--base", str(QUICKSTART), "--grid", str(tmp_path / "grid.yaml"), "--output", str(tmp_path / "out"),
-            "--runs-dir", str(tmp_path / "runs")]
+            "--runs_dir", str(tmp_path / "runs")]
     with pytest.raises(ConfigError, match=r"1 finished point\(s\) were run with another base config or other "
                                           r"overrides \(ctl\)"):
         main(args, run_fn=fake)
@@ -241,9 +248,9 @@ def test_runner_deletes_no_directory_it_did_not_write(tmp_path):
         _run(tmp_path, FakeFit())
     assert (runs / "precious.txt").read_text() == "mine"
     shutil.copy(QUICKSTART, tmp_path / "runs" / "base.yaml")
-    with pytest.raises(ConfigError, match="--runs-dir .* contains --base"):
+    with pytest.raises(ConfigError, match="--runs_dir .* contains --base"):
         main(["--base", str(tmp_path / "runs" / "base.yaml"), "--grid", str(_write(tmp_path)), "--output",
-              str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")], run_fn=FakeFit())
+              str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs")], run_fn=FakeFit())
 
 
 def test_pareto_front():
@@ -276,14 +283,14 @@ def test_generated_override_instantiates_with_the_real_cli(tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_end_to_end_subprocess(tmp_path, tiny_bert_dir, toy_triplets, toy_beir):
-    """One real point through ``python -m experiments.ablation`` (subprocess fit on toy data)."""
+    """One real point through ``splade-lightning ablate`` (subprocess fit on toy data)."""
     grid = _write(tmp_path, f"""
 name: e2e
 common:
   eval_before_fit: false
   trainer.max_steps: 2
   model.init_args.encoder.init_args.backbone: {tiny_bert_dir}
-  data.init_args.train_files: [{toy_triplets}]
+  data.init_args.train.init_args.files: [{toy_triplets}]
   data.init_args.val_sets: [{{path: {toy_beir}, split: test, name: toy}}]
   data.init_args.batch_size: 4
   data.init_args.max_doc_length: 16
@@ -292,7 +299,7 @@ points:
   only: {{}}
 """)
     out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "experiments.ablation", "--base", str(QUICKSTART), "--grid", str(grid),
-                    "--output", str(out), "--runs-dir", str(tmp_path / "runs")], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "-m", "splade_lightning", "ablate", "--base", str(QUICKSTART), "--grid", str(grid),
+                    "--output", str(out), "--runs_dir", str(tmp_path / "runs")], cwd=REPO, check=True)
     row = next(csv.DictReader(open(out / "results.csv", newline="")))
     assert row["status"] == "done" and 0.0 <= float(row["ndcg@10"]) <= 1.0

@@ -15,11 +15,7 @@ from splade_lightning.tools.main import main
 
 
 def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code
-    return 0
+    return main([str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,8 @@ def csr_config(root, tiny_encoder_dir, toy_triplets, toy_beir, frozen: bool) -> 
         },
         "model": {"class_path": "splade_lightning.systems.CSRModule", "init_args": model},
         "data": {"class_path": "splade_lightning.data.RetrievalDataModule", "init_args": {
-            "train_files": [str(toy_triplets)], "negative_columns": ["neg"], "num_negatives": 1,
+            "train": {"class_path": "splade_lightning.data.TextTriplets", "init_args": {
+                "files": [str(toy_triplets)], "negative_columns": ["neg"], "num_negatives": 1}},
             "val_sets": [{"path": str(toy_beir), "split": "test", "name": "toy"}],
             "batch_size": 4, "eval_batch_size": 4, "max_query_length": 16, "max_doc_length": 24,
             "eval_max_doc_length": 32}},

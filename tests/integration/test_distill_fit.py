@@ -35,22 +35,22 @@ def test_mine_score_fit(config, tiny_bert_dir, tiny_encoder_dir, toy_train_beir,
                  ["score", "--input", str(negatives), "--queries", str(toy_train_beir), "--corpus", str(toy_train_beir),
                   "--teacher", f"dense:{tiny_encoder_dir}", "--teacher", f"sparse:{tiny_bert_dir}",
                   "--normalize", "minmax", "--scale", "30", "--output", str(scores), "--no_progress"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 0, capsys.readouterr().err
+        exit_info = main(argv)
+        assert exit_info == 0, capsys.readouterr().err
     groups = [json.loads(line) for line in scores.read_text().splitlines()]
     assert len(groups) == 8 and all(len(g["doc_ids"]) == len(g["scores"]) >= 2 for g in groups)
 
     main(["fit", "--config", str(REPO / "configs" / "distill" / f"{config}.yaml"),
           f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",
-          f"--data.init_args.corpus={toy_train_beir / 'corpus.jsonl'}",
-          f"--data.init_args.queries={toy_train_beir / 'queries.jsonl'}",
-          f"--data.init_args.teacher_scores=[{scores}]", "--data.init_args.num_negatives=2",
+          f"--data.init_args.train.init_args.corpus={toy_train_beir / 'corpus.jsonl'}",
+          f"--data.init_args.train.init_args.queries={toy_train_beir / 'queries.jsonl'}",
+          f"--data.init_args.train.init_args.teacher_scores=[{scores}]",
+          "--data.init_args.train.init_args.num_negatives=2",
           f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test, name: toy}}]",
           "--data.init_args.batch_size=4", "--data.init_args.eval_batch_size=4",
           "--data.init_args.max_doc_length=16", "--data.init_args.eval_max_doc_length=16",
           "--data.init_args.max_query_length=8", "--trainer.max_epochs=2", "--trainer.check_val_every_n_epoch=2",
-          f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+          f"--data.init_args.train.init_args.cache_dir={tmp_path / 'cache'}",
           f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
     assert "fine-tuned" in capsys.readouterr().out
     header = next(tmp_path.rglob("metrics.csv")).read_text().splitlines()[0].split(",")

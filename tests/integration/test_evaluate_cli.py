@@ -16,16 +16,15 @@ MEASURES = ["ndcg@10", "mrr@10", "recall@100", "map"]
 
 
 def run(args, capsys=None):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["evaluate", *args])
-    return exit_info.value.code
+    exit_info = main(["evaluate", *args])
+    return exit_info
 
 
 def test_model_mode_equals_evaluate_retrieval(toy_beir, tiny_bert_dir, tmp_path, capsys):
     out, trec = tmp_path / "eval.json", tmp_path / "run.trec"
     assert run(["--model", tiny_bert_dir, "--data", str(toy_beir), "--measures", ",".join(MEASURES),
                 "--max_query_length", "16", "--max_doc_length", "32", "--batch_size", "4", "--no_progress",
-                "--output-json", str(out), "--run-output", str(trec)]) == 0
+                "--output", str(out), "--run_output", str(trec)]) == 0
     got = json.loads(out.read_text())
     model = splade_lightning.load(tiny_bert_dir)
     model.max_query_length, model.max_doc_length = 16, 32
@@ -41,10 +40,10 @@ def test_model_mode_equals_evaluate_retrieval(toy_beir, tiny_bert_dir, tmp_path,
     assert "| toy_beir |" in capsys.readouterr().out
     # the written run scores the same through run mode
     assert run(["--run", str(trec), "--qrels", str(toy_beir / "qrels" / "test.tsv"), "--measures",
-                ",".join(MEASURES), "--output-json", str(out)]) == 2  # an existing file needs --overwrite
+                ",".join(MEASURES), "--output", str(out)]) == 2  # an existing file needs --overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert run(["--run", str(trec), "--qrels", str(toy_beir / "qrels" / "test.tsv"), "--measures",
-                ",".join(MEASURES), "--output-json", str(out), "--overwrite"]) == 0
+                ",".join(MEASURES), "--output", str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["runs"][str(trec)]["ndcg@10"] == pytest.approx(expected.metrics["ndcg@10"])
 
 
@@ -54,7 +53,7 @@ def test_suite_mode_mean_equals_each(toy_beir, tiny_bert_dir, tmp_path, capsys):
         shutil.copytree(toy_beir, suite / name)
     out = tmp_path / "suite.json"
     assert run(["--model", tiny_bert_dir, "--data", str(suite), "--measures", "ndcg@10,mrr@10", "--k", "10",
-                "--no_progress", "--output-json", str(out), "--run-output", str(tmp_path / "runs")]) == 0
+                "--no_progress", "--output", str(out), "--run_output", str(tmp_path / "runs")]) == 0
     got = json.loads(out.read_text())
     assert set(got["datasets"]) == {"alpha", "beta"}
     for key in ("ndcg@10", "mrr@10", "active_dims_doc", "flops"):
@@ -79,7 +78,7 @@ RUN_B = {"q1": {"d4": 3.0, "d1": 2.0}, "q2": {"d3": 2.0, "d5": 1.0}, "q3": {"d2"
 def test_run_mode_equals_retrieval_metrics(toy_beir, tmp_path):
     qrels_path = toy_beir / "qrels" / "test.tsv"
     path, out = _write_run(tmp_path / "a.trec", RUN_A), tmp_path / "a.json"
-    assert run(["--run", str(path), "--qrels", str(qrels_path), "--min_relevance", "2", "--output-json",
+    assert run(["--run", str(path), "--qrels", str(qrels_path), "--min_relevance", "2", "--output",
                 str(out)]) == 0
     qrels = load_beir(toy_beir).qrels
     expected = retrieval_metrics(RUN_A, qrels, 2, ["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map"])
@@ -87,7 +86,7 @@ def test_run_mode_equals_retrieval_metrics(toy_beir, tmp_path):
     # TREC-format qrels give the same numbers
     trec_qrels = tmp_path / "qrels.txt"
     trec_qrels.write_text("".join(f"{q} 0 {d} {g}\n" for q, docs in qrels.items() for d, g in docs.items()))
-    assert run(["--run", str(path), "--qrels", str(trec_qrels), "--min_relevance", "2", "--output-json",
+    assert run(["--run", str(path), "--qrels", str(trec_qrels), "--min_relevance", "2", "--output",
                 str(out), "--overwrite"]) == 0
     assert json.loads(out.read_text())["runs"][str(path)] == pytest.approx(expected)
 
@@ -98,12 +97,12 @@ def test_two_runs_significance(toy_beir, tmp_path, capsys):
     copy = tmp_path / "a_copy.trec"
     shutil.copy(a, copy)
     out = tmp_path / "sig.json"
-    assert run(["--run", str(a), str(copy), "--qrels", qrels_path, "--output-json", str(out)]) == 0
+    assert run(["--run", str(a), str(copy), "--qrels", qrels_path, "--output", str(out)]) == 0
     same = json.loads(out.read_text())["significance"]["measures"]
     for row in same.values():
         assert row["delta"] == 0 and row["t_test_p"] == 1.0 and row["randomisation_p"] == 1.0
     assert run(["--run", str(a), str(b), "--qrels", qrels_path, "--alpha", "0.05", "--permutations", "100",
-                "--output-json", str(out), "--overwrite"]) == 0
+                "--output", str(out), "--overwrite"]) == 0
     rows = json.loads(out.read_text())["significance"]["measures"]
     assert set(rows["ndcg@10"]) >= {"mean_a", "mean_b", "delta", "t_test_p", "randomisation_p", "significant"}
     assert rows["ndcg@10"]["queries"] == 3 and rows["ndcg@10"]["significant"] is False
@@ -122,11 +121,11 @@ def test_two_runs_significance(toy_beir, tmp_path, capsys):
     (["--run", "{tmp}/missing.trec", "--qrels", "{qrels}"], "is not a file"),
     (["--model", "splade-tiny", "--data", "{beir}", "--batch_size", "0", "--min_relevance", "0"],
      "--min_relevance must be >= 1, got 0; --batch_size must be >= 1"),
-    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{tmp}"], "contains --data"),
-    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{beir}/corpus.jsonl"],
+    (["--model", "splade-tiny", "--data", "{beir}", "--output", "{tmp}"], "contains --data"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output", "{beir}/corpus.jsonl"],
      "which this command reads"),
-    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{beir}/qrels"], "which this command reads"),
-    (["--model", "splade-tiny", "--data", "{beir}", "--output-json", "{tmp}/a.trec"], "exists; pass --overwrite"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output", "{beir}/qrels"], "which this command reads"),
+    (["--model", "splade-tiny", "--data", "{beir}", "--output", "{tmp}/a.trec"], "exists; pass --overwrite"),
     (["--model", "splade-tiny", "--data", "{beir}", "--device", "cuda:7"], "--device cuda:7"),
 ])
 def test_bad_arguments_exit_2_before_loading(toy_beir, tmp_path, capsys, monkeypatch, args, message):
@@ -165,7 +164,7 @@ def test_splade_tiny_on_msmarco_trecdl_matches_reference(tmp_path):
     data = Path(__file__).resolve().parents[2] / "data" / "msmarco-trecdl-5k"
     out = tmp_path / "dl.json"
     assert run(["--model", "splade-tiny", "--data", str(data), "--min_relevance", "2", "--max_query_length", "48",
-                "--max_doc_length", "256", "--no_progress", "--output-json", str(out)]) == 0
+                "--max_doc_length", "256", "--no_progress", "--output", str(out)]) == 0
     got = json.loads(out.read_text())
     assert got["ndcg@10"] == pytest.approx(0.8096, abs=0.0005)
     assert got["mrr@10"] == pytest.approx(0.9050, abs=0.001)

@@ -38,9 +38,8 @@ def st_router_dir(tmp_path_factory, inference_free_dir) -> str:
 
 
 def run(args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["export", *args])
-    return exit_info.value.code
+    exit_info = main(["export", *args])
+    return exit_info
 
 
 def test_router_layout(st_router_dir, inference_free_dir):

@@ -15,9 +15,8 @@ from splade_lightning.tools.main import main
 
 
 def cli(*args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
+    exit_info = main(list(args))
+    return exit_info
 
 
 def read_run(path):
@@ -29,13 +28,13 @@ def read_run(path):
 
 
 def index_args(model, corpus, output, *extra):
-    return ("index", "--model", model, "--corpus", str(corpus), "--output", str(output), "--max_length", "32",
+    return ("index", "--model", model, "--corpus", str(corpus), "--output", str(output), "--max_doc_length", "32",
             "--batch_size", "4", "--no_progress", *extra)
 
 
 def search_args(model, index, queries, output, *extra):
     return ("search", "--index", str(index), "--queries", str(queries), "--model", model, "--output", str(output),
-            "--max_length", "16", "--k", "10", "--no_progress", *extra)
+            "--max_query_length", "16", "--k", "10", "--no_progress", *extra)
 
 
 def assert_same_run(actual, expected):

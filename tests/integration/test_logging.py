@@ -49,7 +49,8 @@ def tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root: Path) -> list[str]:
     return [
         "--config", str(QUICKSTART),
         f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",
-        f"--data.init_args.train_files=[{toy_triplets}]", "--data.init_args.negative_columns=[neg]",
+        f"--data.init_args.train.init_args.files=[{toy_triplets}]",
+        "--data.init_args.train.init_args.negative_columns=[neg]",
         f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test, name: toy}}]",
         "--data.init_args.batch_size=4", "--data.init_args.eval_batch_size=4",
         "--data.init_args.max_doc_length=24", "--data.init_args.eval_max_doc_length=32",

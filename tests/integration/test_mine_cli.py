@@ -43,10 +43,9 @@ def beir(tmp_path) -> Path:
 
 
 def mine(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(["mine", *map(str, args), "--no_progress"])
+    exc = main(["mine", *map(str, args), "--no_progress"])
     captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
+    return exc, captured.out, captured.err
 
 
 def records(path: Path) -> list[dict]:
@@ -152,9 +151,10 @@ def test_model_retriever_resume_and_shard_cache(beir, tmp_path, capsys, tiny_ber
 
 
 def test_model_name_from_alias_and_checkpoint_name():
-    from splade_lightning.tools.mine_args import build_parser, system_name
+    from splade_lightning.tools.main import tool_parser
+    from splade_lightning.tools.mine_args import system_name
 
-    parse = build_parser().parse_args
+    parse = tool_parser("mine").parse_args
     assert system_name(parse(["--data", "x", "--output", "o", "--retriever", "splade-tiny"])) == "splade-tiny"
     assert system_name(parse(["--data", "x", "--output", "o", "--retriever", "runs/a/last.ckpt"])) == "last"
     assert system_name(parse(["--data", "x", "--output", "o", "--retriever", "runs/model/"])) == "model"
@@ -180,8 +180,8 @@ BAD_ARGS = [
     (["--retriever", "missing.ckpt"], "--retriever missing.ckpt: checkpoint file not found"),
     (["--system_name", "pos"], "--system_name 'pos'"),
     (["--retriever", "splade-tiny", "--device", "tpu0"], "--device tpu0"),
-    (["--num_negatives", "abc"], "argument --num_negatives: invalid int value: 'abc'"),
-    (["--sampling_strategy", "best"], "argument --sampling_strategy: invalid choice: 'best'"),
+    (["--num_negatives", "abc"], "--num_negatives abc: expected an integer"),
+    (["--sampling_strategy", "best"], "--sampling_strategy best: expected one of 'top', 'random'"),
     (["--num_negatives", 0, "--range_min", -1], "2 problems with the arguments"),
 ]
 

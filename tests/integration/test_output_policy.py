@@ -31,11 +31,7 @@ def tree(root: Path) -> dict[str, str]:
 
 
 def run_cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code
-    return 0  # LightningCLI subcommands return normally
+    return main([str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +72,8 @@ def world(template, tmp_path) -> Path:
 
 def fit_args(w: Path, export: Path) -> list:
     return ["fit", "--config", QUICKSTART, f"--model.init_args.encoder.init_args.backbone={w / 'model'}",
-            f"--data.init_args.train_files=[{w / 'train' / 'train.jsonl'}]", "--data.init_args.negative_columns=[neg]",
+            f"--data.init_args.train.init_args.files=[{w / 'train' / 'train.jsonl'}]",
+            "--data.init_args.train.init_args.negative_columns=[neg]",
             "--data.init_args.val_sets=null", "--data.init_args.batch_size=2", "--data.init_args.max_doc_length=16",
             "--data.init_args.max_query_length=8", "--trainer.max_steps=1", "--trainer.limit_val_batches=0",
             f"--trainer.default_root_dir={w / 'runs'}", f"--trainer.logger.init_args.save_dir={w / 'runs'}",
@@ -127,11 +124,11 @@ TOOLS = [
          lambda w: {"--index": w / "index", "--queries": w / "beir"}, lambda w: w / "beir" / "queries.jsonl",
          out_name="search.trec"),
     Tool("evaluate", "file", lambda w, o: ["evaluate", "--model", w / "model", "--data", w / "beir",
-                                           "--output-json", o, "--no_progress"],
+                                           "--output", o, "--no_progress"],
          lambda w: {"--model": w / "model", "--data": w / "beir"}, lambda w: w / "beir" / "qrels" / "test.tsv",
          out_name="metrics.json"),
     Tool("evaluate-runs", "dir", lambda w, o: ["evaluate", "--model", w / "model", "--data", w / "suite",
-                                               "--run-output", o, "--no_progress"],
+                                               "--run_output", o, "--no_progress"],
          lambda w: {"--model": w / "model", "--data": w / "suite" / "toy"},
          lambda w: w / "suite" / "toy" / "queries.jsonl"),
     Tool("mine", "file", lambda w, o: ["mine", "--data", w / "beir", "--split", "test", "--output", o,
@@ -142,11 +139,11 @@ TOOLS = [
                                         "--device", "cpu", "--no_progress"],
          lambda w: {"--input": w / "hn.jsonl", "--teacher": w / "model", "--corpus": w / "beir"}, _beir_read,
          out_name="scores.jsonl"),
-    Tool("idf", "file", lambda w, o: ["idf", "--corpus", w / "beir", "--model", w / "model", "--out", o,
+    Tool("idf", "file", lambda w, o: ["idf", "--corpus", w / "beir", "--tokenizer", w / "model", "--output", o,
                                       "--no_progress"],
-         lambda w: {"--corpus": w / "beir", "--model": w / "model"}, _beir_read, out_name="idf.json"),
+         lambda w: {"--corpus": w / "beir", "--tokenizer": w / "model"}, _beir_read, out_name="idf.json"),
     Tool("fit", "dir", lambda w, o: fit_args(w, o),
-         lambda w: {"config data.init_args.train_files": w / "train" / "train.jsonl",
+         lambda w: {"config data.init_args.train.init_args.files": w / "train" / "train.jsonl",
                     "config model.init_args.encoder.init_args.backbone": w / "model"},
          lambda w: w / "model" / "config.json", overwrite=("--overwrite=true",)),
 ]
@@ -282,7 +279,7 @@ def test_manifest_lists_every_file_with_its_hash(world):
 def test_output_through_a_symlink_to_an_input_is_refused(world):
     (world / "link.jsonl").symlink_to(world / "beir" / "corpus.jsonl")
     before = tree(world)
-    assert run_cli("idf", "--corpus", world / "beir", "--model", world / "model", "--out", world / "link.jsonl",
+    assert run_cli("idf", "--corpus", world / "beir", "--tokenizer", world / "model", "--output", world / "link.jsonl",
                    "--overwrite", "--no_progress") == 2
     assert "--corpus" in CAPTURE.readouterr().err and tree(world) == before
 
@@ -295,7 +292,7 @@ def test_the_reported_cases(world):
     before = tree(world)
     corpus = world / "beir" / "corpus.jsonl"
     cases = [
-        ["idf", "--corpus", corpus, "--out", corpus, "--overwrite"],
+        ["idf", "--corpus", corpus, "--output", corpus, "--overwrite"],
         ["export", "--model", ckpt_dir / "model", "--format", "opensearch", "--output", ckpt_dir, "--overwrite"],
         ["export", "--model", ckpt_dir / "model", "--format", "opensearch", "--output", ckpt_dir / "model",
          "--overwrite"],

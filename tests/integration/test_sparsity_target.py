@@ -58,7 +58,8 @@ def test_controller_reaches_100_active_doc_dims(tiny_bert_dir, tmp_path):
     main(["fit", "--config", str(QUICKSTART), "--config", str(_controller_yaml(tmp_path)),
           f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}", "--model.init_args.lr=1e-3",
           "--model.init_args.encoder.init_args.efficient_head=false",  # reps start dense: plain head is faster
-          f"--data.init_args.train_files=[{TRAIN}]", "--data.init_args.val_sets=[]", "--data.init_args.batch_size=8",
+          f"--data.init_args.train.init_args.files=[{TRAIN}]",
+          "--data.init_args.val_sets=[]", "--data.init_args.batch_size=8",
           f"--data.init_args.max_doc_length={MAX_DOC_LENGTH}", f"--data.init_args.eval_max_doc_length={MAX_DOC_LENGTH}",
           "--data.init_args.max_query_length=16", "--eval_before_fit=false", "--trainer.limit_val_batches=0",
           "--trainer.max_epochs=1", "--trainer.log_every_n_steps=1", f"--trainer.default_root_dir={tmp_path}",
@@ -82,18 +83,21 @@ def test_controller_reaches_100_active_doc_dims(tiny_bert_dir, tmp_path):
 
 
 def test_multiplier_scales_the_applied_weight(tiny_bert_dir):
-    """``λ = doc_reg_weight · reg_scale · reg_multiplier["doc"]`` is what compute_loss applies and reports."""
+    """``λ = doc_reg_weight · reg_scale · reg_multiplier("doc")`` is what compute_loss applies and reports."""
     import torch
 
     from splade_lightning.models import SpladeEncoder
     from splade_lightning.systems import SpladeModule
 
     system = SpladeModule(SpladeEncoder(backbone=tiny_bert_dir), doc_reg_weight=1e-3, query_reg_weight=2e-3)
-    system.reg_scale, system.reg_multiplier = 0.5, {"query": 3.0, "doc": 10.0}
+    system.set_reg_scale(0.5)
+    system.set_reg_multiplier("query", 3.0)
+    system.set_reg_multiplier("doc", 10.0)
     reps = torch.rand(2, system.encoder.vocab_size)
     terms = system.compute_loss(reps, torch.rand(4, system.encoder.vocab_size), 1)
     assert float(terms["reg_weight_doc"]) == pytest.approx(1e-3 * 0.5 * 10.0)
     assert float(terms["reg_weight_query"]) == pytest.approx(2e-3 * 0.5 * 3.0)
+    assert system.reg_weight("doc") == pytest.approx(1e-3 * 0.5 * 10.0) and system.configured_reg_weight("doc") == 1e-3
     expected = terms["loss_rank"] + 3e-3 * terms["flops_query"] + 5e-3 * terms["flops_doc"]
     torch.testing.assert_close(terms["loss"], expected)
 
@@ -107,7 +111,7 @@ def test_checkpoint_carries_the_controller_state(tiny_bert_dir, toy_triplets, tm
 
     main(["fit", "--config", str(QUICKSTART), "--config", str(_controller_yaml(tmp_path)),
           f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",
-          f"--data.init_args.train_files=[{toy_triplets}]", "--data.init_args.val_sets=[]",
+          f"--data.init_args.train.init_args.files=[{toy_triplets}]", "--data.init_args.val_sets=[]",
           "--data.init_args.batch_size=4", "--data.init_args.max_doc_length=16",
           "--data.init_args.max_query_length=8", "--eval_before_fit=false", "--trainer.limit_val_batches=0",
           "--trainer.max_steps=2", f"--trainer.default_root_dir={tmp_path}",

@@ -82,19 +82,6 @@ def test_weight_changes_lists_only_changed_terms():
         an.weight_changes(a, b, ["x"])
 
 
-def test_subsample_keeps_judged_docs_first(toy_beir):
-    data = load_beir(toy_beir)
-    sub = an.subsample(data.queries, data.corpus, data.qrels, max_queries=2, max_docs=3)
-    assert list(sub.corpus) == ["d1", "d3", "d4"]  # grade 2 first, then grade 1, each in corpus order
-    assert sub.qrels == {"q1": {"d1": 2, "d4": 1}, "q2": {"d3": 2}} and list(sub.queries) == ["q1", "q2"]
-    one = an.subsample(data.queries, data.corpus, data.qrels, max_docs=1)
-    assert list(one.corpus) == ["d1"] and list(one.qrels) == ["q1"]  # q2, q3 lose every relevant doc
-    full = an.subsample(data.queries, data.corpus, data.qrels)
-    assert len(full.corpus) == 6 and full.qrels == data.qrels
-    with pytest.raises(ConfigError, match="max_docs"):
-        an.subsample(data.queries, data.corpus, data.qrels, max_docs=0)
-
-
 def test_retrieval_table_perfect_and_wrong_rankings(toy_beir):
     data = load_beir(toy_beir)
     doc_ids = list(data.corpus)

@@ -1,8 +1,15 @@
-"""``python -m experiments.ablation --base BASE.yaml --grid GRID.yaml --output DIR``: run every point of a grid
+"""``splade-lightning ablate --base BASE.yaml --grid GRID.yaml --output DIR``: run every point of a grid
 (resumable), then write ``DIR/results.md``, ``DIR/results.csv`` and ``DIR/pareto.png``.
 
-Run from the repository root (configs name data paths relative to it). Per-point runs go under ``--runs-dir``
-(default ``runs/ablation/<study name>``, git-ignored); finished points are skipped on a second call.
+Examples::
+
+    splade-lightning ablate --base configs/splade/quickstart.yaml \\
+        --grid experiments/2026-11-24_sparsity_controller/grid.yaml --output experiments/2026-11-24_sparsity_controller
+    splade-lightning ablate --base BASE.yaml --grid GRID.yaml --output DIR --jobs 4 --cuda_devices 0 1 2 3
+
+Run from the repository root (configs name data paths relative to it). Per-point runs go under ``--runs_dir``
+(default ``runs/ablation/<study name>``, git-ignored); finished points are skipped on a second call. The grid format
+is described in ``experiments/README.md``.
 """
 
 from __future__ import annotations
@@ -13,34 +20,11 @@ import time
 from pathlib import Path
 
 from splade_lightning.errors import ConfigError
-from splade_lightning.formats.outputs import Input, check_file_output, check_not_input
+from splade_lightning.formats.outputs import Input, check_file_output, check_not_input, config_inputs
 from splade_lightning.tools.ablate.grid import load_grid, read_yaml_mapping
 from splade_lightning.tools.ablate.plot import pareto_front, plot_pareto
 from splade_lightning.tools.ablate.results import RESULT_FILES, collect, finished_in, results_table, write_tables
 from splade_lightning.tools.ablate.runner import RunFn, check_points, run_points, subprocess_runner
-from splade_lightning.tools.lightning_cli import config_inputs
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m experiments.ablation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, type=Path,
-                        help="base fit config (e.g. configs/splade/quickstart.yaml)")
-    parser.add_argument("--grid", required=True, type=Path, help="grid YAML (axes / points of overrides)")
-    parser.add_argument("--output", required=True, type=Path, help="where results.md/.csv and pareto.png go")
-    parser.add_argument("--runs-dir", type=Path, default=None,
-                        help="per-point run directories (default runs/ablation/<study name>)")
-    parser.add_argument("--jobs", type=int, default=1, help="points run at once (default 1)")
-    parser.add_argument("--devices", default="", help="comma-separated CUDA device ids; job slot i gets "
-                        "CUDA_VISIBLE_DEVICES=devices[i %% n] (e.g. 0,1,2,3 with --jobs 4)")
-    parser.add_argument("--dataset", default="mean", help="evaluation set whose figures fill the table and plot "
-                        "(default: mean over the evaluation sets)")
-    parser.add_argument("--collect-only", action="store_true", help="write the table and plot from finished "
-                        "points without running anything (refused, writing nothing, while a point is unfinished)")
-    parser.add_argument("--overwrite", action="store_true", help="rerun finished points whose base config or "
-                        "overrides changed, and let the results replace ones that list points this study no "
-                        "longer has")
-    return parser.parse_args(argv)
 
 
 def load_base(path: Path) -> dict:
@@ -52,7 +36,7 @@ def check_outputs(args: argparse.Namespace, runs_dir: Path) -> None:
     """Before anything runs: the results files and the runs directory destroy no input (the base config, the grid,
     and the data and model paths the base config names)."""
     inputs = [Input(args.base, "--base"), Input(args.grid, "--grid"), *config_inputs(load_base(args.base))]
-    check_not_input(runs_dir, "--runs-dir", inputs)
+    check_not_input(runs_dir, "--runs_dir", inputs)
     for name in RESULT_FILES:
         check_file_output(args.output / name, "--output", overwrite=True, what=f"the study's {name}", inputs=inputs)
 
@@ -72,17 +56,43 @@ def check_not_fewer(output: Path, rows: list[dict], overwrite: bool) -> None:
                           "--overwrite to replace those results, or choose another --output")
 
 
-def main(argv: list[str] | None = None, run_fn: RunFn | None = None) -> int:
-    """Entry point; ``run_fn`` replaces the subprocess runner (tests). Returns the number of failed or missing
-    points (0: every point finished and the results were written)."""
-    args = parse_args(argv)
+def ablate(base: str, grid: str, output: str, runs_dir: str | None = None, jobs: int = 1,
+           cuda_devices: list[str] | None = None, dataset: str = "mean", collect_only: bool = False,
+           overwrite: bool = False) -> int:
+    """Run every point of a grid of fit configurations (resumable), then write results.md, results.csv and
+    pareto.png into --output.
+
+    Args:
+        base: the base fit config (e.g. configs/splade/quickstart.yaml).
+        grid: the grid YAML (common overrides, crossed axes, explicit points).
+        output: the directory that receives results.md, results.csv and pareto.png.
+        runs_dir: the per-point run directories (default runs/ablation/<study name>).
+        jobs: points run at once.
+        cuda_devices: CUDA device ids; job slot i gets CUDA_VISIBLE_DEVICES=cuda_devices[i % n] (e.g. 0 1 2 3 with
+            --jobs 4).
+        dataset: the evaluation set whose figures fill the table and the plot (default: the mean over the
+            evaluation sets).
+        collect_only: write the table and the plot from finished points without running anything (refused, writing
+            nothing, while a point is unfinished).
+        overwrite: rerun finished points whose base config or overrides changed, and let the results replace ones
+            that list points this study no longer has.
+
+    Returns:
+        The number of failed or missing points (0: every point finished and the results were written).
+    """
+    return run_study(argparse.Namespace(**locals()))
+
+
+def run_study(args: argparse.Namespace, run_fn: RunFn | None = None) -> int:
+    """:func:`ablate` with the runner injectable (``run_fn`` replaces the ``fit`` subprocesses, for tests)."""
+    args.base, args.grid, args.output = Path(args.base), Path(args.grid), Path(args.output)
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: expected >= 1")
     base = load_base(args.base)
     name, points = load_grid(args.grid)
-    runs_dir = args.runs_dir or Path("runs") / "ablation" / name
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / "ablation" / name
     check_outputs(args, runs_dir)
-    devices = [d.strip() for d in args.devices.split(",") if d.strip()]
+    devices = [str(d) for d in args.cuda_devices or []]
     start = time.monotonic()
     base_text = args.base.read_text(encoding="utf-8")
     if args.collect_only:
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None, run_fn: RunFn | None = None) -> int:
         print(results_table(rows, front), flush=True)
         print(f"[ablate] {len(missing)} of {len(points)} points have no finished result under {runs_dir} ("
               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); the results in {args.output} were "
-              "left as they are. Run the study (without --collect-only) to finish them", file=sys.stderr, flush=True)
+              "left as they are. Run the study (without --collect_only) to finish them", file=sys.stderr, flush=True)
         return len(missing)
     check_not_fewer(args.output, rows, args.overwrite)
     md_path, csv_path = write_tables(rows, args.output, front)
@@ -106,10 +116,3 @@ def main(argv: list[str] | None = None, run_fn: RunFn | None = None) -> int:
           flush=True)
     return 0
 
-
-if __name__ == "__main__":
-    try:
-        sys.exit(1 if main() else 0)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)

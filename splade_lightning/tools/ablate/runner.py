@@ -78,7 +78,7 @@ def point_state(point_dir: Path, fingerprint: dict) -> str:
     Raises:
         ConfigError: the directory exists but the runner did not write it (no manifest, or foreign files).
     """
-    state, manifest = dir_output_state(point_dir, f"--runs-dir point directory {point_dir.name}")
+    state, manifest = dir_output_state(point_dir, f"--runs_dir point directory {point_dir.name}")
     if state != "ours":
         return "new"
     if find_report(point_dir) is None or not manifest.get("complete"):
@@ -89,7 +89,7 @@ def point_state(point_dir: Path, fingerprint: dict) -> str:
 def prepare(point: Point, point_dir: Path, base: dict, fingerprint: dict) -> None:
     """Start the point afresh: remove what an earlier attempt of the runner left (only a directory it wrote), write
     the manifest (``complete: false``) and ``override.yaml``."""
-    state, manifest = dir_output_state(point_dir, f"--runs-dir point directory {point_dir.name}")
+    state, manifest = dir_output_state(point_dir, f"--runs_dir point directory {point_dir.name}")
     if state == "ours":
         remove_owned(point_dir, manifest)
     point_dir.mkdir(parents=True, exist_ok=True)
@@ -108,9 +108,9 @@ def check_points(points: Sequence[Point], runs_dir: Path, base_text: str, overwr
     states = {p.name: point_state(runs_dir / p.dirname, point_fingerprint(p, base_text)) for p in points}
     stale = [name for name, state in states.items() if state == "stale"]
     if stale and not overwrite:
-        raise ConfigError(f"--runs-dir {runs_dir}: {len(stale)} finished point(s) were run with another base config "
+        raise ConfigError(f"--runs_dir {runs_dir}: {len(stale)} finished point(s) were run with another base config "
                           f"or other overrides ({', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}); nothing "
-                          "was run. Pass --overwrite to run them again, or use another --runs-dir")
+                          "was run. Pass --overwrite to run them again, or use another --runs_dir")
     return states
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from splade_lightning.callbacks import CollapseGuard
-from splade_lightning.data import RetrievalDataModule
+from splade_lightning.data import RetrievalDataModule, TextTriplets
 from splade_lightning.errors import ConfigError, TrainingCollapsed, TrainingDiverged
 from splade_lightning.models import SpladeEncoder
 from splade_lightning.systems import SpladeModule
@@ -17,8 +17,8 @@ from splade_lightning.systems import SpladeModule
 def fit(tiny_bert_dir, toy_triplets, callbacks, max_steps, accumulate=1, **module_args):
     torch.manual_seed(0)
     module = SpladeModule(SpladeEncoder(tiny_bert_dir), lr_warmup_steps=0, **module_args)
-    data = RetrievalDataModule(train_files=[str(toy_triplets)], negative_columns=["neg"], tokenizer=tiny_bert_dir,
-                               batch_size=2, max_query_length=8, max_doc_length=8, sampling="first")
+    data = RetrievalDataModule(TextTriplets([str(toy_triplets)], negative_columns=["neg"], sampling="first"),
+                               tokenizer=tiny_bert_dir, batch_size=2, max_query_length=8, max_doc_length=8)
     trainer = pl.Trainer(accelerator="cpu", max_steps=max_steps, accumulate_grad_batches=accumulate, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=callbacks, num_sanity_val_steps=0, limit_val_batches=0)
@@ -117,9 +117,20 @@ def test_without_the_guard_a_nan_loss_still_raises(tiny_bert_dir):
     terms = {"loss": torch.tensor(float("nan"), requires_grad=True), "loss_rank": torch.tensor(1.5)}
     with pytest.raises(FloatingPointError, match="non-finite training loss at step 0: loss=nan, loss_rank=1.5"):
         module.log_training(terms, batch_size=2)
-    module.nonfinite_loss = "defer"  # what CollapseGuard.setup sets: the terms are kept for its message
+    assert module.nonfinite_terms is None
+    module.defer_nonfinite_loss(True)  # what CollapseGuard.setup does: the terms are kept for its message
     module.log_training(terms, batch_size=2)
     assert module.nonfinite_terms == {"loss": pytest.approx(float("nan"), nan_ok=True), "loss_rank": 1.5}
+    module.defer_nonfinite_loss(False)  # CollapseGuard.teardown: raising again
+    with pytest.raises(FloatingPointError):
+        module.log_training(terms, batch_size=2)
+
+
+def test_guard_refuses_a_module_without_the_interface():
+    """A LightningModule that cannot defer a non-finite loss: a ConfigError naming the module and the callback."""
+    with pytest.raises(ConfigError, match=r"CollapseGuard: the module LightningModule does not implement "
+                                          r"DeferrableLoss \(missing: defer_nonfinite_loss, nonfinite_terms\)"):
+        CollapseGuard().setup(None, pl.LightningModule(), "fit")
 
 
 @pytest.mark.parametrize(("args", "bad"), [({"patience": 0}, "patience=0"), ({"min_active_dims": -1}, "min_active"),
@@ -140,14 +151,14 @@ def test_cli_exits_non_zero_and_says_why(tiny_bert_dir, toy_triplets, toy_beir, 
     overlay.write_text("trainer:\n  callbacks:\n    - class_path: splade_lightning.callbacks.CollapseGuard\n"
                        "      init_args: {patience: 1, min_active_dims: 1.0e9}\n")
     quickstart = Path(__file__).resolve().parents[3] / "configs" / "splade" / "quickstart.yaml"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(quickstart), "--config", str(overlay),
-              f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",
-              f"--data.init_args.train_files=[{toy_triplets}]", "--data.init_args.negative_columns=[neg]",
-              f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test}}]", "--data.init_args.batch_size=2",
-              "--data.init_args.max_doc_length=8", "--data.init_args.max_query_length=8", "--eval_before_fit=false",
-              f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
-    assert exit_info.value.code == 2
+    exit_info = main(["fit", "--config", str(quickstart), "--config", str(overlay),
+          f"--model.init_args.encoder.init_args.backbone={tiny_bert_dir}",
+          f"--data.init_args.train.init_args.files=[{toy_triplets}]",
+          "--data.init_args.train.init_args.negative_columns=[neg]",
+          f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test}}]", "--data.init_args.batch_size=2",
+          "--data.init_args.max_doc_length=8", "--data.init_args.max_query_length=8", "--eval_before_fit=false",
+          f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    assert exit_info == 2
     err = capsys.readouterr().err
     assert "error: representation collapse: 1 consecutive training batches up to step 1" in err
     assert "current λ_d=" in err and "on_collapse='stop'" in err

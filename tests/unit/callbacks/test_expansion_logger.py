@@ -1,5 +1,5 @@
 """ExpansionLogger, SparsityMonitor's distribution figures and the logger-specific media writers, driven by hand-made
-validation batches (no model, no Trainer loop)."""
+validation batches that carry their evaluation set (``batch.eval_set``; no model, no Trainer loop, no data module)."""
 
 import ast
 import json
@@ -26,9 +26,7 @@ DOC_REPS = torch.tensor([[0.0, 1.0, 0.0, 0.0, 3.0], [1.0, 1.0, 0.0, 0.0, 0.0], [
 
 
 def fake_trainer(loggers, step=7):
-    datamodule = SimpleNamespace(eval_data=lambda stage, idx: DATA, eval_set_names=lambda stage: [DATA.name],
-                                 tokenizer=None)
-    return SimpleNamespace(sanity_checking=False, datamodule=datamodule, global_step=step, loggers=loggers,
+    return SimpleNamespace(sanity_checking=False, datamodule=None, global_step=step, loggers=loggers,
                            is_global_zero=True, strategy=SimpleNamespace(reduce=lambda t, reduce_op: t))
 
 
@@ -37,8 +35,10 @@ def fake_module(encoder):
     return SimpleNamespace(encoder=encoder, log_dict=lambda d, **kw: logged.update(d), logged=logged)
 
 
-def batch(kind, ids, reps):
-    return EncodeBatch(torch.zeros(len(ids), 2, dtype=torch.long), torch.ones(len(ids), 2), ids, kind, DATA.name)
+def batch(kind, ids, reps, eval_set=DATA):
+    # the data module's evaluation loaders set eval_set on every batch
+    return EncodeBatch(input_ids=torch.zeros(len(ids), 2, dtype=torch.long), attention_mask=torch.ones(len(ids), 2),
+                       ids=ids, kind=kind, eval_set=eval_set)
 
 
 def run_validation(callback, trainer, module):
@@ -93,6 +93,28 @@ def test_nothing_is_collected_during_the_sanity_check(tmp_path):
     trainer.sanity_checking = True
     run_validation(ExpansionLogger(), trainer, module)
     assert module.logged == {} and not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.parametrize("callback", [ExpansionLogger(), SparsityMonitor()], ids=["expansions", "sparsity"])
+def test_a_batch_without_its_evaluation_set_is_a_config_error(tmp_path, callback):
+    trainer, module = fake_trainer([CSVLogger(tmp_path)]), fake_module(SimpleNamespace(dimension_names=str))
+    name = type(callback).__name__
+    with pytest.raises(ConfigError, match=f"{name}: the evaluation batch .* has eval_set=None"):
+        callback.on_validation_batch_end(trainer, module, QUERY_REPS, batch("query", ["q1", "q2"], QUERY_REPS, None), 0)
+
+
+def test_each_dataloader_keeps_its_own_set(tmp_path):
+    """Two validation dataloaders, two sets: the figures are logged under each set's own name."""
+    other = EvalData(name="other", corpus=DATA.corpus, queries=DATA.queries, qrels=DATA.qrels)
+    trainer, module = fake_trainer([CSVLogger(tmp_path)]), fake_module(SimpleNamespace(dimension_names=str))
+    monitor = SparsityMonitor(percentiles=[50], histograms=False)
+    for idx, data in enumerate((DATA, other)):
+        monitor.on_validation_batch_end(trainer, module, QUERY_REPS, batch("query", ["q1", "q2"], QUERY_REPS, data),
+                                        0, idx)
+        monitor.on_validation_batch_end(trainer, module, DOC_REPS, batch("doc", ["d1", "d2", "d3"], DOC_REPS, data),
+                                        1, idx)
+    monitor.on_validation_epoch_end(trainer, module)
+    assert module.logged["val/toy set/active_dims_doc_p50"] == module.logged["val/other/active_dims_doc_p50"] == 2.0
 
 
 @pytest.mark.parametrize("arg", ["num_examples", "top_k", "max_text_chars"])

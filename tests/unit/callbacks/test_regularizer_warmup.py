@@ -33,7 +33,24 @@ class _Trainer:
 
 
 class _Module:
+    """Implements the Regularized interface, as SpladeModule does."""
+
     reg_scale = 1.0
+
+    def set_reg_scale(self, scale):
+        self.reg_scale = scale
+
+    def reg_multiplier(self, side):
+        return 1.0
+
+    def set_reg_multiplier(self, side, value):
+        raise AssertionError("the warm-up never touches the multipliers")
+
+    def configured_reg_weight(self, side):
+        return 1.0
+
+    def reg_weight(self, side):
+        return self.reg_scale
 
 
 @pytest.mark.parametrize(("kwargs", "total", "step", "expected"), [
@@ -43,8 +60,19 @@ class _Module:
 ])
 def test_callback_sets_scale_on_module(kwargs, total, step, expected):
     module = _Module()
-    RegularizerWarmup(**kwargs).on_train_batch_start(_Trainer(step, total), module, None, 0)
+    callback = RegularizerWarmup(**kwargs)
+    callback.setup(_Trainer(step, total), module, "fit")
+    callback.on_train_batch_start(_Trainer(step, total), module, None, 0)
     assert module.reg_scale == pytest.approx(expected)
+
+
+def test_a_module_without_the_interface_is_refused_at_fit():
+    """CSRModule has no regulariser: RegularizerWarmup on it is a ConfigError naming both classes."""
+    import lightning.pytorch as pl
+
+    with pytest.raises(ConfigError, match="RegularizerWarmup: the module LightningModule does not implement "
+                                          "Regularized"):
+        RegularizerWarmup(warmup_steps=4).setup(None, pl.LightningModule(), "fit")
 
 
 def test_bad_configuration():

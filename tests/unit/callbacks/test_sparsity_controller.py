@@ -61,10 +61,29 @@ def test_batch_measure_active_dims_and_flops():
 
 
 class _Module:
+    """Implements the Regularized interface (as SpladeModule does) and records what is logged."""
+
     def __init__(self):
-        self.reg_multiplier = {"query": 1.0, "doc": 1.0}
+        self.multipliers = {"query": 1.0, "doc": 1.0}
+        self.configured = {"query": 1e-3, "doc": 1e-3}
         self.logged = {}
-        self.hparams = {"query_reg_weight": 1e-3, "doc_reg_weight": 1e-3}
+
+    reg_scale = 1.0
+
+    def set_reg_scale(self, scale):
+        self.reg_scale = scale
+
+    def reg_multiplier(self, side):
+        return self.multipliers[side]
+
+    def set_reg_multiplier(self, side, value):
+        self.multipliers[side] = value
+
+    def configured_reg_weight(self, side):
+        return self.configured[side]
+
+    def reg_weight(self, side):
+        return self.configured[side] * self.reg_scale * self.multipliers[side]
 
     def log_dict(self, values, batch_size):
         self.logged.update(values)
@@ -83,8 +102,8 @@ def test_callback_writes_the_multiplier_and_logs():
     controller = SparsityController(doc_target=100, kp=1.0, ki=0.1)
     controller.on_train_batch_end(None, module, _outputs(200), None, 0)
     e = math.log(2.0)
-    assert module.reg_multiplier["doc"] == pytest.approx(math.exp(1.1 * e))
-    assert module.reg_multiplier["query"] == 1.0  # no query target: untouched
+    assert module.reg_multiplier("doc") == pytest.approx(math.exp(1.1 * e))
+    assert module.reg_multiplier("query") == 1.0  # no query target: untouched
     assert module.logged["train/controller_measured_doc"] == 200.0
     assert module.logged["train/controller_log_multiplier_doc"] == pytest.approx(1.1 * e)
     assert module.logged["train/controller_target_doc"] == 100.0
@@ -104,11 +123,11 @@ def test_state_dict_round_trip_continues_exactly():
     resumed, module_b = SparsityController(doc_target=100, query_target=8), _Module()
     resumed.load_state_dict(saved)
     resumed.on_train_start(None, module_b)
-    assert module_b.reg_multiplier == module_a.reg_multiplier  # applied before the first resumed batch
+    assert module_b.multipliers == module_a.multipliers  # applied before the first resumed batch
     for dims in measurements[4:]:
         resumed.on_train_batch_end(None, module_b, _outputs(dims), None, 0)
     assert resumed.states == straight.states
-    assert module_b.reg_multiplier == module.reg_multiplier
+    assert module_b.multipliers == module.multipliers
 
 
 def test_state_dict_of_another_target_is_refused():
@@ -137,14 +156,17 @@ def test_bad_configuration(kwargs, match):
         SparsityController(**kwargs)
 
 
-def test_setup_refuses_a_module_without_multiplier_or_with_zero_weight():
+def test_setup_refuses_a_module_without_the_interface_or_with_zero_weight():
     class _Plain:
-        hparams = {}
+        hparams = {"query_reg_weight": 1e-3, "doc_reg_weight": 1e-3}  # hparams alone are no interface
 
-    with pytest.raises(ConfigError, match="reg_multiplier"):
+    with pytest.raises(ConfigError, match=r"SparsityController: the module _Plain does not implement Regularized "
+                                          r"\(missing: reg_scale, set_reg_scale, reg_multiplier, set_reg_multiplier, "
+                                          r"configured_reg_weight, reg_weight\)"):
         SparsityController(doc_target=100).setup(None, _Plain(), "fit")
+    SparsityController(doc_target=100).setup(None, _Plain(), "validate")  # adapts nothing outside fit
     module = _Module()
-    module.hparams["query_reg_weight"] = 0.0
+    module.configured["query"] = 0.0
     with pytest.raises(ConfigError, match="query_reg_weight=0.0"):
         SparsityController(query_target=10).setup(None, module, "fit")
     SparsityController(doc_target=100).setup(None, module, "fit")  # the doc side has a starting λ: fine

@@ -99,3 +99,48 @@ def test_real_cranfield():
     assert len(data.corpus) == 1400 and len(data.queries) == 225
     assert sum(len(v) for v in data.qrels.values()) == 1612
     assert sum(1 for text in data.corpus.values() if not text) == 2
+
+
+# -- max_queries: a fixed subset for quick evaluation runs -------------------------------------------------------------
+@pytest.fixture()
+def twenty_queries(tmp_path):
+    """20 judged queries (q0..q19, each with docs d<q>a grade 1 and d<q>b grade 0), 2 unjudged queries, 60 more
+    documents: 100 documents, 5 per judged query."""
+    root = tmp_path / "twenty"
+    docs = [f"d{q}{s}" for q in range(20) for s in "ab"] + [f"x{i}" for i in range(60)]
+    write_jsonl(root / "corpus.jsonl", [{"_id": d, "title": "", "text": f"text of {d}"} for d in docs])
+    write_jsonl(root / "queries.jsonl", [{"_id": f"q{q}", "text": f"query {q}"} for q in range(22)])
+    (root / "qrels").mkdir()
+    (root / "qrels" / "test.tsv").write_text("".join(f"q{q}\td{q}a\t1\nq{q}\td{q}b\t0\n" for q in range(20)))
+    return root
+
+
+def test_max_queries_keeps_a_fixed_sample_with_its_judged_documents(twenty_queries):
+    full = load_beir_set(BeirSet(str(twenty_queries)))
+    five = load_beir_set(BeirSet(str(twenty_queries), max_queries=5))
+    assert len(full.queries) == 20 and len(full.corpus) == 100
+    assert len(five.queries) == 5 and set(five.qrels) == set(five.queries) <= set(full.queries)
+    assert all(five.qrels[q] == full.qrels[q] for q in five.queries)
+    judged = {d for grades in five.qrels.values() for d in grades}  # grade-0 judgments too
+    assert len(judged) == 10 and judged <= set(five.corpus)
+    assert len(five.corpus) == 25  # 100 documents x 5 / 20 queries: the same 5 documents per query
+    assert all(five.corpus[d] == full.corpus[d] for d in five.corpus)
+    assert (five.name, five.min_relevance, five.split) == (full.name, full.min_relevance, full.split)
+    again = load_beir_set(BeirSet(str(twenty_queries), max_queries=5))
+    assert (again.queries, again.corpus, again.qrels) == (five.queries, five.corpus, five.qrels)  # deterministic
+    assert set(load_beir_set(BeirSet(str(twenty_queries), max_queries=3)).queries) < set(five.queries)  # nested
+    renamed = load_beir_set(BeirSet(str(twenty_queries), name="other", max_queries=5))
+    assert set(renamed.queries) != set(five.queries)  # the seed is the set's name
+    assert load_beir_set(BeirSet(str(twenty_queries), max_queries=20)).corpus == full.corpus
+
+
+def test_max_queries_keeps_every_judged_document_beyond_the_ratio(twenty_queries):
+    from splade_lightning.formats.beir import subsample
+
+    full = load_beir(twenty_queries)
+    for grades in full.qrels.values():
+        grades.update({f"x{i}": 0 for i in range(30)})  # every query also judges the same 30 documents
+    sample = subsample(full, 2)
+    judged = {d for grades in sample.qrels.values() for d in grades}
+    assert len(judged) == 34 and set(sample.corpus) == judged  # more than 100 documents x 2 / 20 queries = 10
+    assert subsample(full, 20) is full

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from splade_lightning.data import BeirSet, RetrievalDataModule
+from splade_lightning.data import BeirSet, RetrievalDataModule, TextTriplets
 from splade_lightning.errors import ConfigError, DataErrors
 from splade_lightning.types import EncodeBatch, TrainBatch
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
-def make(toy_triplets, toy_beir, tokenizer_dir, **kw) -> RetrievalDataModule:
-    args = dict(train_files=[str(toy_triplets)], negative_columns=["neg"], num_negatives=1,
-                val_sets=[BeirSet(str(toy_beir), name="toy")], tokenizer=tokenizer_dir, batch_size=4, eval_batch_size=4,
-                max_query_length=8, max_doc_length=16)
+def make(toy_triplets, toy_beir, tokenizer_dir, num_negatives=1, router_mapping=None, **kw) -> RetrievalDataModule:
+    train = TextTriplets([str(toy_triplets)], negative_columns=["neg"], num_negatives=num_negatives,
+                         router_mapping=router_mapping)
+    args = dict(train=train, val_sets=[BeirSet(str(toy_beir), name="toy")], tokenizer=tokenizer_dir, batch_size=4,
+                eval_batch_size=4, max_query_length=8, max_doc_length=16)
     return RetrievalDataModule(**{**args, **kw})
 
 
@@ -53,7 +55,20 @@ def test_val_loaders_cover_every_id_once(toy_triplets, toy_beir, tokenizer_dir):
         assert sorted(query_ids) == sorted(data.queries) and sorted(doc_ids) == sorted(data.corpus)
         lengths = [len(data.corpus[d]) for d in doc_ids]
         assert lengths == sorted(lengths, reverse=True) and {b.dataset for b in batches} == {data.name}
+        assert all(b.eval_set is data for b in batches)  # the set travels with its batches
         assert all(b.input_ids.shape[1] <= (8 if b.kind == "query" else 16) for b in batches)
+
+
+def test_eval_set_travels_with_batches_from_worker_processes(toy_triplets, toy_beir, tokenizer_dir):
+    dm = make(toy_triplets, toy_beir, tokenizer_dir, num_workers=1,
+              val_sets=[BeirSet(str(toy_beir), name="a"), BeirSet(str(toy_beir), name="b", max_queries=1)])
+    dm.setup("validate")
+    for idx, loader in enumerate(dm.val_dataloader()):
+        batches = list(loader)
+        data = dm.eval_data("validate", idx)
+        assert batches and all(b.eval_set is data for b in batches)  # attached in this process, not pickled
+        assert batches[0].to("cpu").eval_set is data
+    assert len(dm.eval_data("validate", 1).queries) == 1
 
 
 def test_no_eval_sets_gives_empty_lists(toy_triplets, toy_beir, tokenizer_dir):
@@ -67,17 +82,25 @@ def test_no_eval_sets_gives_empty_lists(toy_triplets, toy_beir, tokenizer_dir):
 def test_init_checks_collected(tmp_path, monkeypatch, toy_beir):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as info:
-        RetrievalDataModule(train_files=["missing.jsonl"], negative_columns=None, num_negatives=1, batch_size=0,
-                            max_doc_length=-1, val_sets=[BeirSet(str(toy_beir)), BeirSet(str(toy_beir), split="dev"),
-                                                         BeirSet("nowhere")])
+        sets = [BeirSet(str(toy_beir)), BeirSet(str(toy_beir), split="dev"), BeirSet("nowhere"),
+                BeirSet(str(toy_beir), "x", max_queries=0)]
+        RetrievalDataModule(TextTriplets(["missing.jsonl"], negative_columns=None, num_negatives=1), batch_size=0,
+                            max_doc_length=-1, val_sets=sets)
     message = str(info.value)
-    for expected in ("--data.train_files", "missing.jsonl", str(tmp_path), "--data.num_negatives",
-                     "--data.batch_size", "--data.max_doc_length", "--data.val_sets: set names must be unique",
-                     "--data.val_sets[1]", "split 'dev'", "['test']", "--data.val_sets[2]", "nowhere"):
+    train = "--data.init_args.train.init_args"
+    for expected in (f"{train}.files", "missing.jsonl", str(tmp_path), f"{train}.num_negatives: is 1 but",
+                     "--data.init_args.batch_size", "--data.init_args.max_doc_length",
+                     "--data.init_args.val_sets: set names must be unique", "--data.init_args.val_sets[1]",
+                     "split 'dev'", "['test']", "--data.init_args.val_sets[2]", "nowhere",
+                     "--data.init_args.val_sets[3].max_queries: must be an int >= 1"):
         assert expected in message, expected
-    with pytest.raises(ConfigError, match="num_negatives: is 0 but --data.negative_columns"):
-        RetrievalDataModule(train_files=[str(tmp_path)], negative_columns=["neg"], num_negatives=0)
-    RetrievalDataModule(val_sets=[BeirSet(str(toy_beir))])  # evaluation only: the training defaults do not matter
+    with pytest.raises(ConfigError, match=f"num_negatives: is 0 but {train}.negative_columns"):
+        RetrievalDataModule(TextTriplets([str(tmp_path)], negative_columns=["neg"], num_negatives=0))
+    with pytest.raises(ConfigError, match=r"train.init_args.files: must be a non-empty list"):
+        RetrievalDataModule(TextTriplets([], num_negatives=0))
+    with pytest.raises(ConfigError, match=r"--data.init_args.train: expected a training source"):
+        RetrievalDataModule(train=["train.jsonl"])
+    RetrievalDataModule(val_sets=[BeirSet(str(toy_beir))])  # evaluation only: no training source needed
 
 
 def test_setup_collects_all_file_problems(tmp_path, toy_beir, tokenizer_dir):
@@ -85,7 +108,7 @@ def test_setup_collects_all_file_problems(tmp_path, toy_beir, tokenizer_dir):
     train.write_text('{"query": "", "pos": "p", "neg": "n"}\n')
     with open(toy_beir / "qrels" / "test.tsv", "a") as f:
         f.write("q1\tghost\t1\n")
-    dm = RetrievalDataModule(train_files=[str(train)], negative_columns=["neg"], val_sets=[BeirSet(str(toy_beir))],
+    dm = RetrievalDataModule(TextTriplets([str(train)], negative_columns=["neg"]), val_sets=[BeirSet(str(toy_beir))],
                              tokenizer=tokenizer_dir)
     with pytest.raises(DataErrors) as info:
         dm.setup("fit")
@@ -93,37 +116,45 @@ def test_setup_collects_all_file_problems(tmp_path, toy_beir, tokenizer_dir):
         ("bad.jsonl", 1, "query"), ("test.tsv", 7, "corpus-id")]
 
 
-def test_training_set_smaller_than_a_batch(toy_triplets, toy_beir, tokenizer_dir):
+def test_training_set_smaller_than_a_batch(toy_triplets, toy_beir, tokenizer_dir, caplog):
     dm = make(toy_triplets, toy_beir, tokenizer_dir, num_negatives=3, batch_size=2)
-    with pytest.warns(UserWarning, match="skipped 8 training record"), pytest.raises(ConfigError, match="0 usable"):
+    with caplog.at_level(logging.INFO), pytest.raises(ConfigError, match="0 usable"):
         dm.setup("fit")
-    with pytest.raises(ConfigError, match="train_files: required to fit"):
+    assert [r.levelno for r in caplog.records if "skipped 8 training record" in r.getMessage()] == [logging.INFO]
+    with pytest.raises(ConfigError, match="--data.init_args.train: required to fit"):
         RetrievalDataModule(tokenizer=tokenizer_dir).setup("fit")
 
 
-def test_tokenizer_from_the_lightning_module(toy_triplets, toy_beir, tokenizer_dir):
+def test_tokenizer_is_an_explicit_argument(toy_triplets, toy_beir, tokenizer_dir):
     dm = make(toy_triplets, toy_beir, tokenizer_dir, tokenizer=None)
-    with pytest.raises(ConfigError, match="--data.tokenizer"):
-        dm.setup("fit")
     dm.trainer = SimpleNamespace(lightning_module=SimpleNamespace(tokenizer_name_or_path=tokenizer_dir),
                                  world_size=2, global_rank=1, current_epoch=3)
+    with pytest.raises(ConfigError, match=r"--data.init_args.tokenizer: not set; `splade-lightning fit` fills it from "
+                                          r"the model \(model.tokenizer_name_or_path\)"):
+        dm.setup("fit")  # never taken from the trainer's module
+    dm.tokenizer = tokenizer_dir
     dm.setup("fit")
     loader = dm.train_dataloader()
     assert (loader.batch_sampler.num_replicas, loader.batch_sampler.rank, dm.train_dataset.epoch) == (2, 1, 3)
     assert len(loader) == 1 and next(iter(loader)).batch_size == 4
 
 
-def test_beir_sets_from_yaml_via_jsonargparse(toy_triplets, toy_beir, tokenizer_dir):
+def test_source_and_beir_sets_from_yaml_via_jsonargparse(toy_triplets, toy_beir, tokenizer_dir):
     from jsonargparse import ArgumentParser
 
-    parser = ArgumentParser()
+    parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(RetrievalDataModule, "data")
-    config = json.dumps({"data": {"train_files": [str(toy_triplets)], "negative_columns": ["neg"],
-                                  "val_sets": [{"path": str(toy_beir), "split": "test", "min_relevance": 2}],
-                                  "tokenizer": tokenizer_dir}})
+    train = {"class_path": "splade_lightning.data.TextTriplets",
+             "init_args": {"files": [str(toy_triplets)], "negative_columns": ["neg"], "sampling": "first"}}
+    config = json.dumps({"data": {"train": train, "tokenizer": tokenizer_dir,
+                                  "val_sets": [{"path": str(toy_beir), "split": "test", "min_relevance": 2,
+                                                "max_queries": 2}]}})
     dm = parser.instantiate_classes(parser.parse_string(config)).data
+    assert isinstance(dm.train, TextTriplets) and dm.train.sampling == "first" and dm.train.files == [str(toy_triplets)]
     assert isinstance(dm.sets["validate"][0], BeirSet) and dm.eval_set_names("validate") == ["toy_beir"]
-    assert dm.eval_data("validate", 0).min_relevance == 2
+    assert dm.eval_data("validate", 0).min_relevance == 2 and len(dm.eval_data("validate", 0).queries) == 2
+    with pytest.raises(Exception, match="sampling"):  # Literal choices are checked by the parser
+        parser.parse_string(json.dumps({"data": {"train": {**train, "init_args": {"files": ["x"], "sampling": "x"}}}}))
 
 
 class _Recorder:
@@ -159,7 +190,7 @@ def test_real_trainer_fit_sets_epochs(toy_triplets, toy_beir, tokenizer_dir):
     import lightning.pytorch as pl
 
     module = _Recorder.build(tokenizer_dir)
-    dm = make(toy_triplets, toy_beir, None, tokenizer=None)
+    dm = make(toy_triplets, toy_beir, tokenizer_dir)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=dm)
@@ -171,12 +202,13 @@ def test_real_trainer_fit_sets_epochs(toy_triplets, toy_beir, tokenizer_dir):
 
 
 @pytest.mark.skipif(not (SHARED / "hotpotqa-distractor-500" / "train.jsonl").is_file(), reason="no shared data")
-def test_real_hotpotqa_smoke(tokenizer_dir):
-    dm = RetrievalDataModule(train_files=[str(SHARED / "hotpotqa-distractor-500" / "train.jsonl")],
-                             positive_column="pos", negative_columns=["neg"], num_negatives=1,
-                             tokenizer=tokenizer_dir, batch_size=16, max_doc_length=64)
-    with pytest.warns(UserWarning, match="skipped 7 training record"):  # 7 questions have no mined negatives
+def test_real_hotpotqa_smoke(tokenizer_dir, caplog):
+    train = TextTriplets([str(SHARED / "hotpotqa-distractor-500" / "train.jsonl")], positive_column="pos",
+                         negative_columns=["neg"], num_negatives=1)
+    dm = RetrievalDataModule(train, tokenizer=tokenizer_dir, batch_size=16, max_doc_length=64)
+    with caplog.at_level(logging.INFO):
         dm.setup("fit")
+    assert any("skipped 7 training record" in r.getMessage() for r in caplog.records)  # 7 have no mined negatives
     loader = dm.train_dataloader()
     assert len(loader) == 493 // 16
     batch = next(iter(loader))

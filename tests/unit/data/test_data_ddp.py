@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from splade_lightning.data import BeirSet, RetrievalDataModule
+from splade_lightning.data import BeirSet, RetrievalDataModule, TextTriplets
 
 
 class RecordingModule(pl.LightningModule):
@@ -45,8 +45,9 @@ def test_ddp_spawn_two_processes(tmp_path, toy_beir, tokenizer_dir):
 
     rows = [{"query": f"question {i}", "pos": f"answer {i}", "neg": [f"wrong {i}"]} for i in range(24)]
     train = write_jsonl(tmp_path / "train.jsonl", rows)
-    dm = RetrievalDataModule(train_files=[str(train)], negative_columns=["neg"], val_sets=[BeirSet(str(toy_beir))],
-                             batch_size=3, eval_batch_size=2, max_doc_length=16, max_query_length=8)
+    dm = RetrievalDataModule(TextTriplets([str(train)], negative_columns=["neg"]), val_sets=[BeirSet(str(toy_beir))],
+                             tokenizer=tokenizer_dir, batch_size=3, eval_batch_size=2, max_doc_length=16,
+                             max_query_length=8)
     trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=2, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, use_distributed_sampler=True)

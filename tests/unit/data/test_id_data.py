@@ -12,9 +12,11 @@ from conftest import SHARED_DATA, write_jsonl
 from torch.utils.data import DataLoader
 
 from splade_lightning.data import NoDuplicatesBatchSampler, TrainCollator
-from splade_lightning.data.id_dataset import IdTrainDataset, ScoredTextDataset, read_scored_records
-from splade_lightning.data.id_records import read_hard_negatives, read_teacher_scores
-from splade_lightning.data.text_store import TextStore
+from splade_lightning.data.ids.dataset import IdTrainDataset
+from splade_lightning.data.ids.records import read_hard_negatives, read_teacher_scores
+from splade_lightning.data.ids.text_store import TextStore
+from splade_lightning.data.scored.dataset import ScoredTextDataset
+from splade_lightning.data.scored.records import read_scored_records
 from splade_lightning.errors import ConfigError, DataError, DataErrors
 
 N_QUERIES = 12
@@ -146,7 +148,7 @@ def test_problems_in_all_files_reported_together(files, tmp_path):
 
 
 def test_record_cache_reused_and_rebuilt_when_the_corpus_changes(files, tmp_path, monkeypatch):
-    from splade_lightning.data import id_records
+    from splade_lightning.data.ids import records as id_records
 
     corpus, queries = stores(files, tmp_path)
     first = read_hard_negatives([files["hard"]], corpus, queries, cache_dir=tmp_path / "cache")
@@ -267,14 +269,14 @@ def test_query_scored_in_two_teacher_files_is_an_error(files, tmp_path):
 
 
 def test_chunked_selection_matches_a_single_chunk(files, tmp_path, monkeypatch):
-    from splade_lightning.data import group_selection, id_dataset
+    from splade_lightning.data import negatives
 
     whole = dataset(files, tmp_path, num_negatives=3, negative_sampling="top", score_range=[9.0, 9.8])
-    monkeypatch.setattr(group_selection, "CHUNK", 5)  # a few groups per chunk (one when a group is larger)
+    monkeypatch.setattr(negatives, "CHUNK", 5)  # a few groups per chunk (one when a group is larger)
     chunked = dataset(files, tmp_path, num_negatives=3, negative_sampling="top", score_range=[9.0, 9.8])
     for name in ("query", "pos_offsets", "pos", "pos_scores", "cand_offsets", "cand", "cand_scores"):
         assert np.array_equal(getattr(whole, name), getattr(chunked, name)), name
-    assert list(id_dataset.group_chunks(np.array([0, 3, 3, 9, 10]), 4)) == [(0, 2), (2, 3), (3, 4)]
+    assert list(negatives.group_chunks(np.array([0, 3, 3, 9, 10]), 4)) == [(0, 2), (2, 3), (3, 4)]
 
 
 def test_bad_options(files, tmp_path):

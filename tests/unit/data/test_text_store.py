@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, write_jsonl
 
-from splade_lightning.data import cache, text_store
-from splade_lightning.data.text_store import TextStore, cache_root, hash_ids
+from splade_lightning.data.ids import cache, text_store
+from splade_lightning.data.ids.cache import cache_root
+from splade_lightning.data.ids.strings import hash_ids
+from splade_lightning.data.ids.text_store import TextStore
 from splade_lightning.errors import DataError, DataErrors
 
 DOCS = [{"_id": "d1", "title": "Cats", "text": "the cat sat"}, {"_id": "d2", "title": "", "text": "dogs bark"},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from splade_lightning.data import DistillationDataModule, RetrievalDataModule
+from splade_lightning.data import IdGroups, RetrievalDataModule, ScoredGroups, TextTriplets
 from splade_lightning.errors import DataError, DataErrors
 from splade_lightning.problems import SkippedRecords, error_kind
 
@@ -54,7 +54,7 @@ def assert_reported(info, expected: dict[tuple[str, int], str]) -> None:
 
 
 def test_one_exception_lists_every_training_and_evaluation_problem(tokenizer_dir):
-    data = RetrievalDataModule(train_files=[str(BAD / "train.jsonl")], negative_columns=["neg"], val_sets=EVAL_SET,
+    data = RetrievalDataModule(TextTriplets([str(BAD / "train.jsonl")], negative_columns=["neg"]), val_sets=EVAL_SET,
                                tokenizer=tokenizer_dir, batch_size=2)
     with pytest.raises(DataErrors) as info:
         data.setup("fit")
@@ -63,8 +63,8 @@ def test_one_exception_lists_every_training_and_evaluation_problem(tokenizer_dir
 
 
 def test_scored_text_and_evaluation_problems_are_reported_together(tokenizer_dir):
-    data = DistillationDataModule(scored_train_files=[str(BAD / "scored.jsonl")], val_sets=EVAL_SET,
-                                  tokenizer=tokenizer_dir, batch_size=2)
+    data = RetrievalDataModule(ScoredGroups([str(BAD / "scored.jsonl")]), val_sets=EVAL_SET, tokenizer=tokenizer_dir,
+                               batch_size=2)
     with pytest.raises(DataErrors) as info:
         data.setup("fit")
     assert_reported(info, {**SCORED, **BEIR})
@@ -72,10 +72,10 @@ def test_scored_text_and_evaluation_problems_are_reported_together(tokenizer_dir
 
 def test_id_file_problems_are_reported_together(tokenizer_dir, tmp_path):
     ids = BAD / "id"
-    data = DistillationDataModule(corpus=str(ids / "corpus.jsonl"), queries=str(ids / "queries.jsonl"),
-                                  hard_negatives=[str(ids / "hard_negatives.jsonl")],
-                                  teacher_scores=[str(ids / "teacher_scores.jsonl")], val_sets=EVAL_SET,
-                                  tokenizer=tokenizer_dir, batch_size=2, cache_dir=str(tmp_path))
+    train = IdGroups(str(ids / "corpus.jsonl"), str(ids / "queries.jsonl"),
+                     hard_negatives=[str(ids / "hard_negatives.jsonl")],
+                     teacher_scores=[str(ids / "teacher_scores.jsonl")], cache_dir=str(tmp_path))
+    data = RetrievalDataModule(train, val_sets=EVAL_SET, tokenizer=tokenizer_dir, batch_size=2)
     with pytest.raises(DataErrors) as info:
         data.setup("fit")
     assert_reported(info, {**IDS, **BEIR})
@@ -83,7 +83,7 @@ def test_id_file_problems_are_reported_together(tokenizer_dir, tmp_path):
 
 
 def test_skip_drops_and_counts_bad_records(tokenizer_dir):
-    data = RetrievalDataModule(train_files=[str(BAD / "train.jsonl")], negative_columns=["neg"], val_sets=EVAL_SET,
+    data = RetrievalDataModule(TextTriplets([str(BAD / "train.jsonl")], negative_columns=["neg"]), val_sets=EVAL_SET,
                                tokenizer=tokenizer_dir, batch_size=2, on_bad_record="skip")
     with pytest.warns(UserWarning, match=r"on_bad_record='skip': skipped 20 bad record\(s\)") as warned:
         data.setup("fit")
@@ -102,15 +102,15 @@ def test_skip_drops_and_counts_bad_records(tokenizer_dir):
 
 
 def test_skip_for_scored_and_id_files(tokenizer_dir, tmp_path):
-    scored = DistillationDataModule(scored_train_files=[str(BAD / "scored.jsonl")], tokenizer=tokenizer_dir,
-                                    batch_size=2, on_bad_record="skip")
+    scored = RetrievalDataModule(ScoredGroups([str(BAD / "scored.jsonl")]), tokenizer=tokenizer_dir, batch_size=2,
+                                 on_bad_record="skip")
     with pytest.warns(UserWarning, match="skipped 6 bad record"):
         scored.setup("fit")
     assert scored.skipped_records.total == 6 and len(scored.train_dataset) == 5
     ids = BAD / "id"
-    by_id = DistillationDataModule(corpus=str(ids / "corpus.jsonl"), queries=str(ids / "queries.jsonl"),
-                                   hard_negatives=[str(ids / "hard_negatives.jsonl")], tokenizer=tokenizer_dir,
-                                   batch_size=2, cache_dir=str(tmp_path), on_bad_record="skip")
+    train = IdGroups(str(ids / "corpus.jsonl"), str(ids / "queries.jsonl"),
+                     hard_negatives=[str(ids / "hard_negatives.jsonl")], cache_dir=str(tmp_path))
+    by_id = RetrievalDataModule(train, tokenizer=tokenizer_dir, batch_size=2, on_bad_record="skip")
     with pytest.warns(UserWarning, match="skipped 3 bad record"):
         by_id.setup("fit")
     assert by_id.skipped_records.total == 3 and len(by_id.train_dataset) == 4
@@ -120,7 +120,7 @@ def test_skip_for_scored_and_id_files(tokenizer_dir, tmp_path):
 def test_skip_still_raises_file_problems_with_everything_else(tokenizer_dir, tmp_path):
     header = tmp_path / "header.tsv"
     header.write_text("query\tpos\tpos\nq\tp\tp\n")
-    data = RetrievalDataModule(train_files=[str(BAD / "train.jsonl"), str(header)], negative_columns=["neg"],
+    data = RetrievalDataModule(TextTriplets([str(BAD / "train.jsonl"), str(header)], negative_columns=["neg"]),
                                tokenizer=tokenizer_dir, batch_size=2, on_bad_record="skip")
     with pytest.raises(DataErrors) as info:
         data.setup("fit")
@@ -136,7 +136,7 @@ def test_skip_count_is_logged_at_fit_start(tiny_bert_dir, tmp_path):
     from splade_lightning.models import SpladeEncoder
     from splade_lightning.systems import SpladeModule
 
-    data = RetrievalDataModule(train_files=[str(BAD / "train.jsonl")], negative_columns=["neg"],
+    data = RetrievalDataModule(TextTriplets([str(BAD / "train.jsonl")], negative_columns=["neg"]),
                                tokenizer=tiny_bert_dir, batch_size=2, max_query_length=8, max_doc_length=8,
                                on_bad_record="skip")
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, logger=CSVLogger(tmp_path), enable_checkpointing=False,

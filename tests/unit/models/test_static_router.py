@@ -68,10 +68,16 @@ def test_init_from_idf_file_and_missing_tokens(tokenizer_dir, tokenizer, tmp_pat
     assert reps[the] == 0.5 and reps[cat] == 7.25 and reps[sat] == 2.0
 
 
-def test_init_from_corpus_idf(tokenizer_dir, tokenizer, tmp_path):
+def test_init_from_a_precomputed_corpus_idf_table(tokenizer_dir, tokenizer, tmp_path):
+    """The model reads no corpus: the table is computed beforehand (what ``splade_lightning idf --corpus`` writes) and
+    handed in as ``idf_file``."""
+    from splade_lightning.formats.idf_json import write_idf_json
+    from splade_lightning.idf.corpus import corpus_idf
+
     corpus = write_jsonl(tmp_path / "corpus.jsonl", [{"_id": "1", "text": "cat sat"}, {"_id": "2", "text": "cat cat"},
                                                       {"_id": "3", "title": "dog", "text": "ran"}])
-    encoder = StaticSparseEncoder(tokenizer_dir, idf_corpus=str(corpus))
+    table, _, _ = corpus_idf(corpus, tokenizer, progress=False)
+    encoder = StaticSparseEncoder(tokenizer_dir, idf_file=str(write_idf_json(table, None, tmp_path / "idf.json")))
     cat, dog, sat, zebra = tokenizer.convert_tokens_to_ids(["cat", "dog", "sat", "zebra"])
     n = 3
     assert encoder.weight[cat].item() == pytest.approx(math.log((n + 1) / (2 + 1)) + 1, rel=1e-6)
@@ -81,8 +87,8 @@ def test_init_from_corpus_idf(tokenizer_dir, tokenizer, tmp_path):
 
 
 def test_bad_arguments(tokenizer_dir, tmp_path):
-    with pytest.raises(ConfigError, match="not both"):
-        StaticSparseEncoder(tokenizer_dir, idf_file="a.json", idf_corpus="b")
+    with pytest.raises(TypeError, match="idf_corpus"):  # removed: the model reads no corpus at construction
+        StaticSparseEncoder(tokenizer_dir, idf_corpus="b")
     with pytest.raises(ConfigError, match="vocab_size=10 is smaller"):
         StaticSparseEncoder(tokenizer_dir, vocab_size=10)
     with pytest.raises(DataError, match="nope.json"):

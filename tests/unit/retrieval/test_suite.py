@@ -3,7 +3,7 @@
 import pytest
 
 from splade_lightning.errors import ConfigError
-from splade_lightning.formats.beir import beir_dirs
+from splade_lightning.formats.beir_files import beir_dirs
 from splade_lightning.retrieval.evaluation import mean_over_datasets
 from splade_lightning.tools.evaluate import format_table
 

@@ -144,7 +144,8 @@ def test_decode_names_latents(tiny_encoder_dir):
 
 
 def test_checkpoint_payload_roundtrip(tiny_encoder_dir):
-    from splade_lightning.serialization.checkpoint import checkpoint_payload, encoder_from_checkpoint
+    from splade_lightning.serialization.checkpoint import checkpoint_payload
+    from splade_lightning.serialization.registry import encoder_from_checkpoint
 
     model = make_model(tiny_encoder_dir, pooling="cls", normalize=False, max_active_dims=3)
     state = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}

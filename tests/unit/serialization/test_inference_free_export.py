@@ -68,7 +68,8 @@ def test_idf_aware_factor_is_folded_into_the_export(tiny_bert_dir, tmp_path):
 
 
 def test_checkpoint_payload_roundtrip(model):
-    from splade_lightning.serialization.checkpoint import checkpoint_payload, encoder_from_checkpoint
+    from splade_lightning.serialization.checkpoint import checkpoint_payload
+    from splade_lightning.serialization.registry import encoder_from_checkpoint
 
     state = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
     checkpoint = {"state_dict": state, "splade_lightning": checkpoint_payload(model.encoder)}

@@ -56,7 +56,7 @@ def test_loss_and_gradients_match_sentence_transformers_splade_loss(tiny_bert_di
 
 def test_reg_scale_multiplies_both_weights(tiny_bert_dir):
     module = SpladeModule(SpladeEncoder(tiny_bert_dir), query_reg_weight=2.0, doc_reg_weight=4.0)
-    module.reg_scale = 0.25
+    module.set_reg_scale(0.25)
     reps = torch.rand(2, module.encoder.vocab_size)
     terms = module.compute_loss(reps, torch.cat([reps, reps]), num_negatives=1)
     assert terms["reg_weight_query"].item() == pytest.approx(0.5)

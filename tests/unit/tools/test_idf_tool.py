@@ -12,7 +12,8 @@ from splade_lightning.errors import ConfigError, DataError
 from splade_lightning.formats.idf_json import read_idf_json
 from splade_lightning.idf import compare_idf, format_comparison
 from splade_lightning.idf.compare import rank_average, spearman
-from splade_lightning.tools import idf as cli
+from splade_lightning.tools import idf as idf_tool
+from splade_lightning.tools.main import main, run_tool
 
 A = {"x": 1.0, "y": 2.0, "z": 3.0, "w": 4.0, "only_a": 5.0}
 B = {"x": 1.5, "y": 1.0, "z": 3.0, "w": 6.0, "only_b": 0.0}  # b - a: x +0.5, y -1, z 0, w +2
@@ -79,7 +80,7 @@ def corpus(tmp_path) -> Path:
 
 def test_cli_writes_table(corpus, tmp_path, capsys, tok):
     out = tmp_path / "new" / "idf.json"
-    assert cli.main(["--corpus", str(corpus), "--out", str(out), "--no_progress", "--batch_size", "2"]) == 0
+    assert run_tool("idf", ["--corpus", str(corpus), "--output", str(out), "--no_progress", "--batch_size", "2"]) == 0
     assert capsys.readouterr().out.strip() == f"wrote 30522 tokens from 4 documents to {out}"
     table = read_idf_json(out)
     assert list(table) == tok.convert_ids_to_tokens(list(range(len(tok))))  # every token, in id order
@@ -90,12 +91,12 @@ def test_cli_writes_table(corpus, tmp_path, capsys, tok):
 def test_cli_compare_against_reference(corpus, tmp_path, capsys):
     ref = tmp_path / "ref.json"
     ref.write_text(json.dumps({"the": 1.0, "cat": 1.0, "zebra": 1.0, "violin": 5.0}))
-    args = ["--corpus", str(corpus), "--out", str(tmp_path / "idf.json"), "--compare", str(ref), "--no_progress"]
-    assert cli.main(args + ["--top", "1"]) == 0
+    args = ["--corpus", str(corpus), "--output", str(tmp_path / "idf.json"), "--compare", str(ref), "--no_progress"]
+    assert run_tool("idf", args + ["--top", "1"]) == 0
     text = capsys.readouterr().out
     assert "common tokens: 3   only in a: 0" in text  # violin (df 0) is left out
     assert "zebra" in text and "violin" not in text
-    assert cli.main(args + ["--min_df", "2", "--overwrite"]) == 0
+    assert run_tool("idf", args + ["--min_df", "2", "--overwrite"]) == 0
     text = capsys.readouterr().out
     assert "comparing tokens with df >= 2" in text and "common tokens: 2   only in a: 0" in text
     assert "zebra" not in text
@@ -105,7 +106,7 @@ def test_cli_compare_two_tables(tmp_path, capsys):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(A))
     b.write_text(json.dumps(B))
-    assert cli.main(["--compare", str(a), str(b), "--top", "2"]) == 0
+    assert run_tool("idf", ["--compare", str(a), str(b), "--top", "2"]) == 0
     text = capsys.readouterr().out
     assert f"a = {a}, b = {b}" in text and "mean |b - a|: 0.8750" in text
 
@@ -116,39 +117,37 @@ def no_work(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("expensive work started before the arguments were checked")
 
-    monkeypatch.setattr(cli, "load_tokenizer", boom)
-    monkeypatch.setattr(cli, "corpus_idf", boom)
+    monkeypatch.setattr(idf_tool, "load_tokenizer", boom)
+    monkeypatch.setattr(idf_tool, "corpus_idf", boom)
 
 
 @pytest.mark.parametrize("argv", [
     ["--corpus", "c.jsonl"],                               # no --out
     [],                                                    # nothing to do
     ["--compare", "a.json"],                               # one table without --corpus
-    ["--corpus", "c.jsonl", "--out", "o.json", "--compare", "a.json", "b.json"],
+    ["--corpus", "c.jsonl", "--output", "o.json", "--compare", "a.json", "b.json"],
     ["--compare", "a.json", "b.json", "c.json"],
-    ["--compare", "a.json", "b.json", "--out", "o.json"],
+    ["--compare", "a.json", "b.json", "--output", "o.json"],
     ["--batch_size", "x"],
 ])
 def test_cli_usage_errors(argv, no_work):
-    with pytest.raises(SystemExit) as info:
-        cli.main(argv)
-    assert info.value.code == 2
+    assert main(["idf", *argv]) == 2
 
 
 def test_cli_checks_before_work(tmp_path, corpus, no_work):
     out = str(tmp_path / "idf.json")
     with pytest.raises(DataError, match="corpus not found"):
-        cli.main(["--corpus", str(tmp_path / "missing.jsonl"), "--out", out])
+        run_tool("idf", ["--corpus", str(tmp_path / "missing.jsonl"), "--output", out])
     with pytest.raises(ConfigError, match="--batch_size must be >= 1, got 0"):
-        cli.main(["--corpus", str(corpus), "--out", out, "--batch_size", "0"])
+        run_tool("idf", ["--corpus", str(corpus), "--output", out, "--batch_size", "0"])
     with pytest.raises(ConfigError, match="contains --corpus"):
-        cli.main(["--corpus", str(corpus), "--out", str(tmp_path)])
+        run_tool("idf", ["--corpus", str(corpus), "--output", str(tmp_path)])
     (tmp_path / "sub").mkdir()
     with pytest.raises(ConfigError, match="is a directory"):
-        cli.main(["--corpus", str(corpus), "--out", str(tmp_path / "sub")])
+        run_tool("idf", ["--corpus", str(corpus), "--output", str(tmp_path / "sub")])
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="got list"):
-        cli.main(["--corpus", str(corpus), "--out", out, "--compare", str(tmp_path / "bad.json")])
+        run_tool("idf", ["--corpus", str(corpus), "--output", out, "--compare", str(tmp_path / "bad.json")])
     with pytest.raises(DataError, match="IDF table not found"):
-        cli.main(["--compare", str(tmp_path / "none.json"), str(tmp_path / "bad.json")])
+        run_tool("idf", ["--compare", str(tmp_path / "none.json"), str(tmp_path / "bad.json")])
     assert not Path(out).exists()

@@ -1,11 +1,10 @@
 """``GroupDataset``: per-epoch choice of one positive and ``num_negatives`` negatives per training group.
 
-The base of :class:`~splade_lightning.data.id_dataset.IdTrainDataset` and
-:class:`~splade_lightning.data.scored_text.ScoredTextDataset`; candidates come from
-:func:`~splade_lightning.data.group_selection.select_candidates`. Both follow the protocol of
-:class:`~splade_lightning.data.datasets.TrainDataset` that
-:class:`~splade_lightning.data.sampler.NoDuplicatesBatchSampler` relies on (``__len__``, ``epoch``, ``set_epoch``,
-``example(index, epoch)``, ``texts(index, epoch)``, ``skipped``, ``skipped_message()``). ``texts()`` returns stable
+The base of :class:`~splade_lightning.data.ids.dataset.IdTrainDataset` and
+:class:`~splade_lightning.data.scored.dataset.ScoredTextDataset`; candidates come from
+:func:`~splade_lightning.data.negatives.select_candidates`. Both follow the protocol
+:class:`~splade_lightning.data.datasets.TrainingData` that
+:class:`~splade_lightning.data.sampler.NoDuplicatesBatchSampler` relies on. ``texts()`` returns stable
 keys instead of texts -- ``"q:<row>"`` for a query, ``"d:<row>"`` for a document, one row per distinct id (or per
 distinct text for ``ScoredTextDataset``) -- so the sampler keeps the same id out of a batch without reading any
 text. Two different ids with identical text are not detected (deduplicate the corpus for that).
@@ -17,10 +16,9 @@ import math
 import random
 
 import numpy as np
-from torch.utils.data import Dataset
 
-from splade_lightning.data.datasets import TrainDataset, TrainExample
-from splade_lightning.data.group_selection import NegativeSampling, Selection
+from splade_lightning.data.datasets import EpochDataset, TrainExample
+from splade_lightning.data.negatives import NegativeSampling, Selection
 
 
 def check_options(num_negatives: object, negative_sampling: object, score_range: object) -> list[str]:
@@ -38,7 +36,7 @@ def check_options(num_negatives: object, negative_sampling: object, score_range:
     return problems
 
 
-class GroupDataset(Dataset):
+class GroupDataset(EpochDataset):
     """Per-epoch choice of one positive and ``num_negatives`` candidates per group (the base of both datasets).
 
     The choice is a deterministic function of ``(seed, epoch, index)`` (``random``) or fixed (``top``: the first
@@ -57,8 +55,6 @@ class GroupDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.query)
-
-    set_epoch = TrainDataset.set_epoch  # same rule: select the epoch whose choices __getitem__ returns
 
     def choose(self, index: int, epoch: int | None = None) -> tuple[int, list[int], list[float] | None]:
         """``(query row, [positive row, negative rows...], scores or None)`` of group ``index`` in ``epoch``."""

@@ -1,8 +1,9 @@
-"""The vectorised sampling core: candidate negatives of CSR-style groups (``offsets`` + flat row arrays).
+"""Candidate negatives of training groups, vectorised over CSR-style arrays (``offsets`` + flat row arrays).
 
 A group ``g`` owns ``values[offsets[g]:offsets[g + 1]]``. Everything is numpy over whole arrays, processed in chunks
 of about ``CHUNK`` elements to bound the temporary arrays, so selection over millions of groups needs no Python loop
-per group. Used by :mod:`.group_dataset` and the datasets built on it.
+per group. Used by the group datasets (:class:`~splade_lightning.data.groups.GroupDataset`): text-inline scored
+(:mod:`.scored`) and id-based (:mod:`.ids`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-
-from splade_lightning.data.arrow_strings import search_sorted
 
 NegativeSampling = Literal["random", "top"]
 CHUNK = 4_000_000
@@ -114,23 +113,3 @@ def _select_chunk(pos_offsets: np.ndarray, pos: np.ndarray, doc_offsets: np.ndar
     if negative_sampling == "top" and doc_scores is not None:
         chosen = chosen[np.lexsort((-doc_scores[chosen], group[chosen]))]
     return (chosen, np.bincount(group[raw], minlength=n_groups), np.bincount(group[chosen], minlength=n_groups))
-
-
-def pair_scores(doc_offsets: np.ndarray, docs: np.ndarray, scores: np.ndarray, records: np.ndarray,
-                rows: np.ndarray) -> np.ndarray:
-    """Score of each (record, row) pair in the scored groups ``doc_offsets``/``docs``/``scores`` (e.g. a teacher's);
-    NaN where the record does not score the row or is ``-1``."""
-    size = int(max(docs.max(initial=-1), rows.max(initial=-1))) + 1
-    keys = csr_owner(doc_offsets) * size + docs
-    order = np.argsort(keys)
-    keys = keys[order]
-    out = np.full(len(rows), np.nan, np.float32)
-    if not len(keys):
-        return out
-    for start in range(0, len(rows), CHUNK):  # chunks bound the temporary arrays
-        part = slice(start, start + CHUNK)
-        wanted = records[part].astype(np.int64) * size + rows[part]
-        pos = np.minimum(search_sorted(keys, wanted), len(keys) - 1)
-        hit = (records[part] >= 0) & (keys[pos] == wanted)
-        out[part][hit] = scores[order[pos[hit]]]
-    return out

@@ -1,7 +1,7 @@
 """Vectorised work on Arrow string columns: 64-bit id hashes, sorted-hash lookups and positional string reads.
 
 Everything runs on the Arrow buffers with numpy (no Python object per string), so it scales to corpora of millions
-of ids. Used by :class:`~splade_lightning.data.text_store.TextStore`.
+of ids. Used by :class:`~splade_lightning.data.ids.text_store.TextStore`.
 """
 
 from __future__ import annotations

@@ -23,27 +23,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from splade_lightning.data.arrow_strings import StringColumn, as_string_array, hash_ids, search_sorted
-from splade_lightning.data.cache import (
-    CACHE_DIR_NAME,
-    CACHE_FORMAT,
-    cache_name,
-    cache_root,
-    remove_stale,
-    user_cache_dir,
-)
+from splade_lightning.data.ids.cache import CACHE_FORMAT, cache_name, cache_root, remove_stale
+from splade_lightning.data.ids.strings import StringColumn, as_string_array, hash_ids, search_sorted
 from splade_lightning.errors import DataError
-from splade_lightning.formats.atomic import atomic_dir, fsync_path, publish_dir
+from splade_lightning.formats.atomic import atomic_dir
 from splade_lightning.formats.beir import beir_text, parse_beir_record
 from splade_lightning.formats.records import iter_jsonl, missing_path_error
 from splade_lightning.problems import ErrorList
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-__all__ = ["BATCH_ROWS", "CACHE_DIR_NAME", "CACHE_FORMAT", "ErrorList", "StringColumn", "TextStore", "as_string_array",
-           "build_text_cache", "cache_name", "cache_root", "fsync_path", "hash_ids", "publish_dir", "remove_stale",
-           "search_sorted", "user_cache_dir"]
 
 BATCH_ROWS = 65_536
 
@@ -145,9 +134,9 @@ class TextStore:
     """Id -> text for a BEIR ``corpus.jsonl`` or ``queries.jsonl`` (``_id``, optional ``title``, ``text``), held in a
     memory-mapped Arrow cache (see the module docstring for where and when it is built).
 
-    Text is ``title + " " + text`` when the title is non-empty, else ``text`` (as :mod:`.beir` reads it). Integer ids
-    are read as their decimal string. Pickling (DataLoader workers under ``spawn``) sends only paths: the cache is
-    re-opened, memory-mapped, on first use.
+    Text is ``title + " " + text`` when the title is non-empty, else ``text`` (as
+    :mod:`splade_lightning.formats.beir` reads it). Integer ids are read as their decimal string. Pickling (DataLoader
+    workers under ``spawn``) sends only paths: the cache is re-opened, memory-mapped, on first use.
 
     Args:
         path: the JSONL file.

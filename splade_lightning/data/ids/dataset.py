@@ -1,11 +1,10 @@
-"""``IdTrainDataset``: training groups from hard-negative and/or teacher-score id files (:mod:`.id_records`), one
+"""``IdTrainDataset``: training groups from hard-negative and/or teacher-score id files (:mod:`.records`), one
 positive and ``num_negatives`` negatives per query and epoch, with teacher scores. Texts are read from memory-mapped
-:class:`~splade_lightning.data.text_store.TextStore` s only when an example is built (in the DataLoader workers),
+:class:`~splade_lightning.data.ids.text_store.TextStore` s only when an example is built (in the DataLoader workers),
 never held in Python lists.
 
-The per-epoch choice is :class:`~splade_lightning.data.group_dataset.GroupDataset`'s, the candidate selection
-:mod:`.group_selection`'s. The text-inline :class:`~splade_lightning.data.scored_text.ScoredTextDataset` and
-:func:`~splade_lightning.data.scored_text.read_scored_records`, and the sampling names, are re-exported here.
+The per-epoch choice is :class:`~splade_lightning.data.groups.GroupDataset`'s, the candidate selection
+:mod:`splade_lightning.data.negatives`'.
 """
 
 from __future__ import annotations
@@ -15,29 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from splade_lightning.data.group_dataset import NO_NEGATIVES, GroupDataset, check_options
-from splade_lightning.data.group_selection import (
-    CHUNK,
-    NegativeSampling,
-    Selection,
-    csr_owner,
-    group_chunks,
-    pair_scores,
-    select_candidates,
-    take_groups,
-)
-from splade_lightning.data.id_records import IdGroups, read_hard_negatives, read_teacher_scores
-from splade_lightning.data.scored_text import ScoredRecord, ScoredTextDataset, read_scored_records
-from splade_lightning.data.text_store import TextStore
+import splade_lightning.data.negatives as negatives
+from splade_lightning.data.groups import NO_NEGATIVES, GroupDataset, check_options
+from splade_lightning.data.ids.records import RecordArrays, read_hard_negatives, read_teacher_scores
+from splade_lightning.data.ids.strings import search_sorted
+from splade_lightning.data.ids.text_store import TextStore
+from splade_lightning.data.negatives import NegativeSampling, csr_owner, select_candidates, take_groups
 from splade_lightning.errors import ConfigError, DataError, DataErrors
 from splade_lightning.problems import ErrorList, OnBadRecord, SkippedRecords, collect_errors
 
-__all__ = ["CHUNK", "NO_NEGATIVES", "GroupDataset", "IdTrainDataset", "NegativeSampling", "ScoredRecord",
-           "ScoredTextDataset", "Selection", "check_options", "group_chunks", "read_scored_records",
-           "select_candidates", "take_groups"]
 
-
-def _teacher_records(groups: IdGroups, teacher: IdGroups, queries: TextStore, errors: ErrorList) -> np.ndarray:
+def _teacher_records(groups: RecordArrays, teacher: RecordArrays, queries: TextStore, errors: ErrorList) -> np.ndarray:
     """(G,) the teacher record scoring each group's query, or -1 (an error each; and one per query scored twice)."""
     order = np.argsort(teacher.query, kind="stable")
     by_query = teacher.query[order]
@@ -68,8 +55,8 @@ class IdTrainDataset(GroupDataset):
     Args:
         corpus: the document store the doc ids refer to.
         queries: the query store the qids refer to.
-        hard_negatives: hard-negative records (:func:`~splade_lightning.data.id_records.read_hard_negatives`).
-        teacher_scores: teacher-score records (:func:`~splade_lightning.data.id_records.read_teacher_scores`).
+        hard_negatives: hard-negative records (:func:`~splade_lightning.data.ids.records.read_hard_negatives`).
+        teacher_scores: teacher-score records (:func:`~splade_lightning.data.ids.records.read_teacher_scores`).
         num_negatives: negatives per example (0 for pairs).
         negative_systems: systems of the hard-negative files to draw from (``None``: all).
         score_range: ``[min, max]``: only negatives whose teacher score lies in it are candidates.
@@ -83,8 +70,8 @@ class IdTrainDataset(GroupDataset):
             no negative at all while ``num_negatives > 0``.
     """
 
-    def __init__(self, corpus: TextStore, queries: TextStore, hard_negatives: IdGroups | None = None,
-                 teacher_scores: IdGroups | None = None, num_negatives: int = 1,
+    def __init__(self, corpus: TextStore, queries: TextStore, hard_negatives: RecordArrays | None = None,
+                 teacher_scores: RecordArrays | None = None, num_negatives: int = 1,
                  negative_systems: Sequence[str] | None = None, score_range: Sequence[float] | None = None,
                  negative_sampling: NegativeSampling = "random", seed: int = 42):
         _check_id_options(hard_negatives, teacher_scores, num_negatives, negative_systems, score_range,
@@ -110,7 +97,7 @@ class IdTrainDataset(GroupDataset):
                          unscored)
 
     @staticmethod
-    def _scores(groups: IdGroups, teacher: IdGroups, teacher_only: bool, corpus: TextStore, queries: TextStore,
+    def _scores(groups: RecordArrays, teacher: RecordArrays, teacher_only: bool, corpus: TextStore, queries: TextStore,
                 errors: ErrorList) -> tuple[np.ndarray, np.ndarray]:
         """Teacher scores of every positive and every doc of ``groups``; errors for unscored positives."""
         records = _teacher_records(groups, teacher, queries, errors)
@@ -141,10 +128,10 @@ class IdTrainDataset(GroupDataset):
                    skipped: SkippedRecords | None = None) -> IdTrainDataset:
         """Build (or load from cache) the stores and records, then the dataset; all file problems raised together
         (or, with ``on_bad_record="skip"``, bad id records dropped and counted in ``skipped``; see
-        :func:`~.id_records.read_id_records`).
+        :func:`~.records.read_id_records`).
 
         Raises:
-            DataErrors: problems in any file (see :class:`TextStore`, :func:`~.id_records.read_id_records`).
+            DataErrors: problems in any file (see :class:`TextStore`, :func:`~.records.read_id_records`).
         """
         _check_id_options(hard_negatives, teacher_scores, num_negatives, negative_systems, score_range,
                           negative_sampling)
@@ -181,7 +168,7 @@ def _check_id_options(hard_negatives, teacher_scores, num_negatives, negative_sy
         raise ConfigError("IdTrainDataset: " + "; ".join(problems))
 
 
-def _usable(groups: IdGroups, negative_systems: Sequence[str] | None) -> np.ndarray:
+def _usable(groups: RecordArrays, negative_systems: Sequence[str] | None) -> np.ndarray:
     """Which docs of ``groups`` come from a selected system.
 
     Raises:
@@ -195,3 +182,23 @@ def _usable(groups: IdGroups, negative_systems: Sequence[str] | None) -> np.ndar
                         f"{groups.system_names}")
     codes = [groups.system_names.index(s) for s in negative_systems]
     return np.isin(groups.systems, codes)
+
+
+def pair_scores(doc_offsets: np.ndarray, docs: np.ndarray, scores: np.ndarray, records: np.ndarray,
+                rows: np.ndarray) -> np.ndarray:
+    """Score of each (record, row) pair in the scored groups ``doc_offsets``/``docs``/``scores`` (e.g. a teacher's);
+    NaN where the record does not score the row or is ``-1``."""
+    size = int(max(docs.max(initial=-1), rows.max(initial=-1))) + 1
+    keys = csr_owner(doc_offsets) * size + docs
+    order = np.argsort(keys)
+    keys = keys[order]
+    out = np.full(len(rows), np.nan, np.float32)
+    if not len(keys):
+        return out
+    for start in range(0, len(rows), negatives.CHUNK):  # chunks bound the temporary arrays
+        part = slice(start, start + negatives.CHUNK)
+        wanted = records[part].astype(np.int64) * size + rows[part]
+        pos = np.minimum(search_sorted(keys, wanted), len(keys) - 1)
+        hit = (records[part] >= 0) & (keys[pos] == wanted)
+        out[part][hit] = scores[order[pos[hit]]]
+    return out

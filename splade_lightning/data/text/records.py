@@ -1,4 +1,5 @@
-"""Read training records (query, positives, negatives) from JSONL, TSV, parquet or a saved HF ``datasets`` directory.
+"""Read plain-text training records (query, positives, negatives) from JSONL, TSV, parquet or a saved HF
+``datasets`` directory.
 
 Every problem in every file is collected and raised together as one :class:`~splade_lightning.errors.DataErrors`,
 each entry naming the file, the 1-based line (or row) and the field. No torch here.

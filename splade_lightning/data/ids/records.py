@@ -19,21 +19,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from splade_lightning.data.cache import cache_name, cache_root, remove_stale
-from splade_lightning.data.id_groups import IdGroups, RecordKind, concat_groups, read_groups, write_groups
-from splade_lightning.data.id_parsing import FLUSH_IDS, drop_records, duplicate_queries
-from splade_lightning.data.id_parsing import parse_file as _parse_file
-from splade_lightning.data.text_store import TextStore
+from splade_lightning.data.ids.arrays import RecordArrays, RecordKind, concat_groups, read_groups, write_groups
+from splade_lightning.data.ids.cache import cache_name, cache_root, remove_stale
+from splade_lightning.data.ids.parsing import FLUSH_IDS, drop_records, duplicate_queries
+from splade_lightning.data.ids.parsing import parse_file as _parse_file
+from splade_lightning.data.ids.text_store import TextStore
 from splade_lightning.formats.records import missing_path_error
 from splade_lightning.problems import ErrorList, OnBadRecord, SkippedRecords, settle
 
-__all__ = ["FLUSH_IDS", "IdGroups", "RecordKind", "concat_groups", "read_hard_negatives", "read_id_records",
+__all__ = ["FLUSH_IDS", "RecordArrays", "RecordKind", "concat_groups", "read_hard_negatives", "read_id_records",
            "read_teacher_scores"]
 
 
 def read_id_records(paths: list[str | Path], kind: RecordKind, corpus: TextStore, queries: TextStore,
                     cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
-                    skipped: SkippedRecords | None = None) -> IdGroups:
+                    skipped: SkippedRecords | None = None) -> RecordArrays:
     """Read, validate and resolve id records from every file (cached per file; see the module docstring).
 
     Args:
@@ -61,7 +61,7 @@ def read_id_records(paths: list[str | Path], kind: RecordKind, corpus: TextStore
 
 
 def _load_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextStore, cache_dir: str | Path | None,
-               errors: ErrorList) -> IdGroups | None:
+               errors: ErrorList) -> RecordArrays | None:
     """One file's records from its cache, or parsed, validated and cached; a file with bad records (appended to
     ``errors``, left out of the result) is not cached."""
     if not path.is_file():
@@ -85,13 +85,13 @@ def _load_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextSto
 
 def read_hard_negatives(paths: list[str | Path], corpus: TextStore, queries: TextStore,
                         cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
-                        skipped: SkippedRecords | None = None) -> IdGroups:
+                        skipped: SkippedRecords | None = None) -> RecordArrays:
     """Hard-negative records ``{qid, pos: [ids], neg: {system: [ids]} | [ids]}``; see :func:`read_id_records`."""
     return read_id_records(paths, "hard_negatives", corpus, queries, cache_dir, on_bad_record, skipped)
 
 
 def read_teacher_scores(paths: list[str | Path], corpus: TextStore, queries: TextStore,
                         cache_dir: str | Path | None = None, on_bad_record: OnBadRecord = "raise",
-                        skipped: SkippedRecords | None = None) -> IdGroups:
+                        skipped: SkippedRecords | None = None) -> RecordArrays:
     """Teacher-score records ``{qid, doc_ids: [...], scores: [...], pos?: [...]}``; see :func:`read_id_records`."""
     return read_id_records(paths, "teacher_scores", corpus, queries, cache_dir, on_bad_record, skipped)

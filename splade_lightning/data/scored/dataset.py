@@ -1,23 +1,18 @@
-"""Text-inline scored training groups ``{query, pos, neg, pos_scores, neg_scores}`` (the FlagEmbedding distillation
-layout): :func:`read_scored_records` and :class:`ScoredTextDataset`. Small data, held in memory; texts are keyed
-``"q:<row>"``/``"d:<row>"`` with one row per distinct text (see :mod:`.group_dataset`).
-"""
+"""``ScoredTextDataset``: text-inline scored groups, held in memory. Texts are keyed ``"q:<row>"``/``"d:<row>"``
+with one row per distinct text (see :mod:`splade_lightning.data.groups`)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from splade_lightning.data.group_dataset import NO_NEGATIVES, GroupDataset, check_options
-from splade_lightning.data.group_selection import NegativeSampling, select_candidates, take_groups
-from splade_lightning.data.readers import TrainRecord, duplicate_record, iter_train_files, parse_record
+from splade_lightning.data.groups import NO_NEGATIVES, GroupDataset, check_options
+from splade_lightning.data.negatives import NegativeSampling, select_candidates, take_groups
+from splade_lightning.data.scored.records import ScoredRecord, read_scored_records
 from splade_lightning.errors import ConfigError, DataError, DataErrors
-from splade_lightning.formats.records import show
-from splade_lightning.problems import OnBadRecord, SkippedRecords, settle
+from splade_lightning.problems import OnBadRecord, SkippedRecords
 
 
 class _ListTexts:
@@ -28,72 +23,6 @@ class _ListTexts:
 
     def texts_at(self, rows: Sequence[int]) -> list[str]:
         return [self.items[r] for r in rows]
-
-
-@dataclass(frozen=True)
-class ScoredRecord:
-    """One text-inline scored group: texts with one teacher score each, and provenance."""
-
-    query: str
-    positives: tuple[str, ...]
-    positive_scores: tuple[float, ...]
-    negatives: tuple[str, ...]
-    negative_scores: tuple[float, ...]
-    source: str
-    line: int
-
-    where = TrainRecord.where
-
-
-def _scores(obj: dict, field: str, texts_field: str, n: int, path: str, line: int,
-            errors: list[DataError]) -> tuple[float, ...]:
-    if field not in obj:
-        errors.append(DataError(f"missing field; this record has fields {sorted(obj)}", path, line, field))
-        return ()
-    value = obj[field]
-    items = [value] if type(value) in (int, float) and isinstance(obj.get(texts_field), str) else value
-    if not isinstance(items, list) or not all(type(s) in (int, float) for s in items):
-        errors.append(DataError(f"expected a list of numbers, got {show(value)}", path, line, field))
-    elif len(items) != n:
-        errors.append(DataError(f"{len(items)} scores for {n} text(s) in '{texts_field}'; expected one score per "
-                                "text", path, line, field))
-    elif not all(math.isfinite(s) for s in items):
-        errors.append(DataError(f"non-finite score(s) at list position(s) "
-                                f"{[i for i, s in enumerate(items) if not math.isfinite(s)][:5]}", path, line, field))
-    else:
-        return tuple(float(s) for s in items)
-    return ()
-
-
-def read_scored_records(paths: Sequence[str | Path], on_bad_record: OnBadRecord = "raise",
-                        skipped: SkippedRecords | None = None) -> list[ScoredRecord]:
-    """Read text-inline scored groups ``{query, pos, neg, pos_scores, neg_scores}`` (JSONL, parquet or a saved HF
-    dataset; ``pos``/``neg`` a text or a list of texts, ``*_scores`` aligned with them).
-
-    Args:
-        paths: the files.
-        on_bad_record: ``"raise"``, or ``"skip"``: bad records are dropped and counted in ``skipped`` (problems of a
-            whole file still raise).
-        skipped: receives the skipped records (needed with ``"skip"``).
-
-    Raises:
-        DataErrors: every problem: those of :func:`~splade_lightning.data.readers.read_train_records`, plus missing
-            score fields, scores that are not numbers, score lists whose length differs from their texts, NaN/inf.
-    """
-    errors: list[DataError] = []
-    records = []
-    seen: dict[tuple, str] = {}
-    for path, line, obj in iter_train_files(paths, errors):
-        record = parse_record(obj, path, line, "query", "pos", ["neg"], errors)
-        if record is None:
-            continue
-        before = len(errors)
-        pos = _scores(obj, "pos_scores", "pos", len(record.positives), path, line, errors)
-        neg = _scores(obj, "neg_scores", "neg", len(record.negatives), path, line, errors)
-        if len(errors) == before and not duplicate_record(record, seen, errors):
-            records.append(ScoredRecord(record.query, record.positives, pos, record.negatives, neg, path, line))
-    settle(errors, on_bad_record, skipped)
-    return records
 
 
 class ScoredTextDataset(GroupDataset):

@@ -1,6 +1,7 @@
-"""``IdGroups``: validated id records as flat CSR-style arrays of store rows, and their memory-mapped Arrow cache.
+"""``RecordArrays``: validated id records as flat CSR-style arrays of store rows, and their memory-mapped Arrow
+cache.
 
-Built by :mod:`.id_parsing`, read through :func:`~splade_lightning.data.id_records.read_id_records`.
+Built by :mod:`.parsing`, read through :func:`~splade_lightning.data.ids.records.read_id_records`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ RecordKind = Literal["hard_negatives", "teacher_scores"]
 
 
 @dataclass
-class IdGroups:
+class RecordArrays:
     """Validated id records as flat arrays: record ``g`` owns ``pos[pos_offsets[g]:pos_offsets[g + 1]]`` and
     ``docs[doc_offsets[g]:doc_offsets[g + 1]]`` (rows of the corpus store).
 
@@ -69,8 +70,8 @@ def _join_offsets(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(out).astype(np.int64)
 
 
-def concat_groups(parts: list[IdGroups]) -> IdGroups:
-    """One :class:`IdGroups` from several (file indices and system codes renumbered). A single part is returned as
+def concat_groups(parts: list[RecordArrays]) -> RecordArrays:
+    """One :class:`RecordArrays` from several (file indices and system codes renumbered). A single part is returned as
     it is, so memory-mapped arrays stay memory-mapped; several are concatenated into memory."""
     if len(parts) == 1:
         return parts[0]
@@ -81,7 +82,7 @@ def concat_groups(parts: list[IdGroups]) -> IdGroups:
                                   for p in parts]).astype(np.int16)
     scores = np.concatenate([p.scores for p in parts]) if all(p.scores is not None for p in parts) else None
     file_base = np.cumsum([0] + [len(p.sources) for p in parts])
-    return IdGroups(
+    return RecordArrays(
         sources=[s for p in parts for s in p.sources],
         file=np.concatenate([p.file + b for p, b in zip(parts, file_base)]).astype(np.int32),
         line=np.concatenate([p.line for p in parts]), query=np.concatenate([p.query for p in parts]),
@@ -91,7 +92,7 @@ def concat_groups(parts: list[IdGroups]) -> IdGroups:
 
 
 # -- cache -----------------------------------------------------------------------------------------------------------
-def write_groups(groups: IdGroups, kind: RecordKind, target: Path) -> None:
+def write_groups(groups: RecordArrays, kind: RecordKind, target: Path) -> None:
     """Write one file's ``groups`` to the Arrow stream ``target``, atomically."""
     import pyarrow as pa
 
@@ -108,7 +109,7 @@ def write_groups(groups: IdGroups, kind: RecordKind, target: Path) -> None:
         writer.write_batch(batch)
 
 
-def read_groups(path: Path, kind: RecordKind) -> IdGroups:
+def read_groups(path: Path, kind: RecordKind) -> RecordArrays:
     """The cached arrays, zero-copy views of the memory-mapped file."""
     import pyarrow as pa
 
@@ -125,6 +126,6 @@ def read_groups(path: Path, kind: RecordKind) -> IdGroups:
     doc_offsets, docs = flat("docs")
     _, extra = flat("extra")
     lines = batch.column("line").to_numpy()
-    return IdGroups([meta["source"]], np.zeros(len(lines), np.int32), lines, batch.column("query").to_numpy(),
+    return RecordArrays([meta["source"]], np.zeros(len(lines), np.int32), lines, batch.column("query").to_numpy(),
                     pos_offsets, pos, doc_offsets, docs, extra if kind == "hard_negatives" else None,
                     json.loads(meta["system_names"]), extra if kind == "teacher_scores" else None)

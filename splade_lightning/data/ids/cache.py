@@ -3,8 +3,9 @@
 A cache of a source file is named ``<file name>.<kind>-<path digest>-<state digest>`` inside :func:`cache_root`. The
 state digest covers the cache format, the absolute path, size and mtime of the source and anything else the cache
 depends on, so an edited source gets a new cache and :func:`remove_stale` deletes the old one. Single-file caches
-are written with :func:`splade_lightning.formats.atomic.atomic_path`; directory caches with :func:`~splade_lightning.formats.atomic.atomic_dir`, so an
-interrupted build never leaves a half cache and concurrent builders (DDP ranks) cannot clash.
+are written with :func:`~splade_lightning.formats.atomic.atomic_path`, directory caches with
+:func:`~splade_lightning.formats.atomic.atomic_dir`, so an interrupted build never leaves a half cache and concurrent
+builders (DDP ranks) cannot clash.
 """
 
 from __future__ import annotations

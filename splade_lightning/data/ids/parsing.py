@@ -1,8 +1,8 @@
 """Parsing one id-record JSONL file: validate each line, resolve its ids to store rows in batches, assemble
-:class:`~splade_lightning.data.id_groups.IdGroups`.
+:class:`~splade_lightning.data.ids.arrays.RecordArrays`.
 
 Lines are validated one by one; ids are buffered and resolved every ``FLUSH_IDS`` ids with vectorised
-:meth:`TextStore.rows <splade_lightning.data.text_store.TextStore.rows>` lookups. Every problem is appended to the
+:meth:`TextStore.rows <splade_lightning.data.ids.text_store.TextStore.rows>` lookups. Every problem is appended to the
 caller's :class:`~splade_lightning.problems.ErrorList`, each naming ``file:line`` and the field.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splade_lightning.data.id_groups import IdGroups, RecordKind
-from splade_lightning.data.text_store import TextStore
+from splade_lightning.data.ids.arrays import RecordArrays, RecordKind
+from splade_lightning.data.ids.text_store import TextStore
 from splade_lightning.errors import DataError
 from splade_lightning.formats.records import iter_jsonl, show
 from splade_lightning.problems import ErrorList
@@ -194,7 +194,7 @@ def _flush(batch: _Batch, parts: _Parts, kind: RecordKind, corpus: TextStore, qu
     batch.__init__()
 
 
-def parse_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextStore, errors: ErrorList) -> IdGroups:
+def parse_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextStore, errors: ErrorList) -> RecordArrays:
     """Parse, validate and resolve every record of ``path`` (problems appended to ``errors``); the records with a
     problem are left out of the result."""
     systems: dict[str, int] = {}
@@ -234,7 +234,7 @@ def parse_file(path: Path, kind: RecordKind, corpus: TextStore, queries: TextSto
     return groups
 
 
-def drop_records(groups: IdGroups, bad: np.ndarray) -> IdGroups:
+def drop_records(groups: RecordArrays, bad: np.ndarray) -> RecordArrays:
     """``groups`` without the records flagged in ``bad`` (G,) bool."""
     keep = ~bad
 
@@ -244,13 +244,13 @@ def drop_records(groups: IdGroups, bad: np.ndarray) -> IdGroups:
 
     pos_offsets, pos_keep = take(groups.pos_offsets)
     doc_offsets, doc_keep = take(groups.doc_offsets)
-    return IdGroups(groups.sources, groups.file[keep], groups.line[keep], groups.query[keep], pos_offsets,
+    return RecordArrays(groups.sources, groups.file[keep], groups.line[keep], groups.query[keep], pos_offsets,
                     groups.pos[pos_keep], doc_offsets, groups.docs[doc_keep],
                     None if groups.systems is None else groups.systems[doc_keep], groups.system_names,
                     None if groups.scores is None else groups.scores[doc_keep])
 
 
-def _assemble(parts: _Parts, source: str, kind: RecordKind, system_names: list[str]) -> IdGroups:
+def _assemble(parts: _Parts, source: str, kind: RecordKind, system_names: list[str]) -> RecordArrays:
     def cat(items: list, dtype) -> np.ndarray:
         return np.concatenate(items).astype(dtype, copy=False) if items else np.zeros(0, dtype)
 
@@ -259,13 +259,13 @@ def _assemble(parts: _Parts, source: str, kind: RecordKind, system_names: list[s
 
     lines = cat(parts.lines, np.int64)
     extra = cat(parts.extra, np.int16 if kind == "hard_negatives" else np.float32)
-    return IdGroups([source], np.zeros(len(lines), np.int32), lines, cat(parts.query, np.int32),
+    return RecordArrays([source], np.zeros(len(lines), np.int32), lines, cat(parts.query, np.int32),
                     offsets(parts.pos_counts), cat(parts.pos, np.int32), offsets(parts.doc_counts),
                     cat(parts.docs, np.int32), extra if kind == "hard_negatives" else None, system_names,
                     extra if kind == "teacher_scores" else None)
 
 
-def duplicate_queries(groups: IdGroups, queries: TextStore, errors: ErrorList) -> np.ndarray:
+def duplicate_queries(groups: RecordArrays, queries: TextStore, errors: ErrorList) -> np.ndarray:
     """A teacher-score file must score each query once: an error for every repeat; returns (G,) bool, the repeats."""
     order = np.argsort(groups.query, kind="stable")
     same = np.flatnonzero(groups.query[order][1:] == groups.query[order][:-1])

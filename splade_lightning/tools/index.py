@@ -206,6 +206,7 @@ def index(model: str, corpus: str, output: str, batch_size: int = 64, max_doc_le
     writer = ShardWriter(output, ids, args.shard_size, args.value_dtype)
     trainer = _trainer(args, writer)
     warnings.filterwarnings("ignore", message=".*custom batch sampler.*")  # ours yields every document once
+    warnings.filterwarnings("ignore", message=".*Total length of `DataLoader` across ranks is zero")  # all reused
     trainer.predict(DocEncoder(model.encoder, args.top_k_prune), datamodule=data, return_predictions=False)
     trainer.strategy.barrier()
     if trainer.is_global_zero:

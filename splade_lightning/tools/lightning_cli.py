@@ -165,10 +165,10 @@ class SpladeCLI(LightningCLI):
         if module.last_eval_step != self.trainer.global_step:
             rank_zero_info("Evaluating the final weights (the last validation ran before the final step)")
             self.trainer.validate(module, datamodule=self.datamodule, verbose=False)
-        directory = run_dir(self.trainer)  # a broadcast under DDP: every rank
+        directory, target = run_dir(self.trainer), self._export_target()  # broadcasts under DDP: every rank
         if not self.trainer.is_global_zero:
             return
-        self._export(module)
+        self._export(module, target)
         if module.last_eval_metrics:
             self._report(directory, {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics})
 
@@ -195,11 +195,11 @@ class SpladeCLI(LightningCLI):
         table = write_report(directory, runs)
         print(f"\nRetrieval results (written to {directory / 'report.md'}):\n{table}\n", flush=True)
 
-    def _export(self, module: RetrievalModule) -> None:
+    def _export(self, module: RetrievalModule, target: Path) -> None:
         from splade_lightning.hub import load_tokenizer
         from splade_lightning.serialization.model_dir import save_encoder
 
-        encoder, target = module.encoder, self._export_target()
+        encoder = module.encoder
         save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target,
                      **inference_lengths(self.datamodule), overwrite=bool(self._sub("overwrite")),
                      flag="--export_dir", tool="fit", inputs=config_inputs(self.config[self.subcommand]))

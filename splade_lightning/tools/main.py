@@ -103,8 +103,11 @@ class UsageError(SpladeLightningError):
 
 
 def _quiet() -> None:
+    from splade_lightning.tools.lightning_errors import quiet_lightning
+
     for message in QUIET:
         warnings.filterwarnings("ignore", message=f".*{message}")
+    quiet_lightning()
 
 
 def dispatch(argv: list[str]) -> int:

@@ -114,7 +114,7 @@ def retrieval_table(encoded: Mapping[str, EncodedSet], qrels: Mapping[str, Mappi
 
     Returns:
         One dict per model: ``model``, the measures, ``active_dims_query``, ``active_dims_doc`` and ``flops``
-        (see :func:`~splade_lightning.eval.evaluate_retrieval`).
+        (see :func:`~splade_lightning.retrieval.evaluation.evaluate_retrieval`).
     """
     if not encoded:
         raise ConfigError("retrieval_table: expected at least one encoded set")

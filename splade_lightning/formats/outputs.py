@@ -259,7 +259,7 @@ def dir_output_state(path: str | os.PathLike, flag: str) -> tuple[DirState, dict
         return "empty", None
     manifest = read_manifest(path)
     if manifest is None:
-        names = sorted(_files(path)) or sorted(p.name for p in path.iterdir())
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())  # its top level
         raise ConfigError(f"{flag} {path} is not empty and was not written by splade_lightning (it has no "
                           f"{MANIFEST}); it holds {_listing(names)}. Nothing was written or deleted: choose a new or "
                           "empty directory (--overwrite only replaces directories splade_lightning wrote)")

@@ -10,7 +10,8 @@ query encoder. This layer needs torch and numpy only (no lightning, no ``splade_
     write_idf_json(table, None, "scifact_idf.json")
     idf = read_idf_table("scifact_idf.json", tokenizer, vocab_size=30522).weights   # (V,) float32
 
-Command line: ``python -m splade_lightning idf --corpus PATH --out FILE [--compare REF]`` (see :mod:`.cli`).
+Command line: ``splade-lightning idf --corpus PATH --output FILE [--compare REF]``
+(see :mod:`splade_lightning.tools.idf`).
 """
 
 from __future__ import annotations

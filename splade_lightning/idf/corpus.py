@@ -21,8 +21,8 @@ T = TypeVar("T")
 
 
 def iter_corpus(path: str | Path) -> Iterator[str]:
-    """Stream the document texts of a corpus, in file order (:func:`~splade_lightning.formats.beir.stream_id_texts`:
-    ``title + " " + text`` when the title is non-empty).
+    """Stream the document texts of a corpus, in file order
+    (:func:`~splade_lightning.formats.beir_files.stream_id_texts`: ``title + " " + text`` when the title is non-empty).
 
     Args:
         path: a BEIR directory (``corpus.jsonl`` is read) or a JSONL file of ``{"_id", "title"?, "text"}`` records.

@@ -209,7 +209,7 @@ def row_dots(queries: torch.Tensor, docs: tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 class SparseModelRetriever:
-    """Exact dot-product retrieval (:func:`~splade_lightning.index.exact_search`) with a sparse model.
+    """Exact dot-product retrieval (:func:`~splade_lightning.retrieval.exact.exact_search`) with a sparse model.
 
     Args:
         model: a loaded :class:`~splade_lightning.api.SparseModel`.

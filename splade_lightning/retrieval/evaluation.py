@@ -71,12 +71,13 @@ def evaluate_retrieval(query_ids: Sequence[str], query_reps: torch.Tensor, doc_i
         query_ids: the Q query ids, in row order of ``query_reps``.
         query_reps: (Q, V) query reps, dense or sparse (COO/CSR), any device.
         doc_ids: the N document ids, in row order of ``doc_reps``.
-        doc_reps: (N, V) document reps, dense or sparse (e.g. from :func:`~splade_lightning.index.stack_sparse`).
+        doc_reps: (N, V) document reps, dense or sparse (e.g. from
+            :func:`~splade_lightning.retrieval.exact.stack_sparse`).
         qrels: ``{query_id: {doc_id: grade}}``; metrics average over the qrels queries with a relevant document.
         min_relevance: lowest grade that counts as relevant for mrr/recall/p/map (2 for TREC DL); nDCG uses grades.
         k: documents retrieved per query; must be at least the largest cut-off in ``measures``.
         measures: IR measure names (see :data:`~splade_lightning.metrics.ir.SUPPORTED_MEASURES`).
-        doc_chunk_size: documents scored at once by :func:`~splade_lightning.index.exact_search`.
+        doc_chunk_size: documents scored at once by :func:`~splade_lightning.retrieval.exact.exact_search`.
 
     Returns:
         A :class:`RetrievalResult` with the metrics and the run.

@@ -227,7 +227,7 @@ def _check_ids(ids: Sequence[str], name: str, expected: int | None) -> None:
 
 def to_run(query_ids: Sequence[str], doc_ids: Sequence[str], scores: torch.Tensor,
            indices: torch.Tensor) -> dict[str, dict[str, float]]:
-    """Turn the output of :func:`~splade_lightning.index.exact_search` into a TREC-style run.
+    """Turn the output of :func:`~splade_lightning.retrieval.exact.exact_search` into a TREC-style run.
 
     Every returned document is kept, including zero-score ones (as sentence-transformers' evaluator does).
 

@@ -7,7 +7,10 @@ then saved next to the index in ``seismic/`` and reused while the index and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,6 +71,24 @@ def _build(seismic, index: StoredIndex, params: SeismicParams):
                                                    summary_energy=params.summary_energy)
 
 
+@contextlib.contextmanager
+def _native_output(shown: bool):
+    """Let Seismic's Rust code print its build log to the process's stdout only when ``shown`` (it writes to file
+    descriptor 1 directly, past ``sys.stdout``)."""
+    if shown:
+        yield
+        return
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def load_or_build(root: str | Path, index: StoredIndex, params: SeismicParams, progress: bool = True):
     """The Seismic index of a stored index: loaded from ``<root>/seismic/`` when its key matches, else built and
     saved there.
@@ -81,12 +102,12 @@ def load_or_build(root: str | Path, index: StoredIndex, params: SeismicParams, p
     binary = Path(f"{stem}.index.seismic")
     if key_file.is_file() and binary.is_file() and json.loads(key_file.read_text(encoding="utf-8")) == key:
         return seismic.SeismicIndex.load(str(binary))
-    if progress:
-        print(f"building the seismic index of {len(index.ids)} documents (cached in {cache})", flush=True)
-    built = _build(seismic, index, params)
-    cache.mkdir(parents=True, exist_ok=True)
-    key_file.unlink(missing_ok=True)  # the key is written after the binary: a crash leaves no stale key
-    built.save(str(stem))
+    print(f"building the seismic index of {len(index.ids)} documents (cached in {cache})", flush=True)
+    with _native_output(shown=progress):
+        built = _build(seismic, index, params)
+        cache.mkdir(parents=True, exist_ok=True)
+        key_file.unlink(missing_ok=True)  # the key is written after the binary: a crash leaves no stale key
+        built.save(str(stem))
     write_text_atomic(key_file, json.dumps(key))
     return built
 

@@ -45,7 +45,7 @@ class Group:
 
 def read_texts(path: str | Path, kind: str, errors: list[DataError]) -> dict[str, str]:
     """id -> text of a corpus (``kind="doc"``: ``title + " " + text``) or queries argument: a BEIR directory or its
-    JSONL file (:func:`~splade_lightning.formats.beir.beir_file`); problems are appended to ``errors``."""
+    JSONL file (:func:`~splade_lightning.formats.beir_files.beir_file`); problems are appended to ``errors``."""
     try:
         return read_id_text(beir_file(path, kind), kind, errors)
     except DataError as e:  # a missing file: reported with the others

@@ -8,10 +8,10 @@ Examples::
     splade-lightning evaluate --run a.trec b.trec --qrels data/scifact/qrels/test.tsv --alpha 0.05
 
 Model mode encodes queries and corpus with :func:`splade_lightning.load`, retrieves exactly and scores with
-:func:`splade_lightning.eval.evaluate_retrieval` (the function in-training validation uses). Run mode scores TREC run
-files with :func:`~splade_lightning.metrics.ir.retrieval_metrics`; with two runs it adds paired significance tests
-(:mod:`splade_lightning.metrics.significance`). Every argument is checked before data or model are loaded; errors
-are raised as :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
+:func:`splade_lightning.retrieval.evaluation.evaluate_retrieval` (the function in-training validation uses). Run
+mode scores TREC run files with :func:`~splade_lightning.metrics.ir.retrieval_metrics`; with two runs it adds paired
+significance tests (:mod:`splade_lightning.metrics.significance`). Every argument is checked before data or model
+are loaded; errors are raised as :class:`~splade_lightning.errors.SpladeLightningError` for the caller to print.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def _export_anserini(model, args: argparse.Namespace, output: Path) -> None:
     quantization = 100.0 if args.quantization is None else args.quantization
     batch_size = args.batch_size or 32
     with dir_output(output, "--output", "export", args.overwrite, _inputs(args)) as tmp:
-        n_docs = export_corpus(model, args.corpus, tmp, quantization, batch_size)
+        n_docs = export_corpus(model, args.corpus, tmp, quantization, batch_size, progress=args.progress)
         n_queries = None if args.queries is None else export_queries(model, args.queries, tmp, quantization,
                                                                      batch_size)
         write_info(tmp, output, str(args.model), quantization, n_docs, n_queries)
@@ -81,7 +81,7 @@ def _export_anserini(model, args: argparse.Namespace, output: Path) -> None:
 
 def export(model: str, format: Literal["sentence-transformers", "opensearch", "anserini"], output: str,
            corpus: str | None = None, queries: str | None = None, quantization: float | None = None,
-           batch_size: int | None = None, overwrite: bool = False) -> int:
+           batch_size: int | None = None, overwrite: bool = False, progress: bool = True) -> int:
     """Export a trained model to a sentence-transformers or OpenSearch model directory, or encode a corpus into
     Anserini impact files.
 
@@ -97,9 +97,11 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
         batch_size: anserini only: texts encoded per batch (default 32).
         overwrite: replace an earlier output of splade_lightning at --output (only its own files go; a directory
             holding other files is always refused).
+        progress: anserini only: show a progress bar while the corpus is encoded.
     """
     args = argparse.Namespace(model=model, format=format, output=output, corpus=corpus, queries=queries,
-                              quantization=quantization, batch_size=batch_size, overwrite=overwrite)
+                              quantization=quantization, batch_size=batch_size, overwrite=overwrite,
+                              progress=progress)
     output = Path(args.output)
     _check_anserini_args(args)
     check_dir_output(output, "--output", args.overwrite, _inputs(args))

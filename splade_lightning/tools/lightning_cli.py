@@ -19,7 +19,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
 
 import splade_lightning.callbacks
-import splade_lightning.data
+import splade_lightning.data.datamodule
 import splade_lightning.losses
 import splade_lightning.models
 import splade_lightning.systems  # noqa: F401  (imported so that short class names resolve)
@@ -138,6 +138,10 @@ class SpladeCLI(LightningCLI):
     def _sub(self, key: str):
         return self.config[self.subcommand].get(key) if self.subcommand else None
 
+    def _ckpt_path(self) -> str | None:
+        """The checkpoint this run starts from, once resolved (``last`` before any checkpoint exists is None)."""
+        return self.config_init[self.subcommand].get("ckpt_path") if self.subcommand else None
+
     def _module(self) -> RetrievalModule | None:
         return self.model if isinstance(self.model, RetrievalModule) else None
 
@@ -151,7 +155,7 @@ class SpladeCLI(LightningCLI):
                              config_inputs(self.config[self.subcommand]))
         if not self._sub("eval_before_fit") or module is None:
             return
-        if self._sub("ckpt_path"):  # resuming: the zero-shot metrics come back with the checkpoint
+        if self._ckpt_path():  # resuming: the zero-shot metrics come back with the checkpoint
             rank_zero_info("Resuming: the zero-shot rows of the report come from the checkpoint")
             return
         rank_zero_info("Zero-shot evaluation before training (--eval_before_fit)")
@@ -188,7 +192,7 @@ class SpladeCLI(LightningCLI):
         directory = run_dir(self.trainer)
         if module is None or not self.trainer.is_global_zero or not module.last_eval_metrics:
             return
-        ckpt = self._sub("ckpt_path")
+        ckpt = self._ckpt_path()
         self._report(directory, {Path(ckpt).stem if ckpt else "model": module.last_eval_metrics})
 
     def _report(self, directory: Path, runs: dict) -> None:

@@ -64,7 +64,8 @@ def build_parser(function: Callable, prog: str, epilog: str | None = None) -> Ar
     helps = {p.arg_name: " ".join((p.description or "").split()) for p in doc.params}
     description = "\n\n".join(part for part in (doc.short_description, doc.long_description) if part)
     parser = ArgumentParser(prog=prog, description=plain(description), epilog=plain(epilog or "") or None,
-                            exit_on_error=False, default_meta=False, formatter_class=HelpFormatter)
+                            exit_on_error=False, default_meta=False, formatter_class=HelpFormatter,
+                            allow_abbrev=False)  # one spelling per flag: --out is not --output
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options (repeatable; "
                         "later files and flags win); --print_config prints one")
     hints = typing.get_type_hints(function)

@@ -61,11 +61,11 @@ def test_idf_subcommand_through_main(tmp_path, toy_beir, capsys):
     from splade_lightning.tools.main import main
 
     out = tmp_path / "idf.json"
-    exit_info = main(["idf", "--corpus", str(toy_beir), "--out", str(out), "--no_progress", "--compare", str(IDF)])
+    exit_info = main(["idf", "--corpus", str(toy_beir), "--output", str(out), "--no_progress", "--compare", str(IDF)])
     assert exit_info == 0
     table = json.loads(out.read_text())
     assert table["python"] == pytest.approx(math.log(7 / 3) + 1)  # in 2 of the 6 toy documents
     out_text = capsys.readouterr().out
     assert "wrote 30522 tokens from 6 documents" in out_text and "Spearman rank correlation" in out_text
-    exit_info = main(["idf", "--corpus", str(tmp_path / "missing"), "--out", str(out)])
+    exit_info = main(["idf", "--corpus", str(tmp_path / "missing"), "--output", str(out)])
     assert exit_info == 2 and "missing" in capsys.readouterr().err

@@ -236,10 +236,10 @@ def batches_equal(a, b) -> bool:
     return all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y for x, y in pairs)
 
 
-@pytest.mark.parametrize(("kind", "num_workers"), [("retrieval", 0), ("distill", 0), ("distill", 1)])
+@pytest.mark.parametrize(("kind", "num_workers"), [("text", 0), ("scored", 0), ("scored", 1)])
 def test_loader_continues_after_consumed_batches(kind, num_workers, tokenizer_dir, tmp_path):
-    """Both DataModules: a new loader given the saved state yields exactly the rest of the epoch's batches (and the
-    next epoch from its start), also with a worker process."""
+    """Both text-record training sources (TextTriplets, ScoredGroups): a new loader given the saved state yields
+    exactly the rest of the epoch's batches (and the next epoch from its start), also with a worker process."""
     from splade_lightning.data import RetrievalDataModule, ScoredGroups, TextTriplets
 
     rows = [{"query": f"question {i}", "pos": [f"answer {i}"], "neg": [f"wrong {i}", f"bad {i}"],
@@ -249,7 +249,7 @@ def test_loader_continues_after_consumed_batches(kind, num_workers, tokenizer_di
 
     def loader():
         common = {"batch_size": 2, "tokenizer": tokenizer_dir, "num_workers": num_workers, "seed": 7}
-        source = (TextTriplets([str(train)], negative_columns=["neg"]) if kind == "retrieval"
+        source = (TextTriplets([str(train)], negative_columns=["neg"]) if kind == "text"
                   else ScoredGroups([str(train)]))
         dm = RetrievalDataModule(source, **common)
         dm.setup("fit")

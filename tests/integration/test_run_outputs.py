@@ -93,7 +93,9 @@ def test_resume_takes_the_zero_shot_rows_from_the_checkpoint(tiny_bert_dir, toy_
 
     first = args(tiny_bert_dir, toy_triplets, toy_beir, tmp_path, "--eval_before_fit=true",
                  "--trainer.max_steps=1", "--trainer.max_epochs=-1", "--trainer.check_val_every_n_epoch=100")
-    assert main(["fit", *first]) == 0
+    with caplog.at_level(logging.INFO):  # `--ckpt_path last` with no checkpoint yet: a fresh run, zero-shot included
+        assert main(["fit", *first, "--ckpt_path=last"]) == 0
+    assert "Zero-shot evaluation before training" in caplog.text
     before = json.loads(next(tmp_path.rglob("report.json")).read_text())["zero_shot"]
     ckpt = next(tmp_path.rglob("step=1.ckpt"), None) or next(tmp_path.rglob("*.ckpt"))
     capsys.readouterr()

@@ -143,6 +143,11 @@ def test_short_class_names_in_help(capsys):
     assert main(["fit", "--model.help", "SpladeModule"]) == 0
     out = capsys.readouterr().out
     assert "--model.doc_reg_weight" in out and "--model.encoder" in out
+    # in a fresh process, where nothing else has imported the (lazily loaded) data module class yet
+    done = subprocess.run([sys.executable, "-m", "splade_lightning", "fit", "--data.help", "RetrievalDataModule"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--data.val_sets" in done.stdout and "--data.train" in done.stdout
 
 
 def test_switches(tmp_path):

@@ -122,7 +122,7 @@ def no_work(monkeypatch):
 
 
 @pytest.mark.parametrize("argv", [
-    ["--corpus", "c.jsonl"],                               # no --out
+    ["--corpus", "c.jsonl"],                               # no --output
     [],                                                    # nothing to do
     ["--compare", "a.json"],                               # one table without --corpus
     ["--corpus", "c.jsonl", "--output", "o.json", "--compare", "a.json", "b.json"],

@@ -36,7 +36,8 @@ TOOLS = {
 }
 #: third-party notices a user cannot act on, hidden from the command line
 QUIET = ("Sparse CSR tensor support is in beta state", r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-         "LightningCLI's args parameter is intended to run from within Python")
+         "LightningCLI's args parameter is intended to run from within Python",
+         "The dirpath has changed from")  # a checkpoint of an earlier run: every run has its own run directory
 
 
 def _user_error(exc: BaseException) -> SpladeLightningError | None:

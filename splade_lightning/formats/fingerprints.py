@@ -25,6 +25,15 @@ from pathlib import Path
 _SAMPLE = 1 << 20  # bytes hashed at each end of a large file by path_fingerprint
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (read in 4 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def model_fingerprint(model) -> str:
     """sha256 of a :class:`~splade_lightning.api.SparseModel`'s encoder settings, weights and tokenizer."""
     digest = hashlib.sha256()

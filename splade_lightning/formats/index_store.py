@@ -15,7 +15,6 @@ exists and whose checksums match is complete; anything else is recomputed on res
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from splade_lightning.errors import DataError
 from splade_lightning.formats.atomic import atomic_path, write_text_atomic
+from splade_lightning.formats.fingerprints import file_digest
 
 __all__ = ["FORMAT_VERSION", "INDEX_FILE", "SHARD_PARTS", "StoredIndex", "load_index", "read_index_json", "shard_files",
            "shard_name", "shard_ranges", "shard_is_complete", "write_index_json", "write_shard"]
@@ -56,14 +56,6 @@ def shard_ranges(n_docs: int, shard_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + shard_size, n_docs)) for start in range(0, n_docs, shard_size)]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_shard(root: str | Path, shard: int, ids: Sequence[str], indptr: np.ndarray, indices: np.ndarray,
                 values: np.ndarray, value_dtype: str = "float32") -> Path:
     """Write one CSR shard atomically, the meta file (row count, nnz, checksums) last.
@@ -91,7 +83,7 @@ def write_shard(root: str | Path, shard: int, ids: Sequence[str], indptr: np.nda
             np.save(handle, array)
     write_text_atomic(files["ids"], json.dumps(list(ids)))
     meta = {"format_version": FORMAT_VERSION, "rows": len(ids), "nnz": int(arrays["indices"].size),
-            "value_dtype": value_dtype, "sha256": {name: _sha256(files[name]) for name in ("indptr", "indices",
+            "value_dtype": value_dtype, "sha256": {name: file_digest(files[name]) for name in ("indptr", "indices",
                                                                                           "values", "ids")}}
     return write_text_atomic(files["meta"], json.dumps(meta, indent=1))
 
@@ -103,7 +95,7 @@ def shard_is_complete(root: str | Path, shard: int, rows: int, value_dtype: str)
         meta = json.loads(files["meta"].read_text(encoding="utf-8"))
         if meta.get("rows") != rows or meta.get("value_dtype") != value_dtype:
             return False
-        return all(_sha256(files[name]) == meta["sha256"][name] for name in ("indptr", "indices", "values", "ids"))
+        return all(file_digest(files[name]) == meta["sha256"][name] for name in ("indptr", "indices", "values", "ids"))
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -19,7 +19,6 @@ meant to be called before any expensive work. Pure Python: no torch, no Lightnin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Literal
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.atomic import default_mode, write_text_atomic
+from splade_lightning.formats.fingerprints import file_digest
 
 #: the file every directory output carries: who wrote it, what it was built from, and the files it wrote
 MANIFEST = "splade_lightning.manifest.json"
@@ -149,15 +149,6 @@ def _check_writable_parent(path: Path, flag: str) -> None:
 
 
 # --- the manifest ------------------------------------------------------------------------------------------------
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def read_manifest(directory: str | os.PathLike) -> dict | None:
     """The manifest of a directory, or None when it has none (or one that is not ours)."""

@@ -32,14 +32,8 @@ from splade_lightning.formats.index_store import (
     shard_ranges,
     write_index_json,
 )
-from splade_lightning.formats.outputs import (
-    Input,
-    check_not_input,
-    dir_output_state,
-    model_input,
-    remove_owned,
-    write_manifest,
-)
+from splade_lightning.formats.manifest import write_manifest
+from splade_lightning.formats.outputs import Input, check_not_input, dir_output_state, model_input, remove_owned
 from splade_lightning.hub import ALIASES
 
 

@@ -31,7 +31,8 @@ from splade_lightning.devices import resolve_device
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.atomic import write_text_atomic
 from splade_lightning.formats.fingerprints import describe_changes, model_fingerprint, texts_fingerprint
-from splade_lightning.formats.outputs import MANIFEST, dir_output_state, remove_owned, write_manifest
+from splade_lightning.formats.manifest import MANIFEST, write_manifest
+from splade_lightning.formats.outputs import dir_output_state, remove_owned
 from splade_lightning.mining.data import (
     MiningData,
     append_lines,

@@ -22,7 +22,8 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.formats.beir_files import read_queries
 from splade_lightning.formats.fingerprints import model_fingerprint
 from splade_lightning.formats.index_store import INDEX_FILE, read_index_json
-from splade_lightning.formats.outputs import MANIFEST, Input, check_file_output, model_input, read_manifest
+from splade_lightning.formats.manifest import MANIFEST, read_manifest
+from splade_lightning.formats.outputs import Input, check_file_output, model_input
 from splade_lightning.retrieval.seismic import SeismicParams
 
 

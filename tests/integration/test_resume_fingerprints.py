@@ -17,7 +17,7 @@ from conftest import write_jsonl
 
 import splade_lightning
 from splade_lightning.formats.index_store import load_index
-from splade_lightning.formats.outputs import MANIFEST
+from splade_lightning.formats.manifest import MANIFEST
 from splade_lightning.tools.main import main
 
 DOCS = [("d1", "the cat sat on the mat"), ("d2", "dogs bark at the postman"), ("d3", "python is a language"),

@@ -18,7 +18,8 @@ import yaml
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.atomic import write_text_atomic
-from splade_lightning.formats.outputs import dir_output_state, remove_owned, write_manifest
+from splade_lightning.formats.manifest import write_manifest
+from splade_lightning.formats.outputs import dir_output_state, remove_owned
 from splade_lightning.tools.ablate.grid import Point, deep_merge
 
 #: a point runner: (point, its directory, extra environment) -> process return code

@@ -7,17 +7,8 @@ import pytest
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.fingerprints import describe_changes, path_fingerprint, texts_fingerprint
-from splade_lightning.formats.outputs import (
-    MANIFEST,
-    Input,
-    check_not_input,
-    dir_output,
-    dir_output_state,
-    foreign_files,
-    read_manifest,
-    remove_owned,
-    write_manifest,
-)
+from splade_lightning.formats.manifest import MANIFEST, foreign_files, read_manifest, write_manifest
+from splade_lightning.formats.outputs import Input, check_not_input, dir_output, dir_output_state, remove_owned
 
 
 @pytest.fixture()

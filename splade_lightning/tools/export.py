@@ -99,9 +99,7 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
             holding other files is always refused).
         progress: anserini only: show a progress bar while the corpus is encoded.
     """
-    args = argparse.Namespace(model=model, format=format, output=output, corpus=corpus, queries=queries,
-                              quantization=quantization, batch_size=batch_size, overwrite=overwrite,
-                              progress=progress)
+    args = argparse.Namespace(**locals())
     output = Path(args.output)
     _check_anserini_args(args)
     check_dir_output(output, "--output", args.overwrite, _inputs(args))

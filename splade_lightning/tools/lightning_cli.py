@@ -32,6 +32,7 @@ from splade_lightning.serialization.checkpoint import inference_lengths
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.tools.ckpt_path import resolve_ckpt_path
 from splade_lightning.tools.lightning_errors import explain_parse_error, quiet_lightning
+from splade_lightning.tools.parser import flag_names
 from splade_lightning.tools.run_dir import RunConfig, place_checkpoints, run_dir
 
 SUBCOMMANDS = ("fit", "validate", "test")
@@ -82,8 +83,7 @@ class SpladeCLI(LightningCLI):
         except argparse.ArgumentError as e:
             subcommand = next((a for a in args or [] if a in SUBCOMMANDS), "fit")
             subparser = getattr(self, "_subcommand_parsers", {}).get(subcommand, parser)
-            flags = sorted({s for a in subparser._actions for s in a.option_strings if s.startswith("--")})
-            raise explain_parse_error(e, [subcommand], flags) from None
+            raise explain_parse_error(e, [subcommand], flag_names(subparser)) from None
 
     def init_parser(self, **kwargs):
         parser = super().init_parser(**kwargs)
@@ -145,13 +145,15 @@ class SpladeCLI(LightningCLI):
     def _module(self) -> RetrievalModule | None:
         return self.model if isinstance(self.model, RetrievalModule) else None
 
-    def _export_target(self) -> Path:
-        return Path(self._sub("export_dir") or run_dir(self.trainer) / "model")
+    def _export_target(self, directory: Path) -> Path:
+        """Where ``fit`` saves the model: ``--export_dir``, else ``<run dir>/model``."""
+        return Path(self._sub("export_dir") or directory / "model")
 
     def before_fit(self) -> None:
         module = self._module()
         if module is not None:  # refuse a bad target before training
-            check_dir_output(self._export_target(), "--export_dir", bool(self._sub("overwrite")),
+            target = self._export_target(run_dir(self.trainer))  # run_dir is a broadcast: every rank
+            check_dir_output(target, "--export_dir", bool(self._sub("overwrite")),
                              config_inputs(self.config[self.subcommand]))
         if not self._sub("eval_before_fit") or module is None:
             return
@@ -169,10 +171,10 @@ class SpladeCLI(LightningCLI):
         if module.last_eval_step != self.trainer.global_step:
             rank_zero_info("Evaluating the final weights (the last validation ran before the final step)")
             self.trainer.validate(module, datamodule=self.datamodule, verbose=False)
-        directory, target = run_dir(self.trainer), self._export_target()  # broadcasts under DDP: every rank
+        directory = run_dir(self.trainer)  # a broadcast under DDP: every rank
         if not self.trainer.is_global_zero:
             return
-        self._export(module, target)
+        self._export(module, self._export_target(directory))
         if module.last_eval_metrics:
             self._report(directory, {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics})
 

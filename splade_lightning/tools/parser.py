@@ -24,8 +24,8 @@ from collections.abc import Callable
 import docstring_parser
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
-__all__ = ["build_parser", "explain", "expand_switches", "flag_names", "join_lists", "list_options", "plain",
-           "suggest_flags", "switches"]
+__all__ = ["build_parser", "explain", "expand_switches", "flag_names", "join_lists", "list_options", "parameter_help",
+           "plain", "suggest_flags", "switches"]
 
 
 class HelpFormatter(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -52,6 +52,12 @@ def _is_bool(annotation) -> bool:
     return annotation is bool or annotation == "bool"
 
 
+def parameter_help(function: Callable) -> dict[str, str]:
+    """Each parameter's help: its ``Args:`` entry in the Google docstring, on one line (as written)."""
+    doc = docstring_parser.parse(inspect.getdoc(function) or "")
+    return {p.arg_name: " ".join((p.description or "").split()) for p in doc.params}
+
+
 def build_parser(function: Callable, prog: str, epilog: str | None = None) -> ArgumentParser:
     """The parser of one tool.
 
@@ -61,7 +67,7 @@ def build_parser(function: Callable, prog: str, epilog: str | None = None) -> Ar
         epilog: text after the options (examples).
     """
     doc = docstring_parser.parse(inspect.getdoc(function) or "")
-    helps = {p.arg_name: " ".join((p.description or "").split()) for p in doc.params}
+    helps = parameter_help(function)
     description = "\n\n".join(part for part in (doc.short_description, doc.long_description) if part)
     parser = ArgumentParser(prog=prog, description=plain(description), epilog=plain(epilog or "") or None,
                             exit_on_error=False, default_meta=False, formatter_class=HelpFormatter,

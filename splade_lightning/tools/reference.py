@@ -14,10 +14,8 @@ import types
 import typing
 from pathlib import Path
 
-import docstring_parser
-
 from splade_lightning.tools.main import TOOLS, tool_function
-from splade_lightning.tools.parser import plain
+from splade_lightning.tools.parser import parameter_help, plain
 
 __all__ = ["BEGIN", "END", "options_table", "page_path", "update_page"]
 
@@ -59,8 +57,7 @@ def _default_text(param: inspect.Parameter) -> str:
 def options_table(name: str) -> str:
     """The Markdown options table of tool ``name``: flag, type, default, meaning (from the docstring)."""
     function, _ = tool_function(name)
-    doc = docstring_parser.parse(inspect.getdoc(function) or "")
-    helps = {p.arg_name: " ".join(plain(p.description or "").split()) for p in doc.params}
+    helps = {key: plain(text) for key, text in parameter_help(function).items()}
     hints = typing.get_type_hints(function)
     rows = ["| flag | type | default | meaning |", "|---|---|---|---|"]
     for param_name, param in inspect.signature(function).parameters.items():

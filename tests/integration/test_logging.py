@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -80,10 +81,29 @@ def wandb_records(path: Path):
             pending += chunk
 
 
+def finished_records(run_dir: Path, timeout_s: float = 60.0) -> list:
+    """The records of an offline run's transaction log once wandb has written its ``exit`` record.
+
+    ``wandb.finish()`` hands the run to wandb's service process, which may still be writing the log when it returns
+    (seen on a loaded 2-core CI machine: the last history record was missing); so poll until the log is complete.
+    """
+    deadline = time.monotonic() + timeout_s
+    from google.protobuf.message import DecodeError
+
+    while True:
+        try:
+            records = list(wandb_records(next(run_dir.glob("run-*.wandb"))))
+        except DecodeError:  # a record still being written
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def wandb_history(run_dir: Path) -> dict[str, list]:
     """key -> logged values (JSON-decoded; media as their dicts) of an offline run."""
     history: dict[str, list] = {}
-    for record in wandb_records(next(run_dir.glob("run-*.wandb"))):
+    for record in finished_records(run_dir):
         if record.WhichOneof("record_type") != "history":
             continue
         items: dict[str, dict] = {}

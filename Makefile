@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,csr,logging,analysis]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,csr,logging,analysis,serving]"
 	touch $(STAMP)
 
 ## The README's main job: zero-shot eval -> fine-tune SPLADE-tiny -> eval, prints the metrics table.

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from splade_lightning.data.collate import EncodeCollator
 from splade_lightning.errors import ConfigError
 from splade_lightning.hub import ALIASES, resolve_model_path
+from splade_lightning.models.onnx_encoder import runtime_of
 
 
 class SparseModel(nn.Module):
@@ -43,7 +44,8 @@ class SparseModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.encoder.parameters()).device
+        first = next(self.encoder.parameters(), None)  # an ONNX Runtime encoder has none: it runs on the CPU
+        return first.device if first is not None else torch.device("cpu")
 
     def encode_query(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False):
         """Encode queries -> sparse COO tensor (N, V) on the CPU (a 1-D sparse vector for a single string)."""
@@ -129,10 +131,12 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
     """Load a model for inference.
 
     Args:
-        name_or_path: an offline alias (``splade-tiny``), a directory saved by us (or by sentence-transformers:
-            SPLADE, inference-free or CSR; or a bare HF masked-LM directory), a HF hub id, or a Lightning ``.ckpt``
+        name_or_path: an offline alias (``splade-tiny``), a directory saved by us (an ONNX export directory, or one
+            of its ``.onnx`` files, runs with onnxruntime) or by sentence-transformers (SPLADE, inference-free or
+            CSR; or a bare HF masked-LM directory), a HF hub id, or a Lightning ``.ckpt``
             written by ``fit``.
-        device: where to run it: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (default: CPU).
+        device: where to run it: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (default: CPU). An ONNX export always
+            runs on the CPU (``auto`` included).
 
     Returns:
         A :class:`SparseModel` in eval mode.
@@ -165,9 +169,13 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
         encoder, tokenizer, settings = load_encoder_dir(name)
         lengths = {k: settings[k] for k in ("max_query_length", "max_doc_length") if k in settings}
     check_vocabulary(encoder, tokenizer, name)
+    if runtime_of(encoder) == "onnx" and device not in (None, "auto") and torch.device(target).type != "cpu":
+        raise ConfigError(f"load: {name} is an ONNX export, which runs on the CPU with onnxruntime; got device "
+                          f"{device!r} (use device='cpu', or load the torch model it was exported from)")
     local = Path(resolve_model_path(name))
     source = str(local) if local.exists() else None
-    return SparseModel(encoder, tokenizer, **lengths, source=source).to(target)
+    model = SparseModel(encoder, tokenizer, **lengths, source=source)
+    return model if runtime_of(encoder) == "onnx" else model.to(target)  # onnxruntime runs on the CPU
 
 
 def check_vocabulary(encoder: nn.Module, tokenizer, name: str) -> None:

@@ -83,6 +83,20 @@ class SpladeEncoder(SparseEncoderBase):
         finally:
             setattr(parent, name, decoder)
 
+    def output_decoder(self) -> nn.Linear | None:
+        """The MLM's output-embedding Linear when the max-pooling head is split (see :meth:`decoder_bypassed`)."""
+        return getattr(*self._decoder_slot) if self._decoder_slot is not None else None
+
+    @contextmanager
+    def decoder_bypassed(self):
+        """Within the block, when :meth:`output_decoder` is not None, the MLM returns the decoder's input (B, L, H)
+        as ``logits``; otherwise the MLM is unchanged."""
+        if self._decoder_slot is None:
+            yield None
+            return
+        with self._decoder_bypassed() as decoder:
+            yield decoder
+
     @torch.no_grad()
     def _head_split_is_exact(self) -> bool:
         was_training = self.mlm.training

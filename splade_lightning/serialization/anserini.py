@@ -2,18 +2,21 @@
 
 Output directory::
 
-    docs-00000.jsonl ...   {"id": docid, "contents": "", "vector": {token: impact}} per document, ``shard_size`` a file
+    collection/            what Anserini indexes (its ``--input``; Anserini reads every file there, so nothing else is):
+      docs-00000.jsonl ... {"id": docid, "contents": "", "vector": {token: impact}} per document, ``shard_size`` a file
     queries.tsv            (with queries) ``qid<TAB>token token token ...``: each token repeated ``impact`` times,
                            pyserini's "impact" query format (``--impact`` / ``--pretokenized``)
     export_info.json       the quantisation factor, model, counts and the commands that index and search it
 
-``impact = round(weight × quantization)``; tokens whose impact is 0 are dropped. Token names come from the tokenizer
-(``[unused0]``, ``##ing``, ...) or, for a CSR model, ``latent_<j>``.
+``impact = round(weight × quantization)``; tokens whose impact is 0 are dropped (``docs/quantization.md`` measures
+nDCG@10 and index size against the scale). Token names come from the tokenizer (``[unused0]``, ``##ing``, ...) or,
+for a CSR model, ``latent_<j>``.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -23,14 +26,17 @@ from tqdm.auto import tqdm
 
 from splade_lightning.formats.beir_files import stream_id_texts
 from splade_lightning.idf.corpus import batches
+from splade_lightning.retrieval.quantize import impact_values
 
 INFO_FILE = "export_info.json"
+COLLECTION_DIR = "collection"
 QUERIES_FILE = "queries.tsv"
 
 
 def impacts(reps: torch.Tensor, quantization: float) -> list[dict[int, int]]:
-    """(N, V) dense weights -> per row ``{dimension: round(w × quantization)}`` with zero impacts dropped."""
-    quantized = torch.round(reps.float() * quantization).to(torch.long)
+    """(N, V) dense weights -> per row ``{dimension: round(w × quantization)}`` with zero impacts dropped (the rounding
+    of :func:`~splade_lightning.retrieval.quantize.impact_values`)."""
+    quantized = impact_values(reps, quantization)
     rows = []
     for row in quantized:
         nz = row.nonzero().flatten()
@@ -53,13 +59,15 @@ def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> torch.Te
 
 def export_corpus(model, corpus: str | Path, output: Path, quantization: float = 100.0, batch_size: int = 32,
                   shard_size: int = 100_000, progress: bool = True) -> int:
-    """Write the ``docs-NNNNN.jsonl`` shards of ``corpus`` into the directory ``output`` (the caller makes the whole
-    directory appear atomically); returns the number of documents. Texts are streamed, one batch in memory."""
+    """Write the ``collection/docs-NNNNN.jsonl`` shards of ``corpus`` into the directory ``output`` (the caller makes
+    the whole directory appear atomically); returns the number of documents. Texts are streamed, one batch in
+    memory."""
     names = dimension_names(model)
+    (output / COLLECTION_DIR).mkdir(exist_ok=True)
     lines = _doc_lines(model, corpus, names, quantization, batch_size, progress)
     count, shard = 0, 0
     while (first := next(lines, None)) is not None:
-        with open(output / f"docs-{shard:05d}.jsonl", "w", encoding="utf-8") as handle:
+        with open(output / COLLECTION_DIR / f"docs-{shard:05d}.jsonl", "w", encoding="utf-8") as handle:
             handle.write(first)
             count += 1
             for line in islice(lines, shard_size - 1):
@@ -106,9 +114,11 @@ def write_info(output: Path, final: Path, model_name: str, quantization: float, 
         "format": "anserini JsonVectorCollection", "model": model_name, "quantization": quantization,
         "impact": "round(weight * quantization); zero impacts dropped", "documents": n_docs,
         "queries": n_queries,
-        "index_command": f"python -m pyserini.index.lucene --collection JsonVectorCollection --input {final} "
-                         "--index INDEX --generator DefaultLuceneDocumentGenerator --impact --pretokenized",
-        "search_command": f"python -m pyserini.search.lucene --index INDEX --topics {final / QUERIES_FILE} "
-                          "--output run.trec --impact --pretokenized --hits 1000",
+        "index_command": "python -m pyserini.index.lucene --collection JsonVectorCollection --input "
+                         f"{shlex.quote(str(final / COLLECTION_DIR))} --index INDEX "
+                         "--generator DefaultLuceneDocumentGenerator --impact --pretokenized",
+        "search_command": "python -m pyserini.search.lucene --index INDEX --topics "
+                          f"{shlex.quote(str(final / QUERIES_FILE))} --output run.trec --impact --pretokenized "
+                          "--hits 1000",
     }
     (output / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

@@ -25,6 +25,7 @@ from torch import nn
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import Input, dir_output
 from splade_lightning.models.csr_encoder import CSREncoder
+from splade_lightning.models.onnx_encoder import runtime_of
 from splade_lightning.models.router import QueryDocRouter
 from splade_lightning.models.splade import SpladeEncoder
 from splade_lightning.models.static import StaticSparseEncoder
@@ -81,6 +82,9 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
         The directory path.
     """
     target = Path(path)
+    if runtime_of(encoder) == "onnx":
+        raise ConfigError(f"{flag} {target}: this model runs on ONNX Runtime (it was loaded from an ONNX export) and "
+                          "has no torch weights to save; save or export the model the ONNX export was made from")
     with dir_output(target, flag, tool, overwrite, inputs) as tmp:
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
                 "max_query_length": max_query_length, "max_doc_length": max_doc_length}
@@ -92,7 +96,7 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
         tokenizer.save_pretrained(tmp)
         if isinstance(encoder, QueryDocRouter):
             files = {META_FILE: meta}
-            _write_query_table(encoder, tokenizer, tmp / IDF_FILE)
+            write_query_table(encoder, tokenizer, tmp / IDF_FILE)
         elif isinstance(encoder, CSREncoder):
             files = {META_FILE: meta, **csr_st_files(encoder, max_doc_length)}
             write_sae_weights(encoder, tmp)
@@ -104,7 +108,7 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
     return target
 
 
-def _write_query_table(router: QueryDocRouter, tokenizer, path: Path) -> None:
+def write_query_table(router: QueryDocRouter, tokenizer, path: Path) -> None:
     """``idf.json``: the effective query weight of every token (relu, IDF-aware factor included; specials 0)."""
     from splade_lightning.formats.idf_json import write_idf_json
 

@@ -13,6 +13,7 @@ from torch import nn
 from splade_lightning.errors import ConfigError
 from splade_lightning.serialization import checkpoint as ckpt
 from splade_lightning.serialization import model_dir
+from splade_lightning.serialization.onnx_dir import is_onnx_source, load_onnx
 from splade_lightning.serialization.st_csr import load_csr_encoder
 from splade_lightning.serialization.st_router import is_st_router_dir, load_st_router
 
@@ -20,7 +21,7 @@ __all__ = ["ARCHITECTURES", "EXPORT_FORMATS", "Architecture", "architecture", "e
            "load_encoder_dir"]
 
 #: every export format of ``splade-lightning export``
-EXPORT_FORMATS = ("sentence-transformers", "opensearch", "anserini")
+EXPORT_FORMATS = ("sentence-transformers", "opensearch", "anserini", "onnx", "qdrant")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ ARCHITECTURES = {a.name: a for a in (
     Architecture("inference_free", ckpt.inference_free_from_checkpoint, model_dir.inference_free_from_dir,
                  EXPORT_FORMATS),
     Architecture("csr", ckpt.csr_from_checkpoint, lambda name, settings, idf: load_csr_encoder(Path(name)),
-                 ("sentence-transformers", "anserini")),
+                 tuple(f for f in EXPORT_FORMATS if f not in ("opensearch", "onnx"))),
 )}
 
 
@@ -75,11 +76,15 @@ def encoder_from_checkpoint(checkpoint: dict) -> tuple[nn.Module, object]:
 
 
 def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
-    """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id: ours, OpenSearch's
-    (an MLM with ``idf.json``: an inference-free model), or sentence-transformers' (SPLADE, Router, CSR)."""
+    """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id: ours (an ONNX export
+    included, or one of its ``.onnx`` files), OpenSearch's (an MLM with ``idf.json``: an inference-free model), or
+    sentence-transformers' (SPLADE, Router, CSR)."""
     from splade_lightning.hub import load_tokenizer, resolve_model_path
 
     local = Path(resolve_model_path(name_or_path))
+    if is_onnx_source(local):
+        encoder, tokenizer_dir, settings = load_onnx(local)
+        return encoder, load_tokenizer(tokenizer_dir), settings
     if local.is_dir() and is_st_router_dir(local):
         encoder, tokenizer_dir, settings = load_st_router(local)
         return encoder, load_tokenizer(tokenizer_dir), settings

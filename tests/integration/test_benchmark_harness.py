@@ -15,3 +15,25 @@ def test_same_first_loss_for_sentence_transformers_and_ours(tiny_bert_dir):
               for impl in ("st", "ours", "plain")}
     assert losses["ours"] == pytest.approx(losses["st"], rel=1e-5)
     assert losses["plain"] == pytest.approx(losses["st"], rel=1e-5)
+
+
+def test_quantization_study_anchors_on_float32_and_a_fine_scale_keeps_the_ranking(tiny_bert_dir, toy_beir):
+    import quantization
+
+    import splade_lightning
+    from splade_lightning.formats.beir import load_beir
+    from splade_lightning.retrieval import evaluate_retrieval
+
+    model, data = splade_lightning.load(tiny_bert_dir), load_beir(toy_beir)
+    rows, _ = quantization.study(model, data, quantization.build_schemes([1e4], [8], [1]), batch_size=4, k=10)
+    by_name = {row["scheme"]: row for row in rows}
+    query_ids, doc_ids = list(data.queries), list(data.corpus)
+    expected = evaluate_retrieval(query_ids, model.encode_query([data.queries[q] for q in query_ids]), doc_ids,
+                                  model.encode_document([data.corpus[d] for d in doc_ids]), data.qrels, k=10,
+                                  measures=("ndcg@10",)).metrics["ndcg@10"]
+    assert by_name["float32"]["ndcg@10"] == pytest.approx(expected, abs=1e-6)
+    assert by_name["float32"]["delta"] == 0 and by_name["float32"]["randomisation_p"] == 1
+    assert by_name["anserini×10000"]["queries_quantised"] and by_name["anserini×10000"]["ndcg@10"] == pytest.approx(
+        expected, abs=1e-6)
+    assert by_name["top-1"]["postings"] == len(doc_ids)
+    assert "| top-1 |" in quantization.markdown([{"model": "m", "dataset": "toy", **row} for row in rows])

@@ -82,7 +82,8 @@ def test_router_dir_loads_back(st_router_dir, inference_free_dir):
 
 
 def read_shards(out):
-    return [json.loads(line) for f in sorted(out.glob("docs-*.jsonl")) for line in f.read_text().splitlines()]
+    return [json.loads(line) for f in sorted(out.glob("collection/docs-*.jsonl"))
+            for line in f.read_text().splitlines()]
 
 
 def test_anserini_export(inference_free_dir, toy_beir, tmp_path):
@@ -119,7 +120,9 @@ def test_anserini_shards(inference_free_dir, toy_beir, tmp_path):
     (tmp_path / "o").mkdir()
     n = export_corpus(splade_lightning.load(inference_free_dir), toy_beir, tmp_path / "o", shard_size=4,
                       progress=False)
-    assert n == 6 and sorted(p.name for p in (tmp_path / "o").iterdir()) == ["docs-00000.jsonl", "docs-00001.jsonl"]
+    assert n == 6 and sorted(p.name for p in (tmp_path / "o").iterdir()) == ["collection"]
+    assert sorted(p.name for p in (tmp_path / "o" / "collection").iterdir()) == ["docs-00000.jsonl",
+                                                                                 "docs-00001.jsonl"]
     assert len(read_shards(tmp_path / "o")) == 6
 
 

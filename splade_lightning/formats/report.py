@@ -51,3 +51,8 @@ def write_report(directory: str | Path, runs: Results) -> str:
     write_text_atomic(Path(directory) / "report.json", json.dumps(payload, indent=2))
     write_text_atomic(Path(directory) / "report.md", table + "\n")
     return table
+
+
+def write_per_query(directory: str | Path, per_query: dict) -> None:
+    """Write ``per_query.json``: ``{dataset: {measure: {query_id: value}}}`` of the report's last evaluation."""
+    write_text_atomic(Path(directory) / "per_query.json", json.dumps(per_query, indent=1, sort_keys=True))

@@ -67,6 +67,8 @@ class RetrievalModule(pl.LightningModule):
     Attributes:
         last_eval_metrics: ``{dataset: {measure: value}}`` plus ``"mean"`` (over datasets) of the latest completed
             validation or test; ``{}`` before the first.
+        last_eval_per_query: ``{dataset: {measure: {query_id: value}}}`` of that evaluation (written to
+            ``per_query.json`` by the CLI; read by the ablation runner's paired tests).
         last_eval_step: ``global_step`` of the weights ``last_eval_metrics`` were computed with; -1 before the first
             evaluation.
         zero_shot_metrics: the metrics of the evaluation before training (same shape as ``last_eval_metrics``), set by
@@ -94,6 +96,7 @@ class RetrievalModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.last_eval_metrics: Metrics = {}
+        self.last_eval_per_query: dict[str, dict[str, dict[str, float]]] = {}
         self.last_eval_step: int = -1
         self.zero_shot_metrics: Metrics | None = None
         self._eval_buffer = EvalBuffer()
@@ -183,7 +186,8 @@ class RetrievalModule(pl.LightningModule):
         if self.trainer.sanity_checking:
             self.clear_eval_state()
             return
-        results = score_buffer(self._eval_buffer, self.hparams.eval_k, self.hparams.eval_measures)
+        per_query: dict = {}
+        results = score_buffer(self._eval_buffer, self.hparams.eval_k, self.hparams.eval_measures, per_query)
         if results:
             self.extra_eval_metrics(stage, results)
         self.clear_eval_state()
@@ -191,6 +195,7 @@ class RetrievalModule(pl.LightningModule):
             return
         results["mean"] = mean_over_datasets(results) if len(results) > 1 else dict(next(iter(results.values())))
         self.last_eval_metrics = results
+        self.last_eval_per_query = per_query
         self.last_eval_step = self.global_step
         logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
                   for key, value in metrics.items()}

@@ -11,6 +11,7 @@ import torch
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.beir import EvalData
+from splade_lightning.metrics.ir import per_query_metrics
 from splade_lightning.retrieval.evaluation import evaluate_retrieval
 from splade_lightning.retrieval.exact import stack_sparse
 from splade_lightning.types import EncodeBatch
@@ -74,13 +75,16 @@ class EvalBuffer:
         self._sets.clear()
 
 
-def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str]) -> dict[str, dict]:
+def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str],
+                 per_query: dict[str, dict[str, dict[str, float]]] | None = None) -> dict[str, dict]:
     """Run exact retrieval + metrics for every dataloader in ``buffer``, against the qrels of its evaluation set.
 
     Args:
         buffer: the filled buffer.
         k: retrieval depth.
         measures: metric names, e.g. ``("ndcg@10", "mrr@10", "recall@100")``.
+        per_query: when given, filled with ``{dataset_name: {measure: {query_id: value}}}`` (trec_eval semantics,
+            :func:`~splade_lightning.metrics.ir.per_query_metrics`), what paired significance tests need.
 
     Returns:
         ``{dataset_name: metrics}`` where metrics also holds the sparsity figures.
@@ -99,4 +103,6 @@ def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str]) -> dict[st
         result = evaluate_retrieval(query_ids, query_reps, doc_ids, doc_reps, data.qrels,
                                     min_relevance=data.min_relevance, k=k, measures=tuple(measures))
         results[data.name] = result.metrics
+        if per_query is not None:
+            per_query[data.name] = per_query_metrics(result.run, data.qrels, data.min_relevance, tuple(measures))
     return results

@@ -27,7 +27,7 @@ from splade_lightning.callbacks.checkpoint_io import AtomicCheckpointIO
 from splade_lightning.callbacks.exact_resume import ExactResume
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import check_dir_output, config_inputs
-from splade_lightning.formats.report import write_report
+from splade_lightning.formats.report import write_per_query, write_report
 from splade_lightning.serialization.checkpoint import inference_lengths
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.tools.ckpt_path import resolve_ckpt_path
@@ -176,7 +176,8 @@ class SpladeCLI(LightningCLI):
             return
         self._export(module, self._export_target(directory))
         if module.last_eval_metrics:
-            self._report(directory, {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics})
+            self._report(directory, {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics},
+                         module.last_eval_per_query)
 
     def before_test(self) -> None:
         if not splade_lightning_eval_sets(self.datamodule, "test"):
@@ -195,10 +196,13 @@ class SpladeCLI(LightningCLI):
         if module is None or not self.trainer.is_global_zero or not module.last_eval_metrics:
             return
         ckpt = self._ckpt_path()
-        self._report(directory, {Path(ckpt).stem if ckpt else "model": module.last_eval_metrics})
+        self._report(directory, {Path(ckpt).stem if ckpt else "model": module.last_eval_metrics},
+                     module.last_eval_per_query)
 
-    def _report(self, directory: Path, runs: dict) -> None:
+    def _report(self, directory: Path, runs: dict, per_query: dict) -> None:
         table = write_report(directory, runs)
+        if per_query:
+            write_per_query(directory, per_query)
         print(f"\nRetrieval results (written to {directory / 'report.md'}):\n{table}\n", flush=True)
 
     def _export(self, module: RetrievalModule, target: Path) -> None:

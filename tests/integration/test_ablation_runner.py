@@ -42,6 +42,8 @@ points:
 """
 #: fake outcome per λ_d: (ndcg@10, active_dims_doc, flops); 1e-3 is sparser and worse, ctl dominates 1e-4
 OUTCOME = {1e-4: (0.60, 300.0, 9.0), 1e-3: (0.50, 100.0, 2.0), None: (0.62, 110.0, 2.5)}
+#: per-query nDCG@10 = the run's nDCG@10 + these offsets (mean 0): two points differ by the same amount on every query
+OFFSETS = (-0.2, -0.1, -0.05, 0.0, 0.0, 0.05, 0.1, 0.2)
 
 
 def main(argv: list[str], run_fn=None) -> int:
@@ -59,26 +61,31 @@ def _write(tmp_path: Path, text: str = GRID) -> Path:
 class FakeFit:
     """Writes what ``fit`` writes (report.json, metrics.csv) from the point's override.yaml; records calls."""
 
-    def __init__(self, fail: set[str] = frozenset()):
+    def __init__(self, fail: set[str] = frozenset(), per_query: bool = True):
         self.calls: list[tuple[str, dict]] = []
         self.fail = fail
+        self.per_query = per_query
 
     def __call__(self, point, point_dir, env):
         import yaml
 
-        self.calls.append((point.name, env))
+        self.calls.append((point.run_name, env))
         overrides = yaml.safe_load((point_dir / "override.yaml").read_text())
         assert overrides["trainer"]["default_root_dir"] == str(point_dir)
         if point.name in self.fail:
             return 1
         lam = overrides.get("model", {}).get("init_args", {}).get("doc_reg_weight")
         ndcg, dims, flops = OUTCOME[lam]
+        ndcg += 0.01 * overrides.get("seed_everything", 0)  # seed noise: +0.01 per seed number
         log_dir = point_dir / "csv" / "version_0"
         log_dir.mkdir(parents=True)
         (log_dir / "metrics.csv").write_text("step,train/active_dims_doc,train/reg_weight_doc\n0,500,0.1\n"
                                              f"1,{dims - 1},0.2\n")
         metrics = {"ndcg@10": ndcg, "mrr@10": ndcg, "recall@100": 0.9, "active_dims_query": 20.0,
                    "active_dims_doc": dims, "flops": flops}
+        if self.per_query:
+            (log_dir / "per_query.json").write_text(json.dumps({"hotpotqa-dev": {"ndcg@10": {
+                f"q{i}": ndcg + offset for i, offset in enumerate(OFFSETS)}}}))
         (log_dir / "report.json").write_text(json.dumps({"zero_shot": None, "fine_tuned": {
             "hotpotqa-dev": metrics, "mean": metrics}}))
         return 0
@@ -114,6 +121,10 @@ def test_grid_expansion(tmp_path):
     ("points: {'bad name': {}}", r"name 'bad name'"),
     ("name: s", r"no points"),
     ("axes: [1, 2]", r"'axes': expected a mapping"),
+    ("points: {p: {}}\nseeds: [0, 0]", r"'seeds': expected a non-empty list of distinct integers"),
+    ("points: {p: {}}\nseeds: 3", r"'seeds': expected a non-empty list"),
+    ("points: {p: {seed_everything: 1}}\nseeds: [0, 1]", r"point\(s\) p also set it"),
+    ("points: {p: {}}\nbaseline: q", r"'baseline': 'q' is not a point of the grid"),
 ])
 def test_grid_errors_name_file_and_key(tmp_path, text, match):
     path = _write(tmp_path, text)
@@ -141,14 +152,18 @@ def test_runs_collects_and_resumes(tmp_path):
     out = tmp_path / "out"
     rows = list(csv.DictReader(open(out / "results.csv", newline="")))
     by_point = {r["point"]: r for r in rows}
-    assert float(by_point["ctl"]["ndcg@10"]) == 0.62
-    assert float(by_point["lambda_d=1e-3,warmup=on"]["active_dims_doc"]) == 100.0
-    assert float(by_point["lambda_d=1e-3,warmup=on"]["train/active_dims_doc"]) == 99.0  # last logged value
-    assert float(by_point["lambda_d=1e-3,warmup=on"]["train/active_dims_doc_last10"]) == (500 + 99) / 2
+    assert float(by_point["ctl"]["ndcg@10_mean"]) == 0.62
+    assert by_point["ctl"]["n_seeds"] == "1"  # a single-seed grid: no spread
+    assert [by_point["ctl"][f"ndcg@10_{s}"] for s in ("std", "ci_low", "ci_high")] == ["", "", ""]
+    assert "p_vs_baseline" not in by_point["ctl"]  # no baseline declared
+    assert float(by_point["lambda_d=1e-3,warmup=on"]["active_dims_doc_mean"]) == 100.0
+    assert float(by_point["lambda_d=1e-3,warmup=on"]["train/active_dims_doc_mean"]) == 99.0  # last logged value
+    assert float(by_point["lambda_d=1e-3,warmup=on"]["train/active_dims_doc_last10_mean"]) == (500 + 99) / 2
     assert by_point["lambda_d=1e-4,warmup=off"]["lambda_d"] == "1e-4"
     assert all(r["status"] == "done" for r in rows)
     table = (out / "results.md").read_text()
-    assert table.count("\n") == 2 + 5
+    assert table.startswith("Single run per point")
+    assert table.count("\n") == 2 + 2 + 5 and "| ndcg@10 |" in table and "±" not in table
     front_rows = [line for line in table.splitlines() if line.rstrip().endswith("| * |")]
     assert sorted(line.split("|")[1].strip() for line in front_rows) == [
         "ctl", "lambda_d=1e-3,warmup=off", "lambda_d=1e-3,warmup=on"]
@@ -163,6 +178,62 @@ def test_runs_collects_and_resumes(tmp_path):
     assert _run(tmp_path, fake2) == 0
     assert [name for name, _ in fake2.calls] == ["lambda_d=1e-3,warmup=on"]
     assert not (killed / "stale.txt").exists() and find_report(killed) is not None
+
+
+SEEDED = GRID + "seeds: [0, 1]\nbaseline: lambda_d=1e-4,warmup=on\n"
+
+
+def test_seeds_run_each_point_per_seed_and_summarise_with_baseline_tests(tmp_path):
+    import yaml
+
+    fake = FakeFit()
+    args = ["--base", str(QUICKSTART), "--grid", str(_write(tmp_path, SEEDED)), "--output", str(tmp_path / "out"),
+            "--runs_dir", str(tmp_path / "runs")]
+    assert main(args, run_fn=fake) == 0
+    # seed-major: every point with seed 0, then every point with seed 1; each run in <point>/seed-<s>
+    assert [name for name, _ in fake.calls][:2] == ["ctl/seed-0", "lambda_d=1e-4,warmup=on/seed-0"]
+    assert len(fake.calls) == 10 and fake.calls[5][0] == "ctl/seed-1"
+    override = yaml.safe_load((tmp_path / "runs" / "ctl" / "seed-1" / "override.yaml").read_text())
+    assert override["seed_everything"] == 1
+
+    rows = {r["point"]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv", newline=""))}
+    ctl = rows["ctl"]
+    # ndcg 0.62 (seed 0) and 0.63 (seed 1): mean 0.625, s = 0.01 / sqrt(2), half-width t_{0.975,1} * s / sqrt(2)
+    half = 12.706205 * (0.01 / 2 ** 0.5) / 2 ** 0.5
+    assert ctl["n_seeds"] == "2" and float(ctl["ndcg@10_mean"]) == pytest.approx(0.625)
+    assert float(ctl["ndcg@10_std"]) == pytest.approx(0.01 / 2 ** 0.5)
+    assert float(ctl["ndcg@10_ci_low"]) == pytest.approx(0.625 - half, abs=1e-6)
+    assert float(ctl["ndcg@10_ci_high"]) == pytest.approx(0.625 + half, abs=1e-6)
+    assert ctl["active_dims_doc_std"] == "0.0"
+    # per query, ctl is 0.02 above the baseline on all 8 queries: exact randomisation p = 2 / 2**8; Holm over the 4
+    # comparisons multiplies the three smallest (equal) p-values by 4, 3, 2 -> all 4 * 2/256 after the running max
+    assert float(ctl["p_vs_baseline"]) == pytest.approx(2 / 256)
+    assert float(ctl["p_holm_vs_baseline"]) == pytest.approx(4 * 2 / 256) and ctl["significant_vs_baseline"] == "True"
+    same = rows["lambda_d=1e-4,warmup=off"]  # the same outcome as the baseline: p = 1
+    assert float(same["p_vs_baseline"]) == 1.0 and same["significant_vs_baseline"] == "False"
+    assert rows["lambda_d=1e-4,warmup=on"]["p_vs_baseline"] == ""  # the baseline itself
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert table.startswith("Mean ± half-width of the 95% Student-t confidence interval over 2 seeds")
+    assert f"| 0.6250 ± {half:.4f} |" in table
+
+    # resume per (point, seed): only the run killed mid-way reruns; a third seed runs only the new runs
+    next((tmp_path / "runs" / "ctl" / "seed-1").rglob("report.json")).unlink()
+    fake2 = FakeFit()
+    assert main(args, run_fn=fake2) == 0
+    assert [name for name, _ in fake2.calls] == ["ctl/seed-1"]
+    _write(tmp_path, SEEDED.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"))
+    fake3 = FakeFit()
+    assert main(args, run_fn=fake3) == 0
+    assert [name for name, _ in fake3.calls] == [f"{p}/seed-2" for p in rows]
+    assert next(csv.DictReader(open(tmp_path / "out" / "results.csv", newline="")))["n_seeds"] == "3"
+
+
+def test_without_per_query_scores_the_baseline_columns_stay_empty(tmp_path):
+    assert main(["--base", str(QUICKSTART), "--grid", str(_write(tmp_path, SEEDED)), "--output",
+                 str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs")], run_fn=FakeFit(per_query=False)) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv", newline="")))
+    assert all(r["p_vs_baseline"] == r["significant_vs_baseline"] == "" for r in rows)
+    assert all(r["n_seeds"] == "2" and r["ndcg@10_ci_low"] for r in rows)
 
 
 def test_failed_point_is_reported_and_rerun(tmp_path, capsys):
@@ -302,4 +373,4 @@ points:
     subprocess.run([sys.executable, "-m", "splade_lightning", "ablate", "--base", str(QUICKSTART), "--grid", str(grid),
                     "--output", str(out), "--runs_dir", str(tmp_path / "runs")], cwd=REPO, check=True)
     row = next(csv.DictReader(open(out / "results.csv", newline="")))
-    assert row["status"] == "done" and 0.0 <= float(row["ndcg@10"]) <= 1.0
+    assert row["status"] == "done" and 0.0 <= float(row["ndcg@10_mean"]) <= 1.0

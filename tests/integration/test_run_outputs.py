@@ -77,6 +77,9 @@ def test_validate_and_test_print_the_compact_report(tiny_bert_dir, toy_triplets,
     assert "DataLoader 0" not in out and "Validate metric" not in out  # Lightning's own table is not printed
     report = json.loads(next(root.rglob("report.json")).read_text())
     assert set(report) == {"model"} and "ndcg@10" in report["model"]["toy"]
+    per_query = json.loads(next(root.rglob("per_query.json")).read_text())["toy"]["ndcg@10"]
+    assert sorted(per_query) == ["q1", "q2", "q3"]  # every judged query, and their mean is the report's figure
+    assert sum(per_query.values()) / 3 == pytest.approx(report["model"]["toy"]["ndcg@10"], abs=1e-12)
     assert main(["test", *common]) == 0
     out = capsys.readouterr().out
     assert "| held " in out and "Test metric" not in out

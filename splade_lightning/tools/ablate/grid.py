@@ -14,9 +14,13 @@ Format (every key except ``axes`` is optional)::
         "off": {trainer.callbacks: [...]}   # a list replaces the base config's list
     points:                             # extra explicit points: name -> overrides (not crossed with the axes)
       controller: {trainer.callbacks: [...]}
+    seeds: [0, 1, 2]                    # each point runs once per seed (default: once, with the base config's seed)
+    baseline: controller                # the point every other point is tested against (default: none)
     x-anything: ...                     # ignored: a place for YAML anchors (&cb / *cb) shared by the values
 
-Points run in order: the explicit points first, then the product (the last axis varies fastest).
+Points run in order: the explicit points first, then the product (the last axis varies fastest). With ``seeds``, every
+point runs with the first seed before any runs with the second (a partial study still covers every point), each run
+with ``seed_everything: <seed>`` added to its overrides, in ``<point dir>/seed-<seed>``.
 
 Overrides are applied in order common -> axes (in file order) -> point; a later value replaces an earlier one at the
 same key. A point of the product is named ``lambda_d=1e-4,warmup=on``; its directory ``lambda_d-1e-4__warmup-on``.
@@ -33,28 +37,61 @@ import yaml
 
 from splade_lightning.errors import ConfigError
 
-TOP_KEYS = ("name", "common", "axes", "points")
+TOP_KEYS = ("name", "common", "axes", "points", "seeds", "baseline")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-=,]*$")
 
 
 @dataclass
 class Point:
-    """One run of the study.
+    """One point of the study, or one run of it (a point with its seed).
 
     Attributes:
         name: display name (``axis=value,...`` or the explicit point's name).
         labels: ``{axis: value name}`` for product points; ``{"point": name}`` for explicit points.
         overrides: nested dict of config overrides (written as the point's override YAML).
+        seed: the run's ``seed_everything`` when the grid lists ``seeds``; None: the base config's seed.
     """
 
     name: str
     labels: dict[str, str]
     overrides: dict = field(default_factory=dict)
+    seed: int | None = None
 
     @property
     def dirname(self) -> str:
-        """File-system-safe directory name."""
-        return self.name.replace("=", "-").replace(",", "__")
+        """File-system-safe directory name (relative to the runs directory): ``<point>`` or ``<point>/seed-<s>``."""
+        base = self.name.replace("=", "-").replace(",", "__")
+        return base if self.seed is None else f"{base}/seed-{self.seed}"
+
+    @property
+    def run_name(self) -> str:
+        """The run's display name: ``name``, or ``name/seed-<s>`` with a seed."""
+        return self.name if self.seed is None else f"{self.name}/seed-{self.seed}"
+
+
+@dataclass
+class Study:
+    """A parsed grid.
+
+    Attributes:
+        name: the study name.
+        points: the points in run order.
+        seeds: the seeds every point runs with; None: one run per point with the base config's seed.
+        baseline: the name of the point the others are tested against, or None.
+    """
+
+    name: str
+    points: list[Point]
+    seeds: list[int] | None = None
+    baseline: str | None = None
+
+    def runs(self) -> list[Point]:
+        """Every (point, seed) run, seed-major: all points with the first seed, then all with the second, ...
+        Each run's overrides set ``seed_everything`` to its seed."""
+        if self.seeds is None:
+            return list(self.points)
+        return [Point(p.name, p.labels, deep_merge(p.overrides, {"seed_everything": s}), s) for s in self.seeds
+                for p in self.points]
 
 
 def read_yaml_mapping(path: Path, option: str, what: str, shape: str) -> dict:
@@ -145,9 +182,30 @@ def _parse_axes(axes, path: Path, problems: list[str]) -> list[tuple[str, list[t
     return parsed
 
 
+def _parse_seeds(seeds, points: list[Point], path: Path, problems: list[str]) -> list[int] | None:
+    if seeds is None:
+        return None
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        problems.append(f"{path}: 'seeds': expected a non-empty list of distinct integers >= 0 (e.g. [0, 1, 2]), got "
+                        f"{seeds!r}")
+        return None
+    clash = [p.name for p in points if "seed_everything" in p.overrides]
+    if clash:
+        problems.append(f"{path}: 'seeds' sets seed_everything for every run, but point(s) {', '.join(clash[:5])} "
+                        "also set it; remove one of the two")
+    return list(seeds)
+
+
 def load_grid(path: str | Path) -> tuple[str, list[Point]]:
-    """Read and validate a grid YAML; return ``(study name, points)`` in run order (the explicit points first, then
-    the product in axis order).
+    """Read and validate a grid YAML; return ``(study name, points)`` in run order (see :func:`load_study`)."""
+    study = load_study(path)
+    return study.name, study.points
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a grid YAML: the study name, its points in run order (the explicit points first, then the
+    product in axis order), its seeds and its baseline point.
 
     Raises:
         ConfigError: naming the file and key of every problem found (all reported together).
@@ -178,9 +236,14 @@ def load_grid(path: str | Path) -> tuple[str, list[Point]]:
         if point.dirname in seen:
             problems.append(f"{path}: point {point.name!r} is defined twice")
         seen.add(point.dirname)
+    seeds = _parse_seeds(spec.get("seeds"), points, path, problems)
+    baseline = spec.get("baseline")
+    if baseline is not None and str(baseline) not in {p.name for p in points}:
+        problems.append(f"{path}: 'baseline': {baseline!r} is not a point of the grid; expected one of "
+                        f"{', '.join(p.name for p in points[:10])}")
     if problems:
         raise ConfigError(f"{len(problems)} problem(s) in the grid:\n  " + "\n  ".join(problems))
-    return name, points
+    return Study(name, points, seeds, None if baseline is None else str(baseline))
 
 
 def _product_point(combo: tuple[tuple[str, dict], ...], axes: list, common: dict) -> Point:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import Input, check_file_output, check_not_input, config_inputs
-from splade_lightning.tools.ablate.grid import load_grid, read_yaml_mapping
+from splade_lightning.tools.ablate.grid import load_study, read_yaml_mapping
 from splade_lightning.tools.ablate.plot import pareto_front, plot_pareto
 from splade_lightning.tools.ablate.results import RESULT_FILES, collect, finished_in, results_table, write_tables
 from splade_lightning.tools.ablate.runner import RunFn, check_points, run_points, subprocess_runner
@@ -89,30 +89,34 @@ def run_study(args: argparse.Namespace, run_fn: RunFn | None = None) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: expected >= 1")
     base = load_base(args.base)
-    name, points = load_grid(args.grid)
+    study = load_study(args.grid)
+    name, points, runs = study.name, study.points, study.runs()
+    n_seeds = len(study.seeds or [None])
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / "ablation" / name
     check_outputs(args, runs_dir)
     devices = [str(d) for d in args.cuda_devices or []]
     start = time.monotonic()
     base_text = args.base.read_text(encoding="utf-8")
     if args.collect_only:
-        check_points(points, runs_dir, base_text, overwrite=False)
+        check_points(runs, runs_dir, base_text, overwrite=False)
     else:
-        run_points(points, runs_dir, base, run_fn or subprocess_runner(args.base), args.jobs, devices,
+        run_points(runs, runs_dir, base, run_fn or subprocess_runner(args.base), args.jobs, devices,
                    base_text=base_text, overwrite=args.overwrite)
-    rows = collect(points, runs_dir, args.dataset)
-    front = pareto_front(rows, "active_dims_doc")
+    rows = collect(study, runs_dir, args.dataset)
+    front = pareto_front(rows, "active_dims_doc_mean", "ndcg@10_mean")
     missing = missing_points(rows)
     if missing:
-        print(results_table(rows, front), flush=True)
+        print(results_table(rows, front, n_seeds), flush=True)
         print(f"[ablate] {len(missing)} of {len(points)} points have no finished result under {runs_dir} ("
               f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); the results in {args.output} were "
               "left as they are. Run the study (without --collect_only) to finish them", file=sys.stderr, flush=True)
         return len(missing)
     check_not_fewer(args.output, rows, args.overwrite)
-    md_path, csv_path = write_tables(rows, args.output, front)
-    png = plot_pareto(rows, args.output / "pareto.png", f"{name}: nDCG@10 ({args.dataset}) vs sparsity")
-    print(f"[ablate] {len(points)} points in {time.monotonic() - start:.0f} s; wrote {md_path}, {csv_path}, {png}",
-          flush=True)
+    md_path, csv_path = write_tables(rows, args.output, front, n_seeds)
+    png = plot_pareto(rows, args.output / "pareto.png", f"{name}: nDCG@10 ({args.dataset}) vs sparsity"
+                      + (f", mean of {n_seeds} seeds" if n_seeds > 1 else ""), "ndcg@10_mean",
+                      ("active_dims_doc_mean", "flops_mean"))
+    print(f"[ablate] {len(points)} points ({len(runs)} runs) in {time.monotonic() - start:.0f} s; wrote {md_path}, "
+          f"{csv_path}, {png}", flush=True)
     return 0
 

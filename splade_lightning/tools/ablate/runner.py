@@ -1,5 +1,6 @@
-"""Run the points of a study: one ``python -m splade_lightning fit`` per point in its own directory, resumable,
-optionally several at once (one per GPU via CUDA_VISIBLE_DEVICES)."""
+"""Run the runs of a study: one ``python -m splade_lightning fit`` per (point, seed) run in its own directory
+(:attr:`~splade_lightning.tools.ablate.grid.Point.dirname`), resumable, optionally several at once (one per GPU via
+CUDA_VISIBLE_DEVICES). Each function takes runs (points carrying their seed) and keys them by ``run_name``."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def check_points(points: Sequence[Point], runs_dir: Path, base_text: str, overwr
         ConfigError: a point directory the runner did not write, or finished points built from another base config
             or other overrides (listed) without ``overwrite``.
     """
-    states = {p.name: point_state(runs_dir / p.dirname, point_fingerprint(p, base_text)) for p in points}
+    states = {p.run_name: point_state(runs_dir / p.dirname, point_fingerprint(p, base_text)) for p in points}
     stale = [name for name, state in states.items() if state == "stale"]
     if stale and not overwrite:
         raise ConfigError(f"--runs_dir {runs_dir}: {len(stale)} finished point(s) were run with another base config "
@@ -118,7 +119,7 @@ def check_points(points: Sequence[Point], runs_dir: Path, base_text: str, overwr
 def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunFn, jobs: int = 1,
                devices: Sequence[str] = (), log: Callable[[str], None] = print, base_text: str = "",
                overwrite: bool = False) -> dict[str, dict]:
-    """Run every point that is not finished with its current fingerprint; return ``{point name: status}`` where
+    """Run every point that is not finished with its current fingerprint; return ``{run name: status}`` where
     status is ``{"state": "skipped" | "done" | "failed", "returncode", "wall_s"}``.
 
     Finished points (a complete ``report.json`` and a manifest with the same base config and overrides) are skipped;
@@ -130,9 +131,9 @@ def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunF
     status: dict[str, dict] = {}
     todo = []
     for point in points:
-        if states[point.name] == "done":
-            status[point.name] = {"state": "skipped", "returncode": 0, "wall_s": _recorded_wall(runs_dir, point)}
-            log(f"[ablate] {point.name}: finished before, skipped")
+        if states[point.run_name] == "done":
+            status[point.run_name] = {"state": "skipped", "returncode": 0, "wall_s": _recorded_wall(runs_dir, point)}
+            log(f"[ablate] {point.run_name}: finished before, skipped")
         else:
             todo.append(point)
 
@@ -152,23 +153,24 @@ def run_points(points: Sequence[Point], runs_dir: Path, base: dict, run_fn: RunF
         fingerprint = point_fingerprint(point, base_text)
         prepare(point, point_dir, base, fingerprint)
         env = {"CUDA_VISIBLE_DEVICES": str(devices[slot % len(devices)])} if devices else {}
-        log(f"[ablate] {point.name}: running in {point_dir}" + (f" (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})"
-                                                                if env else ""))
+        where = f" (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})" if env else ""
+        log(f"[ablate] {point.run_name}: running in {point_dir}{where}")
         start = time.monotonic()
         code = run_fn(point, point_dir, env)
         wall = time.monotonic() - start
         done = code == 0 and find_report(point_dir) is not None
         result = {"state": "done" if done else "failed", "returncode": code, "wall_s": round(wall, 1)}
-        write_text_atomic(point_dir / "runner.json", json.dumps({"point": point.name, **result}, indent=2))
+        record = {"point": point.name, "seed": point.seed, **result}
+        write_text_atomic(point_dir / "runner.json", json.dumps(record, indent=2))
         write_manifest(point_dir, "ablate", fingerprint, complete=done, files={}, owned_dirs=["."])
-        log(f"[ablate] {point.name}: {result['state']} in {wall:.0f} s" + ("" if done else
+        log(f"[ablate] {point.run_name}: {result['state']} in {wall:.0f} s" + ("" if done else
                                                                            f" (see {point_dir / 'run.log'})"))
-        return point.name, result
+        return point.run_name, result
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for name, result in pool.map(one, todo):
             status[name] = result
-    return {p.name: status[p.name] for p in points}
+    return {p.run_name: status[p.run_name] for p in points}
 
 
 def _recorded_wall(runs_dir: Path, point: Point) -> float | None:

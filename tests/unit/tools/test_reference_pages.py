@@ -89,8 +89,10 @@ def test_command_check_catches_a_stale_flag():
 
 
 def _github_anchor(heading: str) -> str:
-    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    """GitHub's anchor of a Markdown heading's rendered text: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces to hyphens (emphasis marks go, underscores inside code spans stay)."""
+    parts = re.split(r"(`[^`]*`)", heading.strip().lower())
+    text = "".join(part[1:-1] if part.startswith("`") else re.sub(r"[*_]", "", part) for part in parts)
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
@@ -124,3 +126,5 @@ def test_github_anchors():
         "measured-opensearch-idf-init-vs-corpus-idf-init-vs-frozen-table"
     assert _github_anchor("Use and export the model") == "use-and-export-the-model"
     assert _github_anchor("`splade-lightning fit`, `validate`, `test`") == "splade-lightning-fit-validate-test"
+    assert _github_anchor("`onnx_encode.py`: document encoding") == "onnx_encodepy-document-encoding"
+    assert _github_anchor("A *bold* _word_") == "a-bold-word"

@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+#: configs of a tool other than fit/validate/test: directory -> the tool (``splade-lightning TOOL --config FILE``)
+TOOL_DIRS = {REPO / "configs" / "serving": "export"}
+CONFIGS = sorted(c for c in (REPO / "configs").rglob("*.yaml") if c.parent not in TOOL_DIRS)
+TOOL_CONFIGS = sorted(c for d in TOOL_DIRS for c in d.glob("*.yaml"))
 #: partial configs meant to be given after a full one (``--config base.yaml --config overlay.yaml``)
 OVERLAY_DIRS = [REPO / "configs" / "logging"]
 BASE = REPO / "configs" / "splade" / "quickstart.yaml"
@@ -25,3 +28,16 @@ def test_config_instantiates(config, monkeypatch):
     cli = SpladeCLI(args=[*(["--config", str(BASE)] if overlay else []), "--config", str(config)], run=False)
     assert cli.model is not None and cli.datamodule is not None and cli.trainer is not None
     assert callable(getattr(cli.model, "configure_optimizers", None))
+
+
+@pytest.mark.parametrize("config", TOOL_CONFIGS, ids=[str(c.relative_to(REPO)) for c in TOOL_CONFIGS])
+def test_tool_config_parses(config, monkeypatch, capsys):
+    """A tool's config resolves through the tool's own parser, and every key of the file is one of its options."""
+    import yaml
+
+    from splade_lightning.tools.main import main
+
+    monkeypatch.chdir(REPO)
+    assert main([TOOL_DIRS[config.parent], "--config", str(config), "--print_config"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert yaml.safe_load(config.read_text()).items() <= resolved.items()

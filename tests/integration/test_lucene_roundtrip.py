@@ -32,7 +32,8 @@ import torch
 from splade_lightning.retrieval.exact import exact_search, to_run
 from splade_lightning.tools.main import main
 
-pyserini = pytest.importorskip("pyserini", reason="pyserini is not installed (pip install -e '.[lucene]'; see docs/serving.md)")
+pyserini = pytest.importorskip(
+    "pyserini", reason="pyserini is not installed (pip install -e '.[lucene]'; see docs/serving.md)")
 
 REPO = Path(__file__).resolve().parents[2]
 MSMARCO = REPO / "data" / "msmarco-trecdl-5k"

@@ -93,9 +93,12 @@ def document_encoder(encoder: nn.Module) -> SpladeEncoder:
         ConfigError: any other encoder (CSR; a model already running on ONNX Runtime).
     """
     splade = encoder.doc_encoder if isinstance(encoder, QueryDocRouter) else encoder
+    if isinstance(splade, OnnxDocumentEncoder):
+        raise ConfigError("--format onnx: this model was loaded from an ONNX export, which holds no torch weights to "
+                          "export again; export the model it was made from")
     if not isinstance(splade, SpladeEncoder):
         raise ConfigError(f"--format onnx holds a SPLADE encoder (or an inference-free model's SPLADE document side); "
-                          f"this model's is a {type(splade).__name__}")
+                          f"this model's document side is a {type(splade).__name__}")
     return splade
 
 

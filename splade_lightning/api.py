@@ -169,13 +169,14 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
         encoder, tokenizer, settings = load_encoder_dir(name)
         lengths = {k: settings[k] for k in ("max_query_length", "max_doc_length") if k in settings}
     check_vocabulary(encoder, tokenizer, name)
-    if runtime_of(encoder) == "onnx" and device not in (None, "auto") and torch.device(target).type != "cpu":
+    onnx = runtime_of(encoder) == "onnx"
+    if onnx and device not in (None, "auto") and torch.device(target).type != "cpu":
         raise ConfigError(f"load: {name} is an ONNX export, which runs on the CPU with onnxruntime; got device "
                           f"{device!r} (use device='cpu', or load the torch model it was exported from)")
     local = Path(resolve_model_path(name))
     source = str(local) if local.exists() else None
     model = SparseModel(encoder, tokenizer, **lengths, source=source)
-    return model if runtime_of(encoder) == "onnx" else model.to(target)  # onnxruntime runs on the CPU
+    return model if onnx else model.to(target)  # onnxruntime runs on the CPU
 
 
 def check_vocabulary(encoder: nn.Module, tokenizer, name: str) -> None:

@@ -53,6 +53,10 @@ def write_report(directory: str | Path, runs: Results) -> str:
     return table
 
 
+#: per-query scores beside ``report.json``: ``{dataset: {measure: {query_id: value}}}``
+PER_QUERY_FILE = "per_query.json"
+
+
 def write_per_query(directory: str | Path, per_query: dict) -> None:
-    """Write ``per_query.json``: ``{dataset: {measure: {query_id: value}}}`` of the report's last evaluation."""
-    write_text_atomic(Path(directory) / "per_query.json", json.dumps(per_query, indent=1, sort_keys=True))
+    """Write :data:`PER_QUERY_FILE`: ``{dataset: {measure: {query_id: value}}}`` of the report's last evaluation."""
+    write_text_atomic(Path(directory) / PER_QUERY_FILE, json.dumps(per_query, indent=1, sort_keys=True))

@@ -22,11 +22,9 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from splade_lightning.formats.beir_files import stream_id_texts
-from splade_lightning.idf.corpus import batches
 from splade_lightning.retrieval.quantize import impact_values
+from splade_lightning.serialization.corpus_encoding import encoded_batches
 
 INFO_FILE = "export_info.json"
 COLLECTION_DIR = "collection"
@@ -52,11 +50,6 @@ def dimension_names(model) -> list[str]:
     return [name if name is not None else f"[{i}]" for i, name in zip(ids, names)]
 
 
-def _encode(model, texts: Sequence[str], kind: str, batch_size: int) -> torch.Tensor:
-    encode = model.encode_query if kind == "query" else model.encode_document
-    return encode(list(texts), batch_size=batch_size).to_dense()
-
-
 def export_corpus(model, corpus: str | Path, output: Path, quantization: float = 100.0, batch_size: int = 32,
                   shard_size: int = 100_000, progress: bool = True) -> int:
     """Write the ``collection/docs-NNNNN.jsonl`` shards of ``corpus`` into the directory ``output`` (the caller makes
@@ -79,13 +72,10 @@ def export_corpus(model, corpus: str | Path, output: Path, quantization: float =
 
 def _doc_lines(model, corpus: str | Path, names: Sequence[str], quantization: float, batch_size: int,
                progress: bool) -> Iterator[str]:
-    with tqdm(desc="encode corpus", unit="doc", disable=not progress) as bar:
-        for batch in batches(stream_id_texts(corpus, "doc"), batch_size):
-            reps = _encode(model, [text for _, text in batch], "doc", batch_size)
-            for (doc_id, _), vector in zip(batch, impacts(reps, quantization)):
-                record = {"id": doc_id, "contents": "", "vector": {names[j]: v for j, v in vector.items()}}
-                yield json.dumps(record, ensure_ascii=False) + "\n"
-            bar.update(len(batch))
+    for doc_ids, reps in encoded_batches(model, corpus, "doc", batch_size, progress):
+        for doc_id, vector in zip(doc_ids, impacts(reps.to_dense(), quantization)):
+            record = {"id": doc_id, "contents": "", "vector": {names[j]: v for j, v in vector.items()}}
+            yield json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def query_line(query_id: str, vector: dict[int, int], names: Sequence[str]) -> str:
@@ -99,9 +89,9 @@ def export_queries(model, queries: str | Path, output: Path, quantization: float
     """Write ``queries.tsv`` (pyserini impact format) into ``output``; returns the number of queries."""
     names = dimension_names(model)
     lines = []
-    for batch in batches(stream_id_texts(queries, "query"), batch_size):
-        reps = _encode(model, [text for _, text in batch], "query", batch_size)
-        lines += [query_line(qid, vector, names) for (qid, _), vector in zip(batch, impacts(reps, quantization))]
+    for query_ids, reps in encoded_batches(model, queries, "query", batch_size):
+        lines += [query_line(qid, vector, names) for qid, vector in zip(query_ids, impacts(reps.to_dense(),
+                                                                                          quantization))]
     (output / QUERIES_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return len(lines)
 

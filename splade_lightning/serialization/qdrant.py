@@ -46,10 +46,8 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from tqdm.auto import tqdm
 
-from splade_lightning.formats.beir_files import stream_id_texts
-from splade_lightning.idf.corpus import batches
+from splade_lightning.serialization.corpus_encoding import encoded_batches
 
 __all__ = ["COLLECTION_FILE", "INFO_FILE", "POINTS_DIR", "QUERIES_FILE", "VECTOR_NAME", "export_corpus",
            "export_queries", "load_commands", "sparse_rows", "write_info"]
@@ -95,21 +93,14 @@ def sparse_rows(reps: torch.Tensor) -> list[dict[str, list]]:
     return out
 
 
-def _encode(model: SparseEncoding, texts: Sequence[str], kind: str, batch_size: int) -> list[dict[str, list]]:
-    encode = model.encode_query if kind == "query" else model.encode_document
-    return sparse_rows(encode(list(texts), batch_size=batch_size))
-
-
 def _points(model: SparseEncoding, corpus: str | Path, batch_size: int, progress: bool) -> Iterator[str]:
     """One JSON point per document, in corpus order, ids 0, 1, ..."""
     row = 0
-    with tqdm(desc="encode corpus", unit="doc", disable=not progress) as bar:
-        for batch in batches(stream_id_texts(corpus, "doc"), batch_size):
-            for (doc_id, _), vector in zip(batch, _encode(model, [text for _, text in batch], "doc", batch_size)):
-                yield json.dumps({"id": row, "vector": {VECTOR_NAME: vector}, "payload": {"_id": doc_id}},
-                                 ensure_ascii=False)
-                row += 1
-            bar.update(len(batch))
+    for doc_ids, reps in encoded_batches(model, corpus, "doc", batch_size, progress):
+        for doc_id, vector in zip(doc_ids, sparse_rows(reps)):
+            yield json.dumps({"id": row, "vector": {VECTOR_NAME: vector}, "payload": {"_id": doc_id}},
+                             ensure_ascii=False)
+            row += 1
 
 
 def export_corpus(model: SparseEncoding, corpus: str | Path, output: Path, batch_size: int = 32,
@@ -144,9 +135,9 @@ def export_queries(model: SparseEncoding, queries: str | Path, output: Path, bat
     """Write ``queries.jsonl`` (``{"_id", "indices", "values"}`` per query, encoded with the query route) into
     ``output``; returns the number of queries."""
     lines = []
-    for batch in batches(stream_id_texts(queries, "query"), batch_size):
-        vectors = _encode(model, [text for _, text in batch], "query", batch_size)
-        lines += [json.dumps({"_id": qid, **vector}, ensure_ascii=False) for (qid, _), vector in zip(batch, vectors)]
+    for query_ids, reps in encoded_batches(model, queries, "query", batch_size):
+        lines += [json.dumps({"_id": qid, **vector}, ensure_ascii=False)
+                  for qid, vector in zip(query_ids, sparse_rows(reps))]
     (output / QUERIES_FILE).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return len(lines)
 

@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 
 from splade_lightning.formats.atomic import write_text_atomic
+from splade_lightning.formats.report import PER_QUERY_FILE
 from splade_lightning.formats.tables import markdown_table
-from splade_lightning.tools.ablate.aggregate import add_baseline_tests, per_query_scores, point_row
+from splade_lightning.tools.ablate.aggregate import STAT_SUFFIXES, add_baseline_tests, per_query_scores, point_row
 from splade_lightning.tools.ablate.grid import Point, Study
 from splade_lightning.tools.ablate.runner import find_report
 
@@ -20,9 +21,6 @@ RESULT_FILES = ("results.md", "results.csv", "pareto.png")
 EVAL_KEYS = ("ndcg@10", "mrr@10", "recall@100", "active_dims_query", "active_dims_doc", "flops")
 #: last logged value of these training figures (CSVLogger metrics.csv), when present
 TRAIN_KEYS = ("train/active_dims_doc", "train/controller_measured_doc", "train/reg_weight_doc")
-#: optional per-query scores beside a run's ``report.json``: ``{dataset: {measure: {query_id: score}}}`` (``fit``
-#: does not write it yet; without it the baseline test columns stay empty)
-PER_QUERY_FILE = "per_query.json"
 
 
 def last_logged(point_dir: Path, keys: tuple[str, ...] = TRAIN_KEYS, window: int = 10) -> dict[str, float]:
@@ -45,7 +43,8 @@ def last_logged(point_dir: Path, keys: tuple[str, ...] = TRAIN_KEYS, window: int
 def run_row(run: Point, runs_dir: Path, dataset: str = "mean") -> dict:
     """The figures of one (point, seed) run: the fine-tuned figures of ``dataset`` (``mean`` = mean over the
     evaluation sets), every set's nDCG@10, the last training figures, the run's wall time, its report path and its
-    per-query nDCG@10 (``per_query``: from :data:`PER_QUERY_FILE` beside ``report.json``, None without one).
+    per-query nDCG@10 (``per_query``: from ``per_query.json`` beside ``report.json``, None without one, e.g. runs
+    made before ``fit`` wrote it).
     An unfinished run gets ``status: missing`` and no figures."""
     run_dir = runs_dir / run.dirname
     report_path = find_report(run_dir)
@@ -111,7 +110,7 @@ def _md_columns(rows: list[dict]) -> list[str]:
     """:func:`columns` with each figure's four statistics columns folded into one ``<figure>`` column."""
     out = []
     for column in columns(rows):
-        if column == "report" or any(column.endswith(f"_{s}") for s in ("std", "ci_low", "ci_high")):
+        if column == "report" or any(column.endswith(f"_{s}") for s in STAT_SUFFIXES if s != "mean"):
             continue
         out.append(column[: -len("_mean")] if column.endswith("_mean") else column)
     return out

@@ -64,6 +64,16 @@ class Point:
         return base if self.seed is None else f"{base}/seed-{self.seed}"
 
     @property
+    def family(self) -> str:
+        """The point's family in plots: ``named points`` for explicit points; for a product point every label but
+        the last axis's (``warmup=on`` for ``warmup=on,lambda_d=1e-4``: one line per warm-up setting along the λ
+        axis), or its own name when the grid has a single axis."""
+        if list(self.labels) == ["point"]:
+            return "named points"
+        outer = list(self.labels.items())[:-1]
+        return ",".join(f"{a}={v}" for a, v in outer) if outer else self.name
+
+    @property
     def run_name(self) -> str:
         """The run's display name: ``name``, or ``name/seed-<s>`` with a seed."""
         return self.name if self.seed is None else f"{self.name}/seed-{self.seed}"

@@ -114,8 +114,8 @@ def run_study(args: argparse.Namespace, run_fn: RunFn | None = None) -> int:
     check_not_fewer(args.output, rows, args.overwrite)
     md_path, csv_path = write_tables(rows, args.output, front, n_seeds)
     png = plot_pareto(rows, args.output / "pareto.png", f"{name}: nDCG@10 ({args.dataset}) vs sparsity"
-                      + (f", mean of {n_seeds} seeds" if n_seeds > 1 else ""), "ndcg@10_mean",
-                      ("active_dims_doc_mean", "flops_mean"))
+                      + (f", mean and 95% CI of {n_seeds} seeds" if n_seeds > 1 else ", single run per point"),
+                      "ndcg@10_mean", ("active_dims_doc_mean", "flops_mean"), {p.name: p.family for p in points})
     print(f"[ablate] {len(points)} points ({len(runs)} runs) in {time.monotonic() - start:.0f} s; wrote {md_path}, "
           f"{csv_path}, {png}", flush=True)
     return 0

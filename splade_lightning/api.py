@@ -120,11 +120,48 @@ class SparseModel(nn.Module):
         loaded from (see ``docs/your_files_are_safe.md``).
         """
         from splade_lightning.formats.outputs import Input
+        from splade_lightning.serialization.model_card import CardContext
         from splade_lightning.serialization.model_dir import save_encoder
 
         inputs = [Input(self.source, "the model's source")] if self.source else []
         return save_encoder(self.encoder, self.tokenizer, path, self.max_query_length, self.max_doc_length,
-                            overwrite=overwrite, flag="save", tool="save", inputs=inputs)
+                            overwrite=overwrite, flag="save", tool="save", inputs=inputs,
+                            card=CardContext.carried_from(self.source, name=str(path)))
+
+    def push_to_hub(self, repo_id: str, private: bool | None = None, token: str | None = None,
+                    commit_message: str = "Upload a sparse encoder with splade_lightning") -> str:
+        """Upload the model to the Hugging Face Hub as a sentence-transformers ``SparseEncoder`` repository.
+
+        The model is saved to a temporary directory in the sentence-transformers layout (an inference-free model as
+        a ``Router``), with its model card (``README.md``: what the model's source directory recorded about its
+        training and evaluation, see :mod:`splade_lightning.serialization.model_card`), then uploaded in one commit
+        with ``huggingface_hub`` (``HfApi.create_repo(exist_ok=True)`` + ``upload_folder``). The endpoint is
+        ``HF_ENDPOINT`` (default https://huggingface.co).
+
+        Args:
+            repo_id: the repository, ``owner/name`` (or ``name`` in the token owner's namespace).
+            private: create the repository private (None: the Hub's default); an existing one keeps its visibility.
+            token: a Hugging Face token with write access (None: ``HF_TOKEN`` or the token ``hf auth login`` saved).
+            commit_message: the message of the upload commit.
+
+        Returns:
+            The URL of the commit.
+
+        Raises:
+            ConfigError: an ONNX Runtime model (no torch weights), or a Hub refusal (naming the repository).
+        """
+        import tempfile
+
+        from splade_lightning.hub import upload_dir
+        from splade_lightning.serialization.model_card import CardContext
+        from splade_lightning.serialization.model_dir import save_encoder
+
+        inference_free = self.encoder.export_config().get("architecture") == "inference_free"
+        with tempfile.TemporaryDirectory(prefix="splade-lightning-push-") as tmp:
+            target = save_encoder(self.encoder, self.tokenizer, Path(tmp) / "model", self.max_query_length,
+                                  self.max_doc_length, st_router=inference_free, flag="push_to_hub",
+                                  tool="push_to_hub", card=CardContext.carried_from(self.source, name=repo_id))
+            return upload_dir(target, repo_id, private=private, token=token, commit_message=commit_message)
 
 
 def load(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> SparseModel:

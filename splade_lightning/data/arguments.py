@@ -4,6 +4,7 @@ module can raise them all at once before any file is read."""
 
 from __future__ import annotations
 
+import argparse
 import math
 from pathlib import Path
 
@@ -19,11 +20,15 @@ TRAIN = "--data.init_args.train.init_args"
 _BEIR_KEYS = "path, split, name, min_relevance, max_queries"
 
 
-def as_beir_sets(sets: list[BeirSet | dict] | None, argument: str, problems: list[str]) -> list[BeirSet]:
-    """``val_sets`` / ``test_sets`` entries as :class:`BeirSet` (dicts from YAML accepted); unique names."""
+def as_beir_sets(sets: list[BeirSet | dict] | None, argument: str, problems: list[str],
+                 prefix: str = DATA) -> list[BeirSet]:
+    """``val_sets`` / ``test_sets`` entries as :class:`BeirSet` (dicts from YAML, or jsonargparse namespaces,
+    accepted); unique names. Problems are named ``{prefix}.{argument}[i]`` (``prefix=""``: ``--{argument}[i]``)."""
     out = []
     for i, item in enumerate(sets or []):
-        flag = f"{DATA}.{argument}[{i}]"
+        flag = f"{prefix}.{argument}[{i}]" if prefix else f"--{argument}[{i}]"
+        if isinstance(item, argparse.Namespace):
+            item = vars(item)  # jsonargparse parses a tool's list[BeirSet] option into namespaces
         if isinstance(item, dict):
             try:
                 item = BeirSet(**item)
@@ -41,7 +46,8 @@ def as_beir_sets(sets: list[BeirSet | dict] | None, argument: str, problems: lis
     names = [s.display_name for s in out]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        problems.append(f"{DATA}.{argument}: set names must be unique, got duplicates {duplicates} (names default "
+        where = f"{prefix}.{argument}" if prefix else f"--{argument}"
+        problems.append(f"{where}: set names must be unique, got duplicates {duplicates} (names default "
                         "to the directory's basename; give each set a distinct `name`)")
     return out
 
@@ -132,12 +138,13 @@ def check_score_range(score_range: list[float] | None, scored: bool, why_not: st
     return problems
 
 
-def check_eval_paths(eval_sets: list[tuple[str, list[BeirSet]]]) -> list[str]:
-    """Every evaluation set has its BEIR files."""
+def check_eval_paths(eval_sets: list[tuple[str, list[BeirSet]]], prefix: str = DATA) -> list[str]:
+    """Every evaluation set has its BEIR files (problems named as in :func:`as_beir_sets`)."""
     problems = []
     for argument, sets in eval_sets:
         for i, beir_set in enumerate(sets):
             errors: list[DataError] = []
             find_beir_files(Path(beir_set.path), beir_set.split, errors)
-            problems += [f"{DATA}.{argument}[{i}]: {e}" for e in errors]
+            flag = f"{prefix}.{argument}[{i}]" if prefix else f"--{argument}[{i}]"
+            problems += [f"{flag}: {e}" for e in errors]
     return problems

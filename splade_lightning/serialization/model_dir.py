@@ -22,6 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
+from splade_lightning._version import __version__
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import Input, dir_output
 from splade_lightning.models.csr_encoder import CSREncoder
@@ -30,6 +31,8 @@ from splade_lightning.models.router import QueryDocRouter
 from splade_lightning.models.splade import SpladeEncoder
 from splade_lightning.models.static import StaticSparseEncoder
 from splade_lightning.serialization.checkpoint import FORMAT_VERSION, hf_backbone
+from splade_lightning.serialization.model_card import CardContext, CardFacts
+from splade_lightning.serialization.model_card_text import write_card
 from splade_lightning.serialization.st_csr import (
     csr_settings,
     csr_st_files,
@@ -64,7 +67,8 @@ def _st_files(encoder: SpladeEncoder, max_seq_length: int) -> dict[str, dict | l
 
 def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int = 512,
                  max_doc_length: int = 512, st_router: bool = False, overwrite: bool = False,
-                 flag: str = "path", tool: str = "save", inputs: Sequence[Input] = ()) -> Path:
+                 flag: str = "path", tool: str = "save", inputs: Sequence[Input] = (),
+                 card: CardContext | None = None) -> Path:
     """Write ``encoder`` (a ``SpladeEncoder``, a ``QueryDocRouter`` with a static query side, or a ``CSREncoder``)
     + ``tokenizer`` as a model directory at ``path``, atomically and under the output policy
     (:func:`splade_lightning.formats.outputs.dir_output`: a new or empty directory, or one splade_lightning wrote when
@@ -77,6 +81,8 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
         flag: what named ``path``, for error messages (``--output``, ``--export_dir``).
         tool: the command recorded in the directory's manifest.
         inputs: paths the command read (the model's source), which the output may not destroy.
+        card: what is known about the model beyond its weights (training run, evaluation, base model), for the
+            model card (``README.md``, :mod:`splade_lightning.serialization.model_card`); None: nothing.
 
     Returns:
         The directory path.
@@ -88,6 +94,10 @@ def save_encoder(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_que
     with dir_output(target, flag, tool, overwrite, inputs) as tmp:
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(),
                 "max_query_length": max_query_length, "max_doc_length": max_doc_length}
+        card_facts = CardFacts(meta, int(encoder.vocab_size), max_query_length, max_doc_length,
+                               backbone=hf_backbone(encoder)[0], context=card or CardContext(), version=__version__,
+                               sentence_transformers=st_router or not isinstance(encoder, QueryDocRouter))
+        write_card(tmp, card_facts)
         if st_router and isinstance(encoder, QueryDocRouter):
             write_st_router(encoder, tokenizer, tmp, max_query_length, max_doc_length)
             (tmp / META_FILE).write_text(json.dumps({**meta, "layout": "sentence-transformers-router"}, indent=2))

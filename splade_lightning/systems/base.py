@@ -63,6 +63,8 @@ class RetrievalModule(pl.LightningModule):
         lr_scheduler: optional scheduler factory; replaces the default linear warm-up/decay (stepped every step).
         eval_k: retrieval depth used at evaluation (>= the largest metric cut-off).
         eval_measures: metrics computed at evaluation.
+        learning_rate_mapping: ``{parameter-name regex: peak lr}``, as sentence-transformers'
+            ``learning_rate_mapping``: see :meth:`parameter_groups`.
 
     Attributes:
         last_eval_metrics: ``{dataset: {measure: value}}`` plus ``"mean"`` (over datasets) of the latest completed
@@ -87,9 +89,10 @@ class RetrievalModule(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None,
         eval_k: int,
         eval_measures: Sequence[str],
+        learning_rate_mapping: dict[str, float] | None = None,
     ):
         super().__init__()
-        optim.check_optim_args(lr, weight_decay, lr_warmup_steps, lr_warmup_fraction)
+        optim.check_optim_args(lr, weight_decay, lr_warmup_steps, lr_warmup_fraction, learning_rate_mapping)
         check_eval_args(eval_k, eval_measures)
         self.save_hyperparameters(ignore=MODULE_ARGS)  # collects the subclass's constructor arguments too
         self.encoder = encoder
@@ -145,11 +148,14 @@ class RetrievalModule(pl.LightningModule):
         return self._nonfinite_terms
 
     def _learning_rates(self) -> dict[str, torch.Tensor]:
-        """``train/lr`` (the first parameter group) plus ``train/lr_<name>`` for every other named group."""
+        """``train/lr``: the rate of the parameters no learning-rate rule claims (group ``backbone``; the first group
+        when rules claim every parameter), plus ``train/lr_<name>`` for every other named group: ``idf``,
+        ``autoencoder``, one per ``learning_rate_mapping`` entry (:meth:`lr_rules`)."""
         groups = self.trainer.optimizers[0].param_groups
-        rates = {"train/lr": torch.tensor(float(groups[0]["lr"]))}
-        for group in groups[1:]:
-            if group.get("name") and group["name"] != groups[0].get("name"):
+        base = next((g for g in groups if g.get("name") == optim.BASE_GROUP), groups[0])
+        rates = {"train/lr": torch.tensor(float(base["lr"]))}
+        for group in groups:
+            if group.get("name") and group["name"] != optim.BASE_GROUP:
                 rates[f"train/lr_{group['name']}"] = torch.tensor(float(group["lr"]))
         return rates
 
@@ -203,9 +209,25 @@ class RetrievalModule(pl.LightningModule):
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)
 
     # -- optimisation --------------------------------------------------------------------------------------------
+    def shorthand_lr_rules(self) -> list[optim.LrRule]:
+        """Hook: the learning-rate rules of the module's own arguments (``idf_lr``, ``autoencoder_lr``); none here."""
+        return []
+
+    def lr_rules(self) -> list[optim.LrRule]:
+        """Every learning-rate rule, in precedence order: the shorthands (:meth:`shorthand_lr_rules`), then the
+        ``learning_rate_mapping`` entries in mapping order, named by :func:`~splade_lightning.systems.optim.group_name`
+        (``_2``, ``_3``, ... when the name is taken)."""
+        shorthands = self.shorthand_lr_rules()
+        reserved = [optim.BASE_GROUP, *(rule.name for rule in shorthands)]
+        return shorthands + optim.mapping_rules(self.hparams.get("learning_rate_mapping"), reserved)
+
     def parameter_groups(self) -> list[dict]:
-        """Optimiser parameter groups: decayed weights and no-decay biases/norms, both at ``lr``."""
-        return optim.param_groups(self.named_parameters(), self.hparams.weight_decay)
+        """Optimiser parameter groups: each trainable parameter goes to the first of :meth:`lr_rules` whose regex
+        ``re.search``-es its name (``named_parameters()``, e.g. ``encoder.mlm.bert.encoder.layer.0...``) and
+        trains at that rule's lr; the rest (group ``backbone``) at ``lr``. Within each, biases and norm weights get no
+        weight decay. A ``learning_rate_mapping`` entry that claims no trainable parameter is a :class:`ConfigError`.
+        """
+        return optim.rule_param_groups(self.named_parameters(), self.hparams.weight_decay, self.lr_rules())
 
     def configure_optimizers(self):
         groups = self.parameter_groups()

@@ -18,7 +18,7 @@ from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, score_buffer
 from splade_lightning.types import EncodeBatch, TrainBatch
 
-_AUTOENCODER_PREFIX = "encoder.autoencoder."
+_AUTOENCODER_PATTERN = r"^encoder\.autoencoder\."
 
 
 class CSRModule(RetrievalModule):
@@ -52,7 +52,8 @@ class CSRModule(RetrievalModule):
         lr: peak learning rate of the default AdamW (the backbone's, and the autoencoder's unless
             ``autoencoder_lr`` is set).
         autoencoder_lr: separate peak learning rate for the autoencoder (group ``autoencoder``, logged as
-            ``train/lr_autoencoder``); ``None``: ``lr``.
+            ``train/lr_autoencoder``); ``None``: ``lr``. A shorthand for the learning-rate rule
+            ``{r"^encoder\\.autoencoder\\.": autoencoder_lr}``, applied before ``learning_rate_mapping``.
         weight_decay: AdamW weight decay (never on biases and norm weights).
         lr_warmup_fraction: linear LR warm-up as a fraction of the total steps (default 0.1).
         lr_warmup_steps: linear LR warm-up in steps (instead of ``lr_warmup_fraction``).
@@ -61,6 +62,8 @@ class CSRModule(RetrievalModule):
         eval_k: retrieval depth used at evaluation.
         eval_measures: metrics computed at evaluation.
         eval_dense_baseline: also evaluate retrieval with the dense backbone embeddings (``dense_*`` metrics).
+        learning_rate_mapping: ``{parameter-name regex: peak lr}``: the first matching regex sets a parameter's lr
+            (see :class:`~splade_lightning.systems.SpladeModule`).
     """
 
     def __init__(
@@ -79,12 +82,14 @@ class CSRModule(RetrievalModule):
         eval_k: int = 1000,
         eval_measures: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
         eval_dense_baseline: bool = True,
+        learning_rate_mapping: dict[str, float] | None = None,
     ):
         _check_args(encoder, beta, gamma, autoencoder_lr)
         super().__init__(encoder, lr, weight_decay, lr_warmup_fraction, lr_warmup_steps, optimizer, lr_scheduler,
-                         eval_k, eval_measures)
+                         eval_k, eval_measures, learning_rate_mapping)
         self.loss = loss if loss is not None else InBatchNegativesLoss(scale=20.0, similarity="cosine")
         self.reconstruction = CSRReconstructionLoss(beta=beta)
+        self.parameter_groups()  # every learning_rate_mapping regex claims a parameter: fail now, not at fit
         self._fired: torch.Tensor | None = None  # (h,) latents active in the current optimizer step
         self._dense_buffer = EvalBuffer()
         self._recon: dict[int, dict[str, torch.Tensor | float]] = defaultdict(dict)
@@ -173,18 +178,13 @@ class CSRModule(RetrievalModule):
         self._recon.clear()
 
     # -- optimisation --------------------------------------------------------------------------------------------
-    def parameter_groups(self) -> list[dict]:
-        """Decay/no-decay groups at ``lr``; with ``autoencoder_lr`` the autoencoder gets its own pair of groups
-        (name ``autoencoder``) at that rate."""
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+    def shorthand_lr_rules(self) -> list[optim.LrRule]:
+        """``autoencoder_lr``: the autoencoder's parameters at that rate (group ``autoencoder``); none when it is
+        ``None``."""
         if self.hparams.autoencoder_lr is None:
-            return optim.param_groups(named, self.hparams.weight_decay)
-        rest = [(n, p) for n, p in named if not n.startswith(_AUTOENCODER_PREFIX)]
-        sae = [(n, p) for n, p in named if n.startswith(_AUTOENCODER_PREFIX)]
-        sae_groups = optim.param_groups(sae, self.hparams.weight_decay, name="autoencoder")
-        for group in sae_groups:
-            group["lr"] = self.hparams.autoencoder_lr
-        return optim.param_groups(rest, self.hparams.weight_decay) + sae_groups
+            return []
+        return [optim.LrRule(_AUTOENCODER_PATTERN, self.hparams.autoencoder_lr, "autoencoder",
+                             source="autoencoder_lr", required=False)]
 
 
 def _rows(out: CSROutput, start: int, end: int) -> dict[str, torch.Tensor | None]:

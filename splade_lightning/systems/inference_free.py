@@ -12,7 +12,7 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.models.router import QueryDocRouter
 from splade_lightning.systems.splade import SpladeModule
 
-_QUERY_PREFIX = "encoder.query_encoder."
+_QUERY_PATTERN = r"^encoder\.query_encoder\."
 
 
 class InferenceFreeSpladeModule(SpladeModule):
@@ -24,6 +24,10 @@ class InferenceFreeSpladeModule(SpladeModule):
     architecture: FLOPS on documents only (``query_reg_weight = 0``; the query side has no expansion to sparsify), and
     the query table in its own optimiser group with a larger learning rate (``idf_lr``, 1e-3 vs 2e-5 for the
     backbone) and its own weight decay. Its rate is logged as ``train/lr_idf`` next to ``train/lr``.
+
+    ``idf_lr`` is a shorthand for the learning-rate rule ``{r"^encoder\\.query_encoder\\.": idf_lr}`` (group ``idf``,
+    with ``idf_weight_decay``). It takes the query-side parameters before any ``learning_rate_mapping`` entry, so a
+    mapping entry that matches only them is an error: set ``idf_lr`` instead.
 
     Args:
         encoder: a ``QueryDocRouter`` (query encoder + document encoder).
@@ -42,6 +46,8 @@ class InferenceFreeSpladeModule(SpladeModule):
         lr_scheduler: optional scheduler factory replacing the default linear warm-up/decay.
         eval_k: retrieval depth used at evaluation.
         eval_measures: metrics computed at evaluation.
+        learning_rate_mapping: ``{parameter-name regex: peak lr}`` for the other parameters (the first matching
+            regex wins; see :class:`SpladeModule`).
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class InferenceFreeSpladeModule(SpladeModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         eval_k: int = 1000,
         eval_measures: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
+        learning_rate_mapping: dict[str, float] | None = None,
     ):
         problems = []
         if not (hasattr(encoder, "query_encoder") and hasattr(encoder, "doc_encoder")):
@@ -75,16 +82,10 @@ class InferenceFreeSpladeModule(SpladeModule):
             raise ConfigError("InferenceFreeSpladeModule: " + "; ".join(problems))
         super().__init__(encoder, loss, query_regularizer, doc_regularizer, query_reg_weight, doc_reg_weight, lr,
                          weight_decay, lr_warmup_fraction, lr_warmup_steps, optimizer, lr_scheduler, eval_k,
-                         eval_measures)
+                         eval_measures, learning_rate_mapping)
 
-    def parameter_groups(self) -> list[dict]:
-        """The document encoder's decay/no-decay groups at ``lr``, then the trainable query-side weights at
-        ``idf_lr`` with ``idf_weight_decay`` (group name ``idf``; absent when the table is frozen)."""
-        named = list(self.named_parameters())
-        groups = optim.param_groups([(n, p) for n, p in named if not n.startswith(_QUERY_PREFIX)],
-                                    self.hparams.weight_decay)
-        query = [p for n, p in named if n.startswith(_QUERY_PREFIX) and p.requires_grad]
-        if query:
-            groups.append({"params": query, "lr": self.hparams.idf_lr,
-                           "weight_decay": self.hparams.idf_weight_decay, "name": "idf"})
-        return groups
+    def shorthand_lr_rules(self) -> list[optim.LrRule]:
+        """``idf_lr``: the trainable query-side weights at ``idf_lr`` with ``idf_weight_decay`` (group ``idf``;
+        absent when the table is frozen)."""
+        return [optim.LrRule(_QUERY_PATTERN, self.hparams.idf_lr, "idf", source="idf_lr",
+                             weight_decay=self.hparams.idf_weight_decay, required=False)]

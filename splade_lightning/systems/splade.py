@@ -49,6 +49,12 @@ class SpladeModule(RetrievalModule):
         lr_scheduler: optional scheduler factory; replaces the default linear warm-up/decay (stepped every step).
         eval_k: retrieval depth used at evaluation (>= the largest metric cut-off).
         eval_measures: metrics computed at evaluation.
+        learning_rate_mapping: ``{parameter-name regex: peak lr}`` (sentence-transformers' argument of that name):
+            each trainable parameter trains at the lr of the FIRST regex (in mapping order) that ``re.search``-es
+            its name in ``named_parameters()`` (e.g. ``encoder.mlm.bert.embeddings.word_embeddings.weight``); the
+            rest at ``lr``. Each entry is its own group, logged as ``train/lr_<name>``: the regex without
+            backslashes, other punctuation runs as ``_`` (``layer\\.(0|1)\\.`` -> ``layer_0_1``). A regex that
+            gives no trainable parameter its lr is an error. See docs/splade.md.
     """
 
     def __init__(
@@ -67,15 +73,17 @@ class SpladeModule(RetrievalModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         eval_k: int = 1000,
         eval_measures: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
+        learning_rate_mapping: dict[str, float] | None = None,
     ):
         if query_reg_weight < 0 or doc_reg_weight < 0:
             raise ConfigError(f"regularisation weights must be >= 0, got query_reg_weight={query_reg_weight}, "
                               f"doc_reg_weight={doc_reg_weight}")
         super().__init__(encoder, lr, weight_decay, lr_warmup_fraction, lr_warmup_steps, optimizer, lr_scheduler,
-                         eval_k, eval_measures)
+                         eval_k, eval_measures, learning_rate_mapping)
         self.loss = loss if loss is not None else InBatchNegativesLoss()
         self.query_regularizer = query_regularizer if query_regularizer is not None else FlopsRegularizer()
         self.doc_regularizer = doc_regularizer if doc_regularizer is not None else FlopsRegularizer()
+        self.parameter_groups()  # every learning_rate_mapping regex claims a parameter: fail now, not at fit
         self._configured_reg_weights: dict[str, float] = {"query": query_reg_weight, "doc": doc_reg_weight}
         self._reg_scale = 1.0  # set by callbacks.RegularizerWarmup from trainer.global_step
         self._reg_multipliers: dict[str, float] = {"query": 1.0, "doc": 1.0}  # set by callbacks.SparsityController

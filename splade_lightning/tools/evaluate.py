@@ -40,14 +40,15 @@ MODEL_ONLY = {"data": None, "split": None, "k": None, "batch_size": None, "max_q
 RUN_ONLY = {"qrels": None, "permutations": None, "seed": None, "alpha": None}
 
 
-def _check_model_name(name: str) -> None:
+def check_model_name(name: str, flag: str = "--model") -> None:
+    """Refuse, before loading, a model name that :func:`splade_lightning.load` cannot resolve (named by ``flag``)."""
     from splade_lightning.hub import ALIASES
 
     path = Path(name)
     if name.endswith(".ckpt") and not path.is_file():
-        raise ConfigError(f"--model {name}: checkpoint does not exist")
+        raise ConfigError(f"{flag} {name}: checkpoint does not exist")
     if not path.exists() and ("/" not in name or name.startswith((".", "/"))) and name.lower() not in ALIASES:
-        raise ConfigError(f"--model {name!r} is neither an existing path, a known alias {sorted(ALIASES)}, nor a HF "
+        raise ConfigError(f"{flag} {name!r} is neither an existing path, a known alias {sorted(ALIASES)}, nor a HF "
                           "hub id of the form 'owner/name'")
 
 
@@ -122,7 +123,7 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     if problems:
         raise ConfigError("; ".join(problems))
     if args.model is not None:
-        _check_model_name(args.model)
+        check_model_name(args.model)
         args.device = resolve_device(args.device)
         args.data_dirs, args.suite = beir_dirs(args.data)
     else:

@@ -26,6 +26,9 @@ Formats:
   upsert its points (plus ``queries.jsonl`` of query vectors with ``--queries``), loaded by a ``curl`` loop, for every
   architecture (:mod:`splade_lightning.serialization.qdrant`).
 
+``--push_to_hub REPO`` (sentence-transformers only) then uploads ``--output``, its model card (``README.md``)
+included, to a Hugging Face Hub model repository.
+
 Every argument is checked before the model is loaded.
 """
 
@@ -88,6 +91,19 @@ def _check_format_args(args: argparse.Namespace) -> None:
             problems.append(f"--quantization {quantization}: expected a finite number > 0 (e.g. 100)")
         if args.batch_size is not None and args.batch_size < 1:
             problems.append(f"--batch_size {args.batch_size}: expected an integer >= 1")
+    if args.push_to_hub is not None and args.format != "sentence-transformers":
+        problems.append(f"--push_to_hub only applies to --format sentence-transformers (got --format {args.format}): "
+                        "the Hub repository is a sentence-transformers SparseEncoder")
+    elif args.push_to_hub is not None:
+        from huggingface_hub.errors import HFValidationError
+        from huggingface_hub.utils import validate_repo_id
+
+        try:
+            validate_repo_id(args.push_to_hub)
+        except HFValidationError as e:
+            problems.append(f"--push_to_hub {args.push_to_hub!r}: expected a Hub repository id 'owner/name' ({e})")
+    if args.private and args.push_to_hub is None:
+        problems.append("--private only applies with --push_to_hub REPO (the repository to create)")
     if args.quantize is not None and args.format != "onnx":
         problems.append(f"--quantize only applies to --format onnx (got --format {args.format}); --quantization is "
                         "the anserini impact scale")
@@ -120,7 +136,7 @@ def _export_qdrant(model: SparseModel, args: argparse.Namespace, output: Path) -
 def export(model: str, format: Literal["sentence-transformers", "opensearch", "anserini", "onnx", "qdrant"],
            output: str, corpus: str | None = None, queries: str | None = None, quantization: float | None = None,
            batch_size: int | None = None, quantize: Literal["int8"] | None = None, overwrite: bool = False,
-           progress: bool = True) -> int:
+           progress: bool = True, push_to_hub: str | None = None, private: bool = False) -> int:
     """Export a trained model to a sentence-transformers or OpenSearch model directory, or encode a corpus into
     Anserini impact files or Qdrant points.
 
@@ -140,6 +156,10 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
         overwrite: replace an earlier output of splade_lightning at --output (only its own files go; a directory
             holding other files is always refused).
         progress: anserini and qdrant only: show a progress bar while the corpus is encoded.
+        push_to_hub: sentence-transformers only: also upload --output, model card included, to this Hugging Face Hub
+            model repository (owner/name; created if missing; token from HF_TOKEN or `hf auth login`; endpoint
+            HF_ENDPOINT).
+        private: with --push_to_hub: create the repository private (an existing one keeps its visibility).
     """
     args = argparse.Namespace(**locals())
     output = Path(args.output)
@@ -163,11 +183,18 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
         write_onnx_dir(model.encoder, model.tokenizer, output, model.max_query_length, model.max_doc_length,
                        quantize=args.quantize, overwrite=args.overwrite, inputs=_inputs(args))
     else:
+        from splade_lightning.serialization.model_card import CardContext
         from splade_lightning.serialization.model_dir import save_encoder
 
         st_router = args.format == "sentence-transformers" and architecture == "inference_free"
+        card = CardContext.carried_from(model.source, name=args.push_to_hub or str(output))
         save_encoder(model.encoder, model.tokenizer, output, model.max_query_length, model.max_doc_length,
                      st_router=st_router, overwrite=args.overwrite, flag="--output", tool="export",
-                     inputs=_inputs(args))
+                     inputs=_inputs(args), card=card)
     print(f"Exported the {architecture} model {args.model} as {args.format} to {output}", flush=True)
+    if args.push_to_hub is not None:
+        from splade_lightning.hub import upload_dir
+
+        url = upload_dir(output, args.push_to_hub, private=args.private or None)
+        print(f"Uploaded {output} to the Hugging Face Hub: {url}", flush=True)
     return 0

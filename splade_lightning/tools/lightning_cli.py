@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shlex
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -29,6 +31,7 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import check_dir_output, config_inputs
 from splade_lightning.formats.report import write_per_query, write_report
 from splade_lightning.serialization.checkpoint import inference_lengths
+from splade_lightning.serialization.model_card import CardContext
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.tools.ckpt_path import resolve_ckpt_path
 from splade_lightning.tools.lightning_errors import explain_parse_error, quiet_lightning
@@ -57,6 +60,7 @@ class SpladeCLI(LightningCLI):
     """
 
     def __init__(self, args=None, run: bool = True, **kwargs):
+        self._argv = list(args) if isinstance(args, list | tuple) else sys.argv[1:] if args is None else None
         super().__init__(
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
@@ -174,10 +178,11 @@ class SpladeCLI(LightningCLI):
         directory = run_dir(self.trainer)  # a broadcast under DDP: every rank
         if not self.trainer.is_global_zero:
             return
-        self._export(module, self._export_target(directory))
+        runs = {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics}
+        target = self._export_target(directory)
+        self._export(module, target, self._card(directory, runs, str(target)))
         if module.last_eval_metrics:
-            self._report(directory, {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics},
-                         module.last_eval_per_query)
+            self._report(directory, runs, module.last_eval_per_query)
 
     def before_test(self) -> None:
         if not splade_lightning_eval_sets(self.datamodule, "test"):
@@ -205,14 +210,23 @@ class SpladeCLI(LightningCLI):
             write_per_query(directory, per_query)
         print(f"\nRetrieval results (written to {directory / 'report.md'}):\n{table}\n", flush=True)
 
-    def _export(self, module: RetrievalModule, target: Path) -> None:
+    def _card(self, directory: Path, runs: dict, name: str) -> CardContext:
+        """What the model card of the exported model records: the command, the resolved config (the run's
+        ``config.yaml``, written by :class:`~splade_lightning.tools.run_dir.RunConfig`) and the report."""
+        config = directory / "config.yaml"
+        command = f"splade-lightning {shlex.join(map(str, self._argv))}" if self._argv else None
+        return CardContext(name=name, command=command, config=config.read_text() if config.is_file() else None,
+                           results=runs if runs["fine-tuned"] else None)
+
+    def _export(self, module: RetrievalModule, target: Path, card: CardContext) -> None:
         from splade_lightning.hub import load_tokenizer
         from splade_lightning.serialization.model_dir import save_encoder
 
         encoder = module.encoder
         save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target,
                      **inference_lengths(self.datamodule), overwrite=bool(self._sub("overwrite")),
-                     flag="--export_dir", tool="fit", inputs=config_inputs(self.config[self.subcommand]))
+                     flag="--export_dir", tool="fit", inputs=config_inputs(self.config[self.subcommand]),
+                     card=card)
         print(f"Saved the fine-tuned model to {target} (load it with splade_lightning.load({str(target)!r}))",
               flush=True)
 

@@ -32,6 +32,7 @@ TOOLS = {
     "mine": "mine hard negatives with BM25 or a sparse model",
     "score": "score candidates with teachers (distillation targets)",
     "idf": "compute and compare corpus IDF tables (idf.json)",
+    "interpolate": "WiSE-FT: interpolate a zero-shot and a fine-tuned model, evaluate each mix, save the best",
     "ablate": "run a grid of fit configurations and collect a results table",
 }
 #: third-party notices a user cannot act on, hidden from the command line

@@ -1,19 +1,22 @@
 """A jsonargparse parser built from a tool function's typed signature and Google docstring.
 
-Every tool (``evaluate``, ``index``, ``search``, ``export``, ``mine``, ``score``, ``idf``, ``ablate``) is a plain
-function; its parameters are its flags and its ``Args:`` section is their help. The parser accepts ``--config FILE``
-(YAML, any number, later ones win) and ``--print_config``, so ``tool --config <(tool ... --print_config)`` reproduces a
-run. Conventions, the same in every tool:
+Every tool (``evaluate``, ``index``, ``search``, ``export``, ``mine``, ``score``, ``idf``, ``ablate``,
+``interpolate``) is a plain function; its parameters are its flags and its ``Args:`` section is their help. The parser
+accepts ``--config FILE`` (YAML, any number, later ones win) and ``--print_config``, so
+``tool --config <(tool ... --print_config)`` reproduces a run. Conventions, the same in every tool:
 
 - ``bool`` parameters are switches: ``--overwrite`` (or ``--overwrite=true``), ``--no_overwrite`` (or
   ``--overwrite=false``), the same for ``--progress`` / ``--no_progress``.
 - ``list[X]`` parameters take one or more values: ``--measures ndcg@10 mrr@10`` (or a YAML list in a config).
+- a list of dataclasses (``list[BeirSet]``) takes one YAML mapping per item, ``--sets '{path: data/a, split: dev}'
+  '{path: data/b}'`` (or a YAML list of mappings in a config); the tool turns them into the dataclass and checks them.
 - every other type is validated by jsonargparse (``int | None``, ``Literal[...]``, ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import inspect
 import re
@@ -87,6 +90,7 @@ def build_parser(function: Callable, prog: str, epilog: str | None = None) -> Ar
         elif (item := _list_item_type(annotation)) is not None:
             if kwargs.get("default") is not None:
                 kwargs["default"] = list(kwargs["default"])  # a fresh list: the signature's default stays untouched
+            item = dict if dataclasses.is_dataclass(item) else item  # the tool builds (and checks) the dataclasses
             parser.add_argument(f"--{name}", type=item, nargs="+", **kwargs)
         else:
             parser.add_argument(f"--{name}", type=annotation, **kwargs)

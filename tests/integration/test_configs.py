@@ -6,8 +6,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: configs of a tool other than fit/validate/test: directory -> the tool (``splade-lightning TOOL --config FILE``)
-TOOL_DIRS = {REPO / "configs" / "serving": "export"}
-CONFIGS = sorted(c for c in (REPO / "configs").rglob("*.yaml") if c.parent not in TOOL_DIRS)
+TOOL_DIRS = {REPO / "configs" / "serving": "export", REPO / "configs" / "interpolate": "interpolate"}
+#: the fit configs of the shipped studies (each a frozen copy of the config it was run from) are fit configs too
+CONFIGS = sorted([*(c for c in (REPO / "configs").rglob("*.yaml") if c.parent not in TOOL_DIRS),
+                  *(REPO / "experiments").glob("*/base.yaml")])
 TOOL_CONFIGS = sorted(c for d in TOOL_DIRS for c in d.glob("*.yaml"))
 #: partial configs meant to be given after a full one (``--config base.yaml --config overlay.yaml``)
 OVERLAY_DIRS = [REPO / "configs" / "logging"]

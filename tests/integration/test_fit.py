@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "configs" / "splade" / "quickstart.yaml"
@@ -52,6 +53,13 @@ def test_fit_reports_exports_and_reloads(tiny_bert_dir, toy_triplets, toy_beir, 
                 "train/reg_weight_doc", "train/lr", "train/active_dims_doc", "train/flops",
                 "val/toy/ndcg@10", "val/toy/active_dims_doc", "val/ndcg@10", "val/toy/active_dims_doc_max"):
         assert key in metrics_csv, key
+
+    card = (tmp_path / "export" / "README.md").read_text()  # the model card: the run's command, config and report
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "sentence-transformers" and "splade" in meta["tags"]
+    index = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert index["ndcg@10"] == pytest.approx(report["fine_tuned"]["toy"]["ndcg@10"])
+    assert "splade-lightning fit --config" in card and "query_reg_weight" in card and "### Sparsity" in card
 
     texts = ["a cat on a mat", "python programming"]
     exported = splade_lightning.load(tmp_path / "export")

@@ -26,6 +26,8 @@ MINIMAL = {
     "score": ["--input", "i", "--queries", "q", "--corpus", "c", "--teacher", "sparse:a", "dense:b", "--output", "o"],
     "idf": ["--corpus", "c", "--output", "o.json", "--progress=false"],
     "ablate": ["--base", "b.yaml", "--grid", "g.yaml", "--output", "o", "--cuda_devices", "0", "1"],
+    "interpolate": ["--zero_shot", "splade-tiny", "--fine_tuned", "m", "--output", "o", "--data", "d",
+                    "--sets", "{path: a, split: dev}", "{path: b, min_relevance: 2}", "--alphas", "0", "0.5", "1"],
 }
 
 

@@ -269,20 +269,6 @@ def test_parallel_jobs_use_distinct_devices(tmp_path):
     assert {env["CUDA_VISIBLE_DEVICES"] for _, env in fake.calls} == {"0", "1"}
 
 
-def test_collect_only_on_the_shipped_study_leaves_its_results_untouched(tmp_path, capsys):
-    """The shipped study's per-point runs are not in git: ``--collect_only`` on a copy of it must refuse (exit
-    non-zero) and leave the committed results byte-identical, not replace them with an empty table."""
-    study = tmp_path / "study"
-    shutil.copytree(REPO / "experiments" / "2026-11-24_sparsity_controller", study)
-    before = {p.name: p.read_bytes() for p in study.iterdir()}
-    code = main(["--base", str(QUICKSTART), "--grid", str(study / "grid.yaml"), "--output", str(study),
-                 "--runs_dir", str(tmp_path / "runs"), "--collect_only"])
-    assert code == 25
-    assert "25 of 25 points have no finished result" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in study.iterdir()} == before
-    assert not (tmp_path / "runs").exists()
-
-
 def test_results_never_replaced_by_fewer(tmp_path, capsys):
     assert _run(tmp_path, FakeFit()) == 0
     first = (tmp_path / "out" / "results.csv").read_bytes()

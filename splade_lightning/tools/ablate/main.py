@@ -3,8 +3,7 @@
 
 Examples::
 
-    splade-lightning ablate --base configs/splade/quickstart.yaml \\
-        --grid experiments/2026-11-24_sparsity_controller/grid.yaml --output experiments/2026-11-24_sparsity_controller
+    splade-lightning ablate --base configs/splade/quickstart.yaml --grid GRID.yaml --output DIR
     splade-lightning ablate --base BASE.yaml --grid GRID.yaml --output DIR --jobs 4 --cuda_devices 0 1 2 3
 
 Run from the repository root (configs name data paths relative to it). Per-point runs go under ``--runs_dir``

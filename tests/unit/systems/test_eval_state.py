@@ -12,8 +12,9 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.formats.beir import EvalData
 from splade_lightning.models import SpladeEncoder
 from splade_lightning.systems import SpladeModule
-from splade_lightning.types import EncodeBatch, TrainBatch
+from splade_lightning.types import EncodeBatch
 from tests.unit.systems.sparse_fakes import BagEncoder
+from tests.unit.systems.train_batches import train_loader
 
 # token ids of the texts (the bag encoder scores a query-document pair by the ids they share): d1 [1], d2 [1, 2], d3 [3]
 CORPUS = {"d1": "one", "d2": "one two", "d3": "three"}
@@ -102,17 +103,6 @@ def test_nothing_is_kept_during_the_sanity_check():
 ZERO_SHOT = {"toy": {"ndcg@10": 0.25, "mrr@10": 0.5}, "mean": {"ndcg@10": 0.25, "mrr@10": 0.5}}
 
 
-def train_loader(tokenizer_dir: str) -> torch.utils.data.DataLoader:
-    """Two ready TrainBatches (2 queries, 1 positive + 1 negative each), no data module."""
-    from splade_lightning.hub import load_tokenizer
-
-    tok = load_tokenizer(tokenizer_dir)
-    batches = []
-    for i in range(2):
-        q = tok([f"question {i}", f"query {i}"], padding=True, return_tensors="pt")
-        d = tok([f"answer {i}", f"reply {i}", f"wrong {i}", f"bad {i}"], padding=True, return_tensors="pt")
-        batches.append(TrainBatch(q["input_ids"], q["attention_mask"], d["input_ids"], d["attention_mask"], 1))
-    return torch.utils.data.DataLoader(batches, batch_size=None)
 
 
 def trainer(max_steps: int) -> pl.Trainer:

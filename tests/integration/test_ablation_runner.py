@@ -6,6 +6,7 @@ training) and one slow end-to-end run."""
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.tools.ablate.grid import load_grid
 from splade_lightning.tools.ablate.main import run_study
 from splade_lightning.tools.ablate.plot import pareto_front
-from splade_lightning.tools.ablate.runner import find_report, point_overrides
+from splade_lightning.tools.ablate.runner import find_report, point_overrides, thread_env
 from splade_lightning.tools.main import tool_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,7 +250,8 @@ def test_failed_point_is_reported_and_rerun(tmp_path, capsys):
     assert all(row["status"] == "done" for row in rows.values()) and len(rows) == 5
 
 
-def test_parallel_jobs_use_distinct_devices(tmp_path):
+def test_parallel_jobs_use_distinct_devices(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     lock, running, overlap = threading.Lock(), {}, []
     fake = FakeFit()
 
@@ -267,6 +269,7 @@ def test_parallel_jobs_use_distinct_devices(tmp_path):
                  "--runs_dir", str(tmp_path / "runs"), "--jobs", "2", "--cuda_devices", "0", "1"], run_fn=slow) == 0
     assert len(fake.calls) == 5 and not any(overlap)
     assert {env["CUDA_VISIBLE_DEVICES"] for _, env in fake.calls} == {"0", "1"}
+    assert {env["OMP_NUM_THREADS"] for _, env in fake.calls} == {str(max(1, (os.cpu_count() or 1) // 2))}
 
 
 def test_results_never_replaced_by_fewer(tmp_path, capsys):
@@ -308,6 +311,15 @@ def test_runner_deletes_no_directory_it_did_not_write(tmp_path):
     with pytest.raises(ConfigError, match="--runs_dir .* contains --base"):
         main(["--base", str(tmp_path / "runs" / "base.yaml"), "--grid", str(_write(tmp_path)), "--output",
               str(tmp_path / "out"), "--runs_dir", str(tmp_path / "runs")], run_fn=FakeFit())
+
+
+def test_concurrent_points_share_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert thread_env(1, cpus=8) == {}
+    assert thread_env(2, cpus=8) == {"OMP_NUM_THREADS": "4"}
+    assert thread_env(4, cpus=2) == {"OMP_NUM_THREADS": "1"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice wins
+    assert thread_env(2, cpus=8) == {}
 
 
 def test_pareto_front():

@@ -66,7 +66,7 @@ def ablate(base: str, grid: str, output: str, runs_dir: str | None = None, jobs:
         grid: the grid YAML (common overrides, crossed axes, explicit points).
         output: the directory that receives results.md, results.csv and pareto.png.
         runs_dir: the per-point run directories (default runs/ablation/<study name>).
-        jobs: points run at once.
+        jobs: points run at once; each gets OMP_NUM_THREADS = CPUs / jobs unless the environment sets it.
         cuda_devices: CUDA device ids; job slot i gets CUDA_VISIBLE_DEVICES=cuda_devices[i % n] (e.g. 0 1 2 3 with
             --jobs 4).
         dataset: the evaluation set whose figures fill the table and the plot (default: the mean over the

@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: (study directory, --dataset, output directory relative to the study): the tables each study's README shows
 TABLES = [
     ("experiments/2026-11-24_sparsity_controller", "mean", "."),
+    ("experiments/2026-12-03_distillation_at_equal_sparsity", "hotpotqa-dev", "hotpotqa-dev"),
+    ("experiments/2026-12-03_distillation_at_equal_sparsity", "msmarco-trecdl-5k", "msmarco-trecdl-5k"),
 ]
 
 
@@ -51,3 +53,16 @@ def test_collect_only_without_the_kept_runs_writes_nothing(tmp_path, capsys):
     assert "6 of 6 points have no finished result" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in study.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_distillation_studys_secondary_tests_are_the_ones_its_readme_shows(capsys):
+    """``secondary_tests.py`` (MRR@10 and Recall@100 against InfoNCE, from the kept per-query scores) prints the rows
+    of the README's secondary table."""
+    import runpy
+
+    study = REPO / "experiments/2026-12-03_distillation_at_equal_sparsity"
+    runpy.run_path(str(study / "secondary_tests.py"), run_name="__main__")
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert len(printed) == 14  # header, rule, 12 comparisons
+    readme = (study / "README.md").read_text().splitlines()
+    assert [line for line in printed if line in readme] == printed

@@ -1,5 +1,5 @@
 """Public inference API: ``splade_lightning.load(name_or_path)`` -> a model with ``encode_query`` /
-``encode_document`` / ``decode``, usable without Lightning."""
+``encode_document`` / ``similarity`` / ``intersection`` / ``decode``, usable without Lightning."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ from tqdm.auto import tqdm
 from splade_lightning.data.collate import EncodeCollator
 from splade_lightning.errors import ConfigError
 from splade_lightning.hub import ALIASES, resolve_model_path
+from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.models.onnx_encoder import runtime_of
+from splade_lightning.retrieval.sparse_ops import (
+    SIMILARITY_FN_NAME,
+    check_max_active_dims,
+    intersection,
+    select_max_active_dims,
+    similarity_scores,
+)
 
 
 class SparseModel(nn.Module):
@@ -47,19 +55,70 @@ class SparseModel(nn.Module):
         first = next(self.encoder.parameters(), None)  # an ONNX Runtime encoder has none: it runs on the CPU
         return first.device if first is not None else torch.device("cpu")
 
-    def encode_query(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False):
-        """Encode queries -> sparse COO tensor (N, V) on the CPU (a 1-D sparse vector for a single string)."""
-        return self._encode(texts, "query", batch_size, show_progress_bar)
+    @property
+    def similarity_fn_name(self) -> str:
+        """The score :meth:`similarity` computes: ``dot`` for every architecture (CSR included), as in
+        sentence-transformers' ``SparseEncoder``."""
+        return SIMILARITY_FN_NAME
 
-    def encode_document(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False):
-        """Encode documents -> sparse COO tensor (N, V) on the CPU (a 1-D sparse vector for a single string)."""
-        return self._encode(texts, "doc", batch_size, show_progress_bar)
+    def encode_query(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False,
+                     max_active_dims: int | None = None) -> torch.Tensor:
+        """Encode queries.
+
+        Args:
+            texts: the queries, or one query.
+            batch_size: texts per forward pass.
+            show_progress_bar: show a progress bar over the batches.
+            max_active_dims: keep each vector's k largest weights (None: every active one), as sentence-transformers'
+                ``encode(max_active_dims=k)``: exactly k stay when more are active; at the cut-off, equal weights
+                keep the lower dimension index. A CSR model runs its TopK with this k instead of its own, so a
+                larger k activates more latents (at most its h latents).
+
+        Returns:
+            Sparse COO (N, V) on the CPU; a 1-D sparse (V,) vector for a single string.
+        """
+        return self._encode(texts, "query", batch_size, show_progress_bar, max_active_dims)
+
+    def encode_document(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False,
+                        max_active_dims: int | None = None) -> torch.Tensor:
+        """Encode documents; the arguments and the result are those of :meth:`encode_query`."""
+        return self._encode(texts, "doc", batch_size, show_progress_bar, max_active_dims)
+
+    def similarity(self, a: torch.Tensor | Sequence[torch.Tensor],
+                   b: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """Scores of every vector of ``a`` against every vector of ``b`` (:attr:`similarity_fn_name`: dot product).
+
+        Args:
+            a: (Na, V) or (V,), dense or sparse (e.g. from :meth:`encode_query`), or a list of (V,) vectors.
+            b: (Nb, V) or (V,), likewise.
+
+        Returns:
+            (Na, Nb) dense float32 scores (a 1-D input counts as one vector).
+        """
+        return similarity_scores(a, b)
+
+    def intersection(self, query: torch.Tensor, doc: torch.Tensor) -> torch.Tensor:
+        """The dimensions a query shares with a document, weighted by the product of the two weights (the terms of
+        their dot product); :meth:`decode` names them.
+
+        Args:
+            query: (V,) one vector, dense or sparse.
+            doc: (V,) one vector or (N, V), dense or sparse.
+
+        Returns:
+            Sparse COO shaped like ``doc``, positive products only.
+        """
+        return intersection(query, doc)
 
     @torch.no_grad()  # not inference_mode: its tensors cannot be used by later autograd-aware code (e.g. search)
-    def _encode(self, texts, kind: str, batch_size: int, show_progress_bar: bool) -> torch.Tensor:
+    def _encode(self, texts, kind: str, batch_size: int, show_progress_bar: bool,
+                max_active_dims: int | None) -> torch.Tensor:
         name = f"encode_{'query' if kind == 'query' else 'document'}"
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"{name}: batch_size={batch_size!r}; expected an integer >= 1")
+        k = check_max_active_dims(max_active_dims, name)
+        # CSR: the TopK itself runs with k (sentence-transformers' SparseAutoEncoder.forward(max_active_dims))
+        kwargs = {"max_active_dims": min(k, self.vocab_size)} if k and isinstance(self.encoder, CSREncoder) else {}
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if not all(isinstance(t, str) for t in texts):
@@ -72,7 +131,7 @@ class SparseModel(nn.Module):
         for start in tqdm(range(0, len(order), batch_size), disable=not show_progress_bar, desc=f"encode {kind}"):
             idx = order[start:start + batch_size]
             batch = collate([(str(i), texts[i]) for i in idx]).to(self.device)
-            reps = encode(batch.input_ids, batch.attention_mask).float()
+            reps = select_max_active_dims(encode(batch.input_ids, batch.attention_mask, **kwargs).float(), k)
             nz = reps.nonzero()
             rows.append(torch.tensor(idx, dtype=torch.long)[nz[:, 0].cpu()])
             cols.append(nz[:, 1].cpu())
@@ -172,8 +231,8 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
             of its ``.onnx`` files, runs with onnxruntime) or by sentence-transformers (SPLADE, inference-free or
             CSR; or a bare HF masked-LM directory), a HF hub id, or a Lightning ``.ckpt``
             written by ``fit``.
-        device: where to run it: ``cpu``, ``cuda``, ``cuda:N``, or ``auto`` (default: CPU). An ONNX export always
-            runs on the CPU (``auto`` included).
+        device: where to run it: ``auto`` (CUDA when available, else CPU, as sentence-transformers; None means
+            ``auto``), ``cpu``, ``cuda`` or ``cuda:N``. An ONNX export always runs on the CPU (``auto`` included).
 
     Returns:
         A :class:`SparseModel` in eval mode.
@@ -186,7 +245,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
     from splade_lightning.serialization.checkpoint import checkpoint_problem, torch_load_checkpoint
     from splade_lightning.serialization.registry import encoder_from_checkpoint, load_encoder_dir
 
-    target = resolve_device("cpu" if device is None else device, "load: device")
+    target = resolve_device(device, "load: device")  # None: auto
     name = str(name_or_path)
     path = Path(name)
     if name.endswith(".ckpt"):

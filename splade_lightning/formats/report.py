@@ -1,6 +1,7 @@
 """A run's report: the metrics table ``fit``, ``validate`` and ``test`` print at their end, written as ``report.md``
 (the table) and ``report.json`` (``{label: {dataset: {metric: value}}}``, labels with ``_`` for ``-``, e.g.
-``zero_shot`` and ``fine_tuned`` for ``fit``)."""
+``zero_shot`` and ``fine_tuned`` for ``fit``). ``fit`` adds which weights it evaluated and exported: a line under the
+table and a ``weights`` entry (:func:`weights_line`)."""
 
 from __future__ import annotations
 
@@ -44,13 +45,26 @@ def format_table(runs: Results) -> str:
     return markdown_table(["dataset", "model", *columns_of(runs)], report_rows(runs), pad=True)
 
 
-def write_report(directory: str | Path, runs: Results) -> str:
-    """Write ``report.json`` and ``report.md`` into ``directory``; return the table."""
-    table = format_table(runs)
+def weights_line(weights: Mapping) -> str:
+    """One sentence naming the weights of a ``fit`` report: ``weights`` is ``{"selected": "last", "step": 36}`` or
+    ``{"selected": "best", "step", "monitor", "mode", "value", "checkpoint"}``."""
+    if weights.get("selected") != "best":
+        return f"Weights: the last, at step {weights['step']}."
+    return (f"Weights: the best checkpoint by {weights['monitor']} ({weights['mode']}), {weights['value']:.4f} at step "
+            f"{weights['step']}: {weights['checkpoint']}.")
+
+
+def write_report(directory: str | Path, runs: Results, weights: Mapping | None = None) -> str:
+    """Write ``report.json`` and ``report.md`` into ``directory``; return the text of ``report.md``: the table, and
+    with ``weights`` (``fit``'s :func:`weights_line` dict, also stored as ``report.json``'s ``weights``) a line
+    naming the weights."""
+    text = format_table(runs) + (f"\n\n{weights_line(weights)}" if weights else "")
     payload = {label.replace("-", "_"): results for label, results in runs.items()}
+    if weights:
+        payload["weights"] = dict(weights)
     write_text_atomic(Path(directory) / "report.json", json.dumps(payload, indent=2))
-    write_text_atomic(Path(directory) / "report.md", table + "\n")
-    return table
+    write_text_atomic(Path(directory) / "report.md", text + "\n")
+    return text
 
 
 #: per-query scores beside ``report.json``: ``{dataset: {measure: {query_id: value}}}``

@@ -87,17 +87,22 @@ class CSREncoder(SparseEncoderBase):
         """Training path: embed (B, L) ids and run the autoencoder -> :class:`CSROutput` (codes + reconstructions)."""
         return self.autoencoder(self.embed(input_ids, attention_mask))
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Inference path: (B, L) ids -> (B, h) sparse codes with ``autoencoder.max_active_dims`` (else k) active."""
-        return self.autoencoder.encode(self.embed(input_ids, attention_mask))
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               max_active_dims: int | None = None) -> torch.Tensor:
+        """Inference path: (B, L) ids -> (B, h) sparse codes with at most ``max_active_dims`` latents active (None:
+        ``autoencoder.max_active_dims``, else k). A larger value than k activates more latents, as
+        sentence-transformers' ``SparseAutoEncoder.forward(max_active_dims=...)`` does."""
+        return self.autoencoder.encode(self.embed(input_ids, attention_mask), max_active_dims)
 
-    def encode_query(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, L) query ids -> (B, h) codes (queries and documents share the model)."""
-        return self.encode(input_ids, attention_mask)
+    def encode_query(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     max_active_dims: int | None = None) -> torch.Tensor:
+        """(B, L) query ids -> (B, h) codes (queries and documents share the model; see :meth:`encode`)."""
+        return self.encode(input_ids, attention_mask, max_active_dims)
 
-    def encode_doc(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, L) document ids -> (B, h) codes."""
-        return self.encode(input_ids, attention_mask)
+    def encode_doc(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   max_active_dims: int | None = None) -> torch.Tensor:
+        """(B, L) document ids -> (B, h) codes (see :meth:`encode`)."""
+        return self.encode(input_ids, attention_mask, max_active_dims)
 
     def dimension_names(self, ids: list[int]) -> list[str]:
         """Readable names of code dimensions (latents have no token): ``latent_<j>``."""

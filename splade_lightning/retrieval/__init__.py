@@ -1,20 +1,29 @@
 """Retrieval over sparse representations: exact top-k search, approximate search with Seismic, index compression
-(quantisation and pruning), and end-to-end evaluation (encode, retrieve, score). Pure torch/numpy: never imports
-Lightning."""
+(quantisation and pruning), end-to-end evaluation (encode, retrieve, score), and the operations on encoded vectors
+behind :class:`~splade_lightning.api.SparseModel`'s helpers (similarity, max_active_dims, intersection). Pure
+torch/numpy: never imports Lightning.
+
+The public names are imported on first use, so that importing one module (``sparse_ops``, on every
+:func:`splade_lightning.load`) does not pull in the evaluation's metrics stack (torchmetrics, matplotlib).
+"""
 
 from __future__ import annotations
 
-from splade_lightning.retrieval.evaluation import RetrievalResult, evaluate_retrieval
-from splade_lightning.retrieval.exact import exact_search, stack_sparse
-from splade_lightning.retrieval.quantize import (
-    IndexSize,
-    Quantized,
-    index_size,
-    integer_impacts,
-    to_float16,
-    top_k_per_doc,
-    uniform_bits,
-)
+import importlib
 
-__all__ = ["IndexSize", "Quantized", "RetrievalResult", "evaluate_retrieval", "exact_search", "index_size",
-           "integer_impacts", "stack_sparse", "to_float16", "top_k_per_doc", "uniform_bits"]
+#: public name -> the module of this package that defines it
+_HOMES = {
+    "RetrievalResult": "evaluation", "evaluate_retrieval": "evaluation",
+    "exact_search": "exact", "stack_sparse": "exact",
+    "IndexSize": "quantize", "Quantized": "quantize", "index_size": "quantize", "integer_impacts": "quantize",
+    "to_float16": "quantize", "top_k_per_doc": "quantize", "uniform_bits": "quantize",
+    "intersection": "sparse_ops", "select_max_active_dims": "sparse_ops", "similarity_scores": "sparse_ops",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"splade_lightning.retrieval.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'splade_lightning.retrieval' has no attribute {name!r}")

@@ -46,6 +46,8 @@ class CardContext:
         config: the resolved training config (YAML text, as ``fit`` saves it).
         results: the last evaluation: ``{label: {dataset: {metric: value}}}`` (the shape of ``report.json``, e.g.
             ``zero-shot`` and ``fine-tuned``); the last label is the model's own.
+        weights: which weights of the run were saved: ``report.json``'s ``weights`` entry (``{"selected": "best",
+            "step", "monitor", "mode", "value", "checkpoint"}`` or ``{"selected": "last", "step"}``).
     """
 
     name: str | None = None
@@ -55,6 +57,7 @@ class CardContext:
     command: str | None = None
     config: str | None = None
     results: Mapping | None = None
+    weights: Mapping | None = None
 
     def to_json(self) -> str:
         """The context as ``model_card.json`` holds it (without ``name``, which belongs to one card)."""
@@ -71,7 +74,8 @@ class CardContext:
         stored = directory / CONTEXT_FILE
         if stored.is_file():
             data = json.loads(stored.read_text(encoding="utf-8"))
-            known = {k: data[k] for k in ("base_model", "license", "command", "config", "results") if k in data}
+            keys = ("base_model", "license", "command", "config", "results", "weights")
+            known = {k: data[k] for k in keys if k in data}
             return cls(name=name, datasets=tuple(data.get("datasets") or ()), **known)
         meta = read_front_matter(directory / CARD_FILE)
         license_ = meta.get("license")

@@ -125,12 +125,23 @@ def _training(facts: CardFacts) -> list[str]:
     return lines
 
 
+def _saved(weights: Mapping | None) -> str:
+    """What the saved weights of a run are, for the evaluation paragraph."""
+    if not weights:
+        return "the saved weights"
+    if weights.get("selected") == "best":
+        return (f"the saved weights, the run's best checkpoint by `{weights['monitor']}` ({weights['mode']}, "
+                f"{weights['value']:.4f} at step {weights['step']})")
+    return f"the saved weights, the last (step {weights['step']})"
+
+
 def _evaluation(facts: CardFacts) -> list[str]:
     results = facts.context.results
     own = own_results(results)
     if not own:
         return []
-    labels = "; `zero-shot`: before training, `fine-tuned`: the saved weights" if "fine-tuned" in results else ""
+    saved = _saved(facts.context.weights)
+    labels = f"; `zero-shot`: before training, `fine-tuned`: {saved}" if "fine-tuned" in results else ""
     lines = ["## Evaluation", "", "Retrieval results of the training run's evaluation (exact dot-product search"
              f"{labels}):", "", format_table(results), ""]
     rows = [f"| {name} | " + " | ".join("-" if m.get(k) is None else f"{m[k]:.1f}" for k in SPARSITY) + " |"

@@ -34,6 +34,14 @@ from splade_lightning.serialization.checkpoint import inference_lengths
 from splade_lightning.serialization.model_card import CardContext
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.tools.ckpt_path import resolve_ckpt_path
+from splade_lightning.tools.final_weights import (
+    FinalWeights,
+    SelectedWeights,
+    best_checkpoint,
+    earlier_best,
+    load_weights,
+    monitoring_checkpoint,
+)
 from splade_lightning.tools.lightning_errors import explain_parse_error, quiet_lightning
 from splade_lightning.tools.parser import flag_names
 from splade_lightning.tools.run_dir import RunConfig, place_checkpoints, run_dir
@@ -56,11 +64,14 @@ class SpladeCLI(LightningCLI):
     Extra top-level options (accepted by every subcommand so one YAML serves fit/validate/test; used by ``fit``):
     ``--eval_before_fit`` validates once before training (the zero-shot rows of the report; a resumed run takes them
     from the checkpoint instead of evaluating again), ``--export_dir`` is where the trained model directory goes
-    (default ``<run dir>/model``) and ``--overwrite`` lets it replace an earlier output of splade_lightning.
+    (default ``<run dir>/model``), ``--overwrite`` lets it replace an earlier output of splade_lightning, and
+    ``--final_weights best`` ends the run with the best checkpoint's weights by the metric a ``ModelCheckpoint``
+    monitors instead of the last ones (:mod:`splade_lightning.tools.final_weights`).
     """
 
     def __init__(self, args=None, run: bool = True, **kwargs):
         self._argv = list(args) if isinstance(args, list | tuple) else sys.argv[1:] if args is None else None
+        self._earlier_best: tuple[str, float] | None = None
         super().__init__(
             model_class=pl.LightningModule,
             datamodule_class=pl.LightningDataModule,
@@ -110,7 +121,16 @@ class SpladeCLI(LightningCLI):
         parser.add_argument("--overwrite", type=bool, nargs="?", const=True, default=False,
                             help="fit: let --export_dir replace an earlier output of splade_lightning (only its own "
                                  "files are removed)")
+        parser.add_argument("--final_weights", type=FinalWeights, default="last",
+                            help="fit: the weights the run ends with (evaluated, reported, exported): last (the final "
+                                 "step's) or best (the best checkpoint of the one ModelCheckpoint that monitors a "
+                                 "metric, e.g. monitor: val/ndcg@10, mode: max)")
         parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self._sub("final_weights") == "best" and self.subcommand in (None, "fit"):
+            monitoring_checkpoint(self.trainer)  # no such checkpoint: an error before anything runs
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> pl.Trainer:
         plugins = config.get("plugins") or []
@@ -140,7 +160,7 @@ class SpladeCLI(LightningCLI):
 
     # -- the run -------------------------------------------------------------------------------------------------
     def _sub(self, key: str):
-        return self.config[self.subcommand].get(key) if self.subcommand else None
+        return (self.config[self.subcommand] if self.subcommand else self.config).get(key)
 
     def _ckpt_path(self) -> str | None:
         """The checkpoint this run starts from, once resolved (``last`` before any checkpoint exists is None)."""
@@ -159,6 +179,8 @@ class SpladeCLI(LightningCLI):
             target = self._export_target(run_dir(self.trainer))  # run_dir is a broadcast: every rank
             check_dir_output(target, "--export_dir", bool(self._sub("overwrite")),
                              config_inputs(self.config[self.subcommand]))
+            if self._sub("final_weights") == "best" and self._ckpt_path():  # read before the resumed run writes
+                self._earlier_best = earlier_best(self._ckpt_path(), monitoring_checkpoint(self.trainer))
         if not self._sub("eval_before_fit") or module is None:
             return
         if self._ckpt_path():  # resuming: the zero-shot metrics come back with the checkpoint
@@ -172,17 +194,33 @@ class SpladeCLI(LightningCLI):
         module = self._module()
         if self.trainer.interrupted or module is None:
             return
-        if module.last_eval_step != self.trainer.global_step:
-            rank_zero_info("Evaluating the final weights (the last validation ran before the final step)")
+        weights = self._final_weights(module)  # every rank: the best checkpoint's weights are loaded on each
+        if module.last_eval_step != weights.step:
+            which = ("the best checkpoint's weights" if weights.selected == "best"
+                     else "the final weights (the last validation ran before the final step)")
+            rank_zero_info(f"Evaluating {which}")
             self.trainer.validate(module, datamodule=self.datamodule, verbose=False)
+            module.last_eval_step = weights.step
         directory = run_dir(self.trainer)  # a broadcast under DDP: every rank
         if not self.trainer.is_global_zero:
             return
         runs = {"zero-shot": module.zero_shot_metrics, "fine-tuned": module.last_eval_metrics}
         target = self._export_target(directory)
-        self._export(module, target, self._card(directory, runs, str(target)))
+        report_weights = weights.to_report(directory)
+        self._export(module, target, self._card(directory, runs, str(target), report_weights))
         if module.last_eval_metrics:
-            self._report(directory, runs, module.last_eval_per_query)
+            self._report(directory, runs, module.last_eval_per_query, report_weights)
+
+    def _final_weights(self, module: RetrievalModule) -> SelectedWeights:
+        """With ``--final_weights best``, load the best checkpoint's weights into ``module`` (on every rank, from the
+        path rank 0 chose); the weights the run ends with."""
+        if self._sub("final_weights") != "best":
+            return SelectedWeights("last", self.trainer.global_step)
+        callback = monitoring_checkpoint(self.trainer)
+        path, value = self.trainer.strategy.broadcast(best_checkpoint(callback, self._earlier_best))
+        step = load_weights(module, path)
+        rank_zero_info(f"Best checkpoint by {callback.monitor} ({callback.mode}): {value:.4f} at step {step}, {path}")
+        return SelectedWeights("best", step, callback.monitor, callback.mode, value, path)
 
     def before_test(self) -> None:
         if not splade_lightning_eval_sets(self.datamodule, "test"):
@@ -204,19 +242,20 @@ class SpladeCLI(LightningCLI):
         self._report(directory, {Path(ckpt).stem if ckpt else "model": module.last_eval_metrics},
                      module.last_eval_per_query)
 
-    def _report(self, directory: Path, runs: dict, per_query: dict) -> None:
-        table = write_report(directory, runs)
+    def _report(self, directory: Path, runs: dict, per_query: dict, weights: dict | None = None) -> None:
+        text = write_report(directory, runs, weights)
         if per_query:
             write_per_query(directory, per_query)
-        print(f"\nRetrieval results (written to {directory / 'report.md'}):\n{table}\n", flush=True)
+        print(f"\nRetrieval results (written to {directory / 'report.md'}):\n{text}\n", flush=True)
 
-    def _card(self, directory: Path, runs: dict, name: str) -> CardContext:
+    def _card(self, directory: Path, runs: dict, name: str, weights: dict) -> CardContext:
         """What the model card of the exported model records: the command, the resolved config (the run's
-        ``config.yaml``, written by :class:`~splade_lightning.tools.run_dir.RunConfig`) and the report."""
+        ``config.yaml``, written by :class:`~splade_lightning.tools.run_dir.RunConfig`), the report and which
+        weights were saved."""
         config = directory / "config.yaml"
         command = f"splade-lightning {shlex.join(map(str, self._argv))}" if self._argv else None
         return CardContext(name=name, command=command, config=config.read_text() if config.is_file() else None,
-                           results=runs if runs["fine-tuned"] else None)
+                           results=runs if runs["fine-tuned"] else None, weights=weights)
 
     def _export(self, module: RetrievalModule, target: Path, card: CardContext) -> None:
         from splade_lightning.hub import load_tokenizer

@@ -120,6 +120,7 @@ def test_refusals(tmp_path, splade_onnx, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert splade_lightning.load(out, device="auto").device.type == "cpu"  # evaluate's default device
+    assert splade_lightning.load(out).device.type == "cpu"  # load's default: auto
     with pytest.raises(ConfigError, match="runs on the CPU"):
         splade_lightning.load(out, device="cuda")
     monkeypatch.undo()

@@ -34,3 +34,15 @@ def test_rows_follow_the_datasets_of_the_last_run_and_the_runs_in_order(tmp_path
     assert (tmp_path / "report.md").read_text() == table + "\n"
     assert json.loads((tmp_path / "report.json").read_text()) == {"zero_shot": None, "fine_tuned": two}
     assert report_rows({"last": two})[0][:2] == ["a", "last"]
+
+
+def test_fit_report_names_the_weights(tmp_path):
+    best = {"selected": "best", "step": 24, "monitor": "val/ndcg@10", "mode": "max", "value": 0.81234,
+            "checkpoint": "checkpoints/best-step=24.ckpt"}
+    text = write_report(tmp_path, {"fine-tuned": SPLADE}, best)
+    assert text.endswith("\n\nWeights: the best checkpoint by val/ndcg@10 (max), 0.8123 at step 24: "
+                         "checkpoints/best-step=24.ckpt.")
+    assert (tmp_path / "report.md").read_text() == text + "\n"
+    assert json.loads((tmp_path / "report.json").read_text()) == {"fine_tuned": SPLADE, "weights": best}
+    assert write_report(tmp_path, {"fine-tuned": SPLADE}, {"selected": "last", "step": 36}).endswith(
+        "Weights: the last, at step 36.")

@@ -61,10 +61,15 @@ def split_card(text: str) -> tuple[dict, str]:
     return yaml.safe_load(match.group(1)), match.group(2)
 
 
+#: ``fit --final_weights best``: which weights the card describes
+BEST = {"selected": "best", "step": 24, "monitor": "val/ndcg@10", "mode": "max", "value": 0.6543,
+        "checkpoint": "checkpoints/best-step=24.ckpt"}
+
+
 def trained() -> CardContext:
     return CardContext(name="me/splade-x", license="apache-2.0", datasets=("sentence-transformers/msmarco",),
                        command="splade-lightning fit --config configs/splade/quickstart.yaml", config=CONFIG,
-                       results=REPORT)
+                       results=REPORT, weights=BEST)
 
 
 def test_front_matter_has_the_hub_keys():
@@ -139,6 +144,8 @@ def test_write_card_and_carry_over(tmp_path):
     write_card(tmp_path, facts(trained()))
     stored = json.loads((tmp_path / CONTEXT_FILE).read_text())
     assert stored["results"] == json.loads(json.dumps(REPORT)) and "name" not in stored
+    assert stored["weights"] == BEST
+    assert "the run's best checkpoint by `val/ndcg@10` (max, 0.6543 at step 24)" in render_card(facts(trained()))
     carried = CardContext.carried_from(tmp_path, name="other/repo")
     assert carried == CardContext(**{**trained().__dict__, "name": "other/repo"})
     with pytest.raises(FileExistsError, match="README.md"):

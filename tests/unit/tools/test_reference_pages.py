@@ -31,8 +31,8 @@ def test_every_subcommand_has_a_reference_page_linked_from_the_docs_map():
         assert page_path(name).is_file()
         assert f"tools/{name}.md" in index
     fit = page_path("fit").read_text(encoding="utf-8")
-    for flag in ("--eval_before_fit", "--export_dir", "--overwrite", "--ckpt_path", "--print_config",
-                 "--model.help", *(f"splade-lightning {name}" for name in LIGHTNING)):
+    for flag in ("--eval_before_fit", "--export_dir", "--overwrite", "--final_weights", "--ckpt_path",
+                 "--print_config", "--model.help", *(f"splade-lightning {name}" for name in LIGHTNING)):
         assert flag in fit
 
 

@@ -16,6 +16,7 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.hub import ALIASES, resolve_model_path
 from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.models.onnx_encoder import runtime_of
+from splade_lightning.prompts import check_prompts
 from splade_lightning.retrieval.sparse_ops import (
     SIMILARITY_FN_NAME,
     check_max_active_dims,
@@ -35,16 +36,20 @@ class SparseModel(nn.Module):
         max_query_length: queries are truncated to this many tokens.
         max_doc_length: documents are truncated to this many tokens.
         source: where the model was loaded from (a local path), which :meth:`save` will not overwrite.
+        prompts: ``{route: text}`` prepended to every query (``query``) and document (``document``) before
+            tokenisation, as sentence-transformers' ``SparseEncoder(prompts=...)`` (:mod:`splade_lightning.prompts`);
+            the prompt counts against the max lengths. None: none. :func:`load` passes the model's saved prompts.
     """
 
     def __init__(self, encoder: nn.Module, tokenizer, max_query_length: int = 512, max_doc_length: int = 512,
-                 source: str | None = None):
+                 source: str | None = None, prompts: dict[str, str] | None = None):
         super().__init__()
         self.encoder = encoder.eval()
         self.tokenizer = tokenizer
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
         self.source = source
+        self.prompts = check_prompts(prompts)
 
     @property
     def vocab_size(self) -> int:
@@ -62,7 +67,7 @@ class SparseModel(nn.Module):
         return SIMILARITY_FN_NAME
 
     def encode_query(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False,
-                     max_active_dims: int | None = None) -> torch.Tensor:
+                     max_active_dims: int | None = None, prompt: str | None = None) -> torch.Tensor:
         """Encode queries.
 
         Args:
@@ -73,16 +78,19 @@ class SparseModel(nn.Module):
                 ``encode(max_active_dims=k)``: exactly k stay when more are active; at the cut-off, equal weights
                 keep the lower dimension index. A CSR model runs its TopK with this k instead of its own, so a
                 larger k activates more latents (at most its h latents).
+            prompt: text prepended to every query instead of the model's ``prompts["query"]`` (None: the model's;
+                ``""``: none), as sentence-transformers' ``encode_query(prompt=...)``.
 
         Returns:
             Sparse COO (N, V) on the CPU; a 1-D sparse (V,) vector for a single string.
         """
-        return self._encode(texts, "query", batch_size, show_progress_bar, max_active_dims)
+        return self._encode(texts, "query", batch_size, show_progress_bar, max_active_dims, prompt)
 
     def encode_document(self, texts: Sequence[str] | str, batch_size: int = 32, show_progress_bar: bool = False,
-                        max_active_dims: int | None = None) -> torch.Tensor:
-        """Encode documents; the arguments and the result are those of :meth:`encode_query`."""
-        return self._encode(texts, "doc", batch_size, show_progress_bar, max_active_dims)
+                        max_active_dims: int | None = None, prompt: str | None = None) -> torch.Tensor:
+        """Encode documents; the arguments and the result are those of :meth:`encode_query` (the default prompt is
+        the model's ``prompts["document"]``)."""
+        return self._encode(texts, "doc", batch_size, show_progress_bar, max_active_dims, prompt)
 
     def similarity(self, a: torch.Tensor | Sequence[torch.Tensor],
                    b: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
@@ -112,7 +120,7 @@ class SparseModel(nn.Module):
 
     @torch.no_grad()  # not inference_mode: its tensors cannot be used by later autograd-aware code (e.g. search)
     def _encode(self, texts, kind: str, batch_size: int, show_progress_bar: bool,
-                max_active_dims: int | None) -> torch.Tensor:
+                max_active_dims: int | None, prompt: str | None = None) -> torch.Tensor:
         name = f"encode_{'query' if kind == 'query' else 'document'}"
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"{name}: batch_size={batch_size!r}; expected an integer >= 1")
@@ -123,8 +131,11 @@ class SparseModel(nn.Module):
         texts = [texts] if single else list(texts)
         if not all(isinstance(t, str) for t in texts):
             raise ConfigError(f"{name}: expected a list of strings")
+        if prompt is not None and not isinstance(prompt, str):
+            raise ConfigError(f"{name}: prompt={prompt!r}; expected a string or None (the model's prompt)")
+        route = "query" if kind == "query" else "document"
         collate = EncodeCollator(self.tokenizer, self.max_query_length if kind == "query" else self.max_doc_length,
-                                 kind=kind)
+                                 kind=kind, prompt=self.prompts[route] if prompt is None else prompt)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # length-sorted batches: little padding
         encode = self.encoder.encode_query if kind == "query" else self.encoder.encode_doc
         rows, cols, vals = [], [], []
@@ -185,7 +196,7 @@ class SparseModel(nn.Module):
         inputs = [Input(self.source, "the model's source")] if self.source else []
         return save_encoder(self.encoder, self.tokenizer, path, self.max_query_length, self.max_doc_length,
                             overwrite=overwrite, flag="save", tool="save", inputs=inputs,
-                            card=CardContext.carried_from(self.source, name=str(path)))
+                            card=CardContext.carried_from(self.source, name=str(path)), prompts=self.prompts)
 
     def push_to_hub(self, repo_id: str, private: bool | None = None, token: str | None = None,
                     commit_message: str = "Upload a sparse encoder with splade_lightning") -> str:
@@ -219,7 +230,8 @@ class SparseModel(nn.Module):
         with tempfile.TemporaryDirectory(prefix="splade-lightning-push-") as tmp:
             target = save_encoder(self.encoder, self.tokenizer, Path(tmp) / "model", self.max_query_length,
                                   self.max_doc_length, st_router=inference_free, flag="push_to_hub",
-                                  tool="push_to_hub", card=CardContext.carried_from(self.source, name=repo_id))
+                                  tool="push_to_hub", card=CardContext.carried_from(self.source, name=repo_id),
+                                  prompts=self.prompts)
             return upload_dir(target, repo_id, private=private, token=token, commit_message=commit_message)
 
 
@@ -258,12 +270,14 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
         checkpoint = torch_load_checkpoint(path)
         encoder, tokenizer = encoder_from_checkpoint(checkpoint)
         lengths = checkpoint["splade_lightning"].get("max_lengths", {})
+        prompts = check_prompts(checkpoint["splade_lightning"].get("prompts"), f"load: {name}: prompts")
     else:
         if not path.exists() and ("/" not in name or name.startswith((".", "/"))) and name.lower() not in ALIASES:
             raise ConfigError(f"load: {name!r} is neither an existing path, a known alias {sorted(ALIASES)}, "
                               "nor a HF hub id of the form 'owner/name'")
         encoder, tokenizer, settings = load_encoder_dir(name)
         lengths = {k: settings[k] for k in ("max_query_length", "max_doc_length") if k in settings}
+        prompts = settings.get("prompts")
     check_vocabulary(encoder, tokenizer, name)
     onnx = runtime_of(encoder) == "onnx"
     if onnx and device not in (None, "auto") and torch.device(target).type != "cpu":
@@ -271,7 +285,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device | None = No
                           f"{device!r} (use device='cpu', or load the torch model it was exported from)")
     local = Path(resolve_model_path(name))
     source = str(local) if local.exists() else None
-    model = SparseModel(encoder, tokenizer, **lengths, source=source)
+    model = SparseModel(encoder, tokenizer, **lengths, source=source, prompts=prompts)
     return model if onnx else model.to(target)  # onnxruntime runs on the CPU
 
 

@@ -10,8 +10,10 @@ import torch
 if TYPE_CHECKING:
     from splade_lightning.formats.beir import EvalData
 
-#: Which encoder of a query/document router encodes a text (``models.router.QueryDocRouter``).
-Route = Literal["query", "document"]
+#: Which encoder of a router encodes a text: ``"query"`` or ``"document"`` (``models.router.QueryDocRouter``, and any
+#: encoder), or a route name of a ``models.router.Router``.
+Route = str
+#: The two names every encoder accepts: queries and documents.
 ROUTES: tuple[str, ...] = ("query", "document")
 
 
@@ -33,6 +35,8 @@ class TrainBatch:
         doc_route: the route of the positive and negative columns (``"document"`` by default).
         teacher_scores: (B, 1 + num_negatives) teacher scores of each query's documents, positive first (column c
             of row i scores doc row ``c·B + i``), for distillation losses; ``None`` when the data has none.
+        labels: (B,) float gold label of each (query, positive) pair -- a similarity score or a class label -- for the
+            pair losses (CoSENT, AnglE, CosineSimilarity); ``None`` when the data has none (num_negatives is 0 then).
     """
 
     query_input_ids: torch.Tensor
@@ -43,6 +47,7 @@ class TrainBatch:
     query_route: Route = "query"
     doc_route: Route = "document"
     teacher_scores: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

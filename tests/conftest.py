@@ -30,34 +30,36 @@ def tokenizer_dir() -> str:
     return str(alias_dir("splade-tiny"))
 
 
+def save_tiny_bert(out: Path, tokenizer_dir: str, seed: int, num_hidden_layers: int = 2, mlm: bool = True) -> str:
+    """Save a randomly initialised hidden-32 BERT (``BertForMaskedLM``, or ``BertModel`` without the MLM head) with
+    the BERT-uncased tokenizer into ``out``."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=num_hidden_layers, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    (BertForMaskedLM if mlm else BertModel)(cfg).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+    return str(out)
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory, tokenizer_dir) -> str:
     """A randomly initialised 2-layer, hidden-32 BertModel (no MLM head: a dense backbone) with the BERT-uncased
     tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    out = tmp_path_factory.mktemp("tiny_encoder")
-    BertModel(cfg).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
-    return str(out)
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_encoder"), tokenizer_dir, seed=0, mlm=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory, tokenizer_dir) -> str:
     """A randomly initialised 2-layer, hidden-32 BertForMaskedLM saved with the BERT-uncased tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), tokenizer_dir, seed=0)
 
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
-    model = BertForMaskedLM(cfg)
-    out = tmp_path_factory.mktemp("tiny_bert")
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
-    return str(out)
+
+@pytest.fixture(scope="session")
+def query_bert_dir(tmp_path_factory, tokenizer_dir) -> str:
+    """A second tiny BertForMaskedLM (another seed, 3 layers): the query MLM of an asymmetric SPLADE."""
+    return save_tiny_bert(tmp_path_factory.mktemp("query_bert"), tokenizer_dir, seed=1, num_hidden_layers=3)
 
 
 @pytest.fixture()

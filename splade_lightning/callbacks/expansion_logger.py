@@ -68,8 +68,9 @@ class ExpansionLogger(pl.Callback):
     wandb gets a ``wandb.Table`` and a ``wandb.Histogram``, TensorBoard a text (Markdown) and a histogram, CSVLogger
     JSON/Markdown files under ``<log_dir>/media/val/<dataset>/`` (see :mod:`.logger_media`). Reads the (B, V) tensor
     returned by ``validation_step`` with ``batch.kind`` and ``batch.ids``, and the set's name, texts and qrels from
-    ``batch.eval_set`` (a batch without one is a :class:`~splade_lightning.errors.ConfigError`). Under DDP the df
-    counts are summed over processes; the table shows the examples that the global-zero process encoded.
+    ``batch.eval_set`` (a batch without one is a :class:`~splade_lightning.errors.ConfigError`); STS sets are left
+    out. Under DDP the df counts are summed over processes; the table shows the examples that the global-zero
+    process encoded.
 
     Args:
         num_examples: queries per evaluation set in the table (each with its most relevant document).
@@ -89,8 +90,11 @@ class ExpansionLogger(pl.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
         if trainer.sanity_checking or not isinstance(outputs, torch.Tensor):
             return
+        eval_set = eval_set_of(batch, type(self).__name__)
+        if not isinstance(eval_set, EvalData):
+            return  # an STS set (sentence pairs, no queries or qrels): no table, no corpus df
         if dataloader_idx not in self._sets:
-            self._sets[dataloader_idx] = _SetState(eval_set_of(batch, type(self).__name__), self.num_examples)
+            self._sets[dataloader_idx] = _SetState(eval_set, self.num_examples)
         reps = outputs.detach() if outputs.layout == torch.strided else outputs.detach().to_dense()
         self._sets[dataloader_idx].add("query" if batch.kind == "query" else "doc", list(batch.ids), reps, self.top_k)
 

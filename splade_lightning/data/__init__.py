@@ -4,6 +4,7 @@ Layout, by kind of training source (each is a :class:`TrainSource` injected as `
 
 * :mod:`.text`: plain-text records (query, positives, negatives): :class:`TextTriplets`, ``TrainDataset``.
 * :mod:`.scored`: text-inline scored groups ``{query, pos, neg, pos_scores, neg_scores}``: :class:`ScoredGroups`.
+* :mod:`.pairs`: labelled text pairs ``(text1, text2, score | label)``: :class:`TextPairs`.
 * :mod:`.ids`: id-based files over a BEIR corpus (memory-mapped text stores, Arrow caches, hard negatives, teacher
   scores): :class:`IdGroups`.
 
@@ -21,6 +22,7 @@ from splade_lightning.data.eval_loaders import EncodeDataset, EncodeItem, EvalBa
 from splade_lightning.data.ids.dataset import IdTrainDataset
 from splade_lightning.data.ids.source import IdGroups
 from splade_lightning.data.ids.text_store import TextStore
+from splade_lightning.data.pairs.source import PairDataset, TextPairs
 from splade_lightning.data.sampler import NoDuplicatesBatchSampler
 from splade_lightning.data.scored.dataset import ScoredTextDataset
 from splade_lightning.data.scored.source import ScoredGroups
@@ -41,9 +43,11 @@ __all__ = [
     "IdGroups",
     "IdTrainDataset",
     "NoDuplicatesBatchSampler",
+    "PairDataset",
     "RetrievalDataModule",
     "ScoredGroups",
     "ScoredTextDataset",
+    "TextPairs",
     "TextStore",
     "TextTriplets",
     "TrainCollator",

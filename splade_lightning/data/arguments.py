@@ -8,9 +8,11 @@ import argparse
 import math
 from pathlib import Path
 
-from splade_lightning.errors import DataError
+from splade_lightning.errors import ConfigError, DataError
 from splade_lightning.formats.beir import BeirSet, find_beir_files
+from splade_lightning.formats.beir_hub import hub_repo_id, is_hub_path
 from splade_lightning.formats.records import missing_path_error, train_file_format
+from splade_lightning.formats.suite import SuiteEntry, SuiteRef, read_suite
 from splade_lightning.types import ROUTES
 
 #: how the data module's own arguments are named in messages
@@ -20,15 +22,24 @@ TRAIN = "--data.init_args.train.init_args"
 _BEIR_KEYS = "path, split, name, min_relevance, max_queries"
 
 
-def as_beir_sets(sets: list[BeirSet | dict] | None, argument: str, problems: list[str],
+def as_beir_sets(sets: list[BeirSet | SuiteRef | dict] | None, argument: str, problems: list[str],
                  prefix: str = DATA) -> list[BeirSet]:
     """``val_sets`` / ``test_sets`` entries as :class:`BeirSet` (dicts from YAML, or jsonargparse namespaces,
-    accepted); unique names. Problems are named ``{prefix}.{argument}[i]`` (``prefix=""``: ``--{argument}[i]``)."""
+    accepted); a :class:`~splade_lightning.formats.suite.SuiteRef` (``{suite: FILE}``) stands for every set of that
+    suite file. Unique names. Problems are named ``{prefix}.{argument}[i]`` (``prefix=""``: ``--{argument}[i]``)."""
     out = []
     for i, item in enumerate(sets or []):
         flag = f"{prefix}.{argument}[{i}]" if prefix else f"--{argument}[{i}]"
         if isinstance(item, argparse.Namespace):
             item = vars(item)  # jsonargparse parses a tool's list[BeirSet] option into namespaces
+        if isinstance(item, dict) and set(item) == {"suite"}:
+            item = SuiteRef(**item)
+        if isinstance(item, SuiteRef):
+            try:
+                out += read_suite(item.suite).sets
+            except ConfigError as e:
+                problems.append(f"{flag}: {e}")
+            continue
         if isinstance(item, dict):
             try:
                 item = BeirSet(**item)
@@ -83,7 +94,8 @@ def check_negatives(negative_columns: list[str], num_negatives: object) -> list[
 
 
 def check_router_mapping(mapping: dict[str, str] | None, columns: list[str]) -> list[str]:
-    """``router_mapping``: every training column mapped to a known route; positives and negatives on one route.
+    """``router_mapping``: every training column mapped to a route name; positives and negatives on one route. Whether
+    the model has the route is checked against the model before training (``models.router.route_problems``).
 
     Args:
         mapping: column -> route, or None (the default routes).
@@ -94,7 +106,8 @@ def check_router_mapping(mapping: dict[str, str] | None, columns: list[str]) -> 
     flag = f"{TRAIN}.router_mapping"
     problems = [f"{flag}: column {c!r} is not a training column; the columns are {columns}"
                 for c in mapping if c not in columns]
-    problems += [f"{flag}.{c}: route {r!r} is not one of {list(ROUTES)}" for c, r in mapping.items() if r not in ROUTES]
+    problems += [f"{flag}.{c}: route {r!r}: expected a route name ({list(ROUTES)} or a Router's route)"
+                 for c, r in mapping.items() if not isinstance(r, str) or not r.strip()]
     missing = [c for c in columns if c not in mapping]
     if missing:
         problems.append(f"{flag}: no route for column(s) {missing}; map every column of {columns}")
@@ -139,12 +152,23 @@ def check_score_range(score_range: list[float] | None, scored: bool, why_not: st
 
 
 def check_eval_paths(eval_sets: list[tuple[str, list[BeirSet]]], prefix: str = DATA) -> list[str]:
-    """Every evaluation set has its BEIR files (problems named as in :func:`as_beir_sets`)."""
+    """Every evaluation set has its BEIR files, or is a well-formed ``hf://<owner>/<name>`` (read when loaded).
+    Problems are named as in :func:`as_beir_sets`, those of a suite file's set ``<file>:<line>: sets[i]``."""
     problems = []
     for argument, sets in eval_sets:
-        for i, beir_set in enumerate(sets):
+        i = -1  # the entry's index in the user's list, where a suite counts once
+        for beir_set in sets:
+            i += not isinstance(beir_set, SuiteEntry) or beir_set.index == 0
+            flag = f"{prefix}.{argument}[{i}]" if prefix else f"--{argument}[{i}]"
+            if isinstance(beir_set, SuiteEntry):
+                flag = f"{beir_set.where} (in {flag[:flag.rindex('[')]})"
+            if is_hub_path(beir_set.path):
+                try:
+                    hub_repo_id(beir_set.path)
+                except ConfigError as e:
+                    problems.append(f"{flag}: {e}")
+                continue
             errors: list[DataError] = []
             find_beir_files(Path(beir_set.path), beir_set.split, errors)
-            flag = f"{prefix}.{argument}[{i}]" if prefix else f"--{argument}[{i}]"
             problems += [f"{flag}: {e}" for e in errors]
     return problems

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.prompts import check_prompts, with_prompt
 from splade_lightning.types import ROUTES, EncodeBatch, Route, TrainBatch
 
 if TYPE_CHECKING:
@@ -42,26 +43,31 @@ class TrainCollator:
         tokenizer: a HF tokenizer.
         max_query_length: queries are truncated to this many tokens.
         max_doc_length: documents are truncated to this many tokens.
-        query_route: route of the query column (stamped on the batch for a query/document router).
+        query_route: route of the query column (stamped on the batch for a router: ``"query"``, ``"document"`` or a
+            ``Router``'s route name).
         doc_route: route of the positive and negative columns.
+        prompts: the model's ``{route: text}`` prompts (:mod:`splade_lightning.prompts`): each column's texts get the
+            prompt of its route prepended before tokenisation, so the prompt counts against the max length.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_query_length: int = 32, max_doc_length: int = 256,
-                 query_route: Route = "query", doc_route: Route = "document"):
+                 query_route: Route = "query", doc_route: Route = "document",
+                 prompts: dict[str, str] | None = None):
         _check_length("max_query_length", max_query_length)
         _check_length("max_doc_length", max_doc_length)
         for name, route in (("query_route", query_route), ("doc_route", doc_route)):
-            if route not in ROUTES:
-                raise ConfigError(f"{name}={route!r}: expected one of {list(ROUTES)}")
+            if not isinstance(route, str) or not route:
+                raise ConfigError(f"{name}={route!r}: expected a route name, e.g. one of {list(ROUTES)}")
         self.tokenizer = tokenizer
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
         self.query_route, self.doc_route = query_route, doc_route
+        self.prompts = check_prompts(prompts)
 
     def __call__(self, examples: Sequence[tuple]) -> TrainBatch:
-        """Collate B examples ``(query, docs)`` or ``(query, docs, scores)`` (e.g. :class:`TrainExample`) into query
-        ``(B, Lq)`` and doc ``(B * (1 + n), Ld)`` tensors, plus ``teacher_scores`` (B, 1 + n) when every example has
-        scores."""
+        """Collate B examples ``(query, docs)``, ``(query, docs, scores)`` or ``(query, docs, scores, label)`` (e.g.
+        :class:`TrainExample`) into query ``(B, Lq)`` and doc ``(B * (1 + n), Ld)`` tensors, plus ``teacher_scores``
+        (B, 1 + n) when every example has scores and ``labels`` (B,) when every example has a label."""
         if not examples:
             raise ValueError("TrainCollator: empty batch")
         docs_per_query = {len(example[1]) for example in examples}
@@ -70,11 +76,23 @@ class TrainCollator:
         n_docs = docs_per_query.pop()
         queries = [example[0] for example in examples]
         docs = [example[1][column] for column in range(n_docs) for example in examples]
+        queries = with_prompt(self.prompts[self.query_route], queries)
+        docs = with_prompt(self.prompts[self.doc_route], docs)
         query_ids, query_mask = tokenize(self.tokenizer, queries, self.max_query_length)
         doc_ids, doc_mask = tokenize(self.tokenizer, docs, self.max_doc_length)
         return TrainBatch(query_ids, query_mask, doc_ids, doc_mask, num_negatives=n_docs - 1,
                           query_route=self.query_route, doc_route=self.doc_route,
-                          teacher_scores=_teacher_scores(examples, n_docs))
+                          teacher_scores=_teacher_scores(examples, n_docs), labels=_labels(examples))
+
+
+def _labels(examples: Sequence[tuple]) -> torch.Tensor | None:
+    """(B,) float32 pair labels when every example carries one (``TrainExample.label``); None when none does."""
+    labels = [example[3] if len(example) > 3 else None for example in examples]
+    if all(label is None for label in labels):
+        return None
+    if any(label is None for label in labels):
+        raise ValueError("TrainCollator: a pair label must be given for every example of a batch or for none")
+    return torch.tensor(labels, dtype=torch.float32)
 
 
 def _teacher_scores(examples: Sequence[tuple], n_docs: int) -> torch.Tensor | None:
@@ -96,10 +114,12 @@ class EncodeCollator:
         max_length: texts are truncated to this many tokens.
         kind: ``"query"`` or ``"doc"``.
         dataset: name of the evaluation set the texts belong to.
+        prompt: text prepended to every text before tokenisation (the model's prompt of the kind's route; it counts
+            against ``max_length``, as in sentence-transformers).
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, kind: Literal["query", "doc"] = "doc",
-                 dataset: str = ""):
+                 dataset: str = "", prompt: str = ""):
         _check_length("max_length", max_length)
         if kind not in ("query", "doc"):
             raise ConfigError(f"kind must be 'query' or 'doc', got {kind!r}")
@@ -107,11 +127,15 @@ class EncodeCollator:
         self.max_length = max_length
         self.kind = kind
         self.dataset = dataset
+        if not isinstance(prompt, str):
+            raise ConfigError(f"prompt={prompt!r}: expected a string (the text prepended to every {kind})")
+        self.prompt = prompt
 
     def __call__(self, items: Sequence[tuple[str, str]]) -> EncodeBatch:
         """Collate N ``(id, text)`` pairs into ``(N, L)`` tensors plus the ids in row order."""
         ids = [str(item[0]) for item in items]
-        input_ids, attention_mask = tokenize(self.tokenizer, [item[1] for item in items], self.max_length)
+        texts = with_prompt(self.prompt, [item[1] for item in items])
+        input_ids, attention_mask = tokenize(self.tokenizer, texts, self.max_length)
         return EncodeBatch(input_ids, attention_mask, ids=ids, kind=self.kind, dataset=self.dataset)
 
 

@@ -12,13 +12,21 @@ from splade_lightning.data.arguments import DATA, as_beir_sets, check_choice, ch
 from splade_lightning.data.collate import TrainCollator
 from splade_lightning.data.datasets import TrainingData
 from splade_lightning.data.eval_loaders import eval_loader
+from splade_lightning.data.eval_set_types import register_eval_set_types
 from splade_lightning.data.resumable_loader import ResumableDataLoader
 from splade_lightning.data.sampler import NoDuplicatesBatchSampler
 from splade_lightning.data.source import TrainSource
+from splade_lightning.data.sts_arguments import as_sts_sets
+from splade_lightning.data.sts_loader import sts_loader
 from splade_lightning.errors import ConfigError, DataError, DataErrors
 from splade_lightning.formats.beir import BeirSet, EvalData, load_beir_set
+from splade_lightning.formats.sts import StsData, StsSet, load_sts_set
+from splade_lightning.formats.suite import SuiteRef
 from splade_lightning.hub import load_tokenizer
 from splade_lightning.problems import OnBadRecord, SkippedRecords, collect_errors
+from splade_lightning.prompts import check_prompts
+
+register_eval_set_types()  # a list of sets given later replaces the earlier list whole (see the module)
 
 EvalStage = Literal["validate", "test"]
 #: the evaluation sets each Lightning stage loads
@@ -49,12 +57,18 @@ class RetrievalDataModule(LightningDataModule):
             {files: [train.jsonl], negative_columns: [neg]}}``.
         val_sets: BEIR evaluation sets for validation, e.g. ``[{path: data/scifact, split: test}]``; add
             ``max_queries: 200`` to a set for quick runs on a fixed sample of its queries (approximate metrics; the
-            rule is in ``--data.val_sets.help``).
-        test_sets: BEIR evaluation sets for ``test``.
+            rule is in ``--data.val_sets.help``). ``path: hf://BeIR/scifact`` names a hub dataset (BEIR hub layout,
+            through ``datasets.load_dataset``). An entry ``{suite: data/suites/bundled.yaml}`` (or a preset name,
+            ``{suite: bundled}``) stands for every set of that suite file, each with its own split and
+            ``min_relevance``; the suite's mean is logged as ``val/<suite>/mean/ndcg@10`` etc.
+        test_sets: BEIR evaluation sets (or suites) for ``test``.
         tokenizer: tokenizer alias, directory or hub id. ``splade-lightning fit`` (and ``validate``/``test``) fills it
             from the model (``model.tokenizer_name_or_path``); give it when building the data module in Python.
-        max_query_length: queries are truncated to this many tokens.
+        max_query_length: training queries are truncated to this many tokens.
         max_doc_length: training documents are truncated to this many tokens.
+        eval_max_query_length: evaluation queries are truncated to this many tokens (``None``: ``max_query_length``);
+            also the query length a model exported after ``fit`` uses. Set it above ``max_query_length`` when the
+            model will see longer queries than it trained on: a query cut at training length loses its tail.
         eval_max_doc_length: evaluation documents are truncated to this many tokens (``None``: ``max_doc_length``);
             also the document length a model exported after ``fit`` uses.
         batch_size: training queries per batch and device.
@@ -68,38 +82,59 @@ class RetrievalDataModule(LightningDataModule):
             skip NaN/inf scores and wrong score-list lengths; for id files see ``IdGroups``. Evaluation sets: a bad
             corpus/query line or qrels row is dropped, and so is a qrels row whose query or document was dropped or
             never existed.
+        prompts: ``{route: text}`` prepended to the queries (``query``) and documents (``document``) of training and
+            evaluation batches before tokenisation (:mod:`splade_lightning.prompts`). ``splade-lightning fit`` (and
+            ``validate``/``test``) fills it from the model (``model.init_args.prompts``, which the exported model
+            keeps); give it when building the data module in Python.
+        val_sts_sets: STS sets for validation (sentence pairs with gold scores,
+            :class:`~splade_lightning.formats.sts.StsSet`), e.g. ``[{path: data/stsb-cc/dev.jsonl}]``: both
+            sentences are encoded as documents, and ``val/<name>/spearman``, ``pearson``, ``active_dims`` and
+            ``sparsity_ratio`` are logged (their loaders come after the BEIR sets'). A list of its own, not entries
+            of ``val_sets``: jsonargparse merges a list given on the command line into the config's list item by
+            item, so one list of two kinds could not be overridden.
+        test_sts_sets: STS sets for ``test``.
     """
 
     def __init__(
         self,
         train: TrainSource | None = None,
-        val_sets: list[BeirSet] | None = None,
-        test_sets: list[BeirSet] | None = None,
+        val_sets: list[BeirSet | SuiteRef] | None = None,
+        test_sets: list[BeirSet | SuiteRef] | None = None,
         tokenizer: str | None = None,
         max_query_length: int = 32,
         max_doc_length: int = 256,
         eval_max_doc_length: int | None = None,
+        eval_max_query_length: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 42,
         on_bad_record: OnBadRecord = "raise",
+        prompts: dict[str, str] | None = None,
+        val_sts_sets: list[StsSet] | None = None,
+        test_sts_sets: list[StsSet] | None = None,
     ):
         super().__init__()
         self.train = train
         self.tokenizer = tokenizer
         self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
         self.eval_max_doc_length = max_doc_length if eval_max_doc_length is None else eval_max_doc_length
+        self.eval_max_query_length = max_query_length if eval_max_query_length is None else eval_max_query_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
         self.on_bad_record = on_bad_record
         self.skipped_records = SkippedRecords()
+        self.prompts = check_prompts(prompts, f"{DATA}.prompts")
         self._loads, self._reported_loads = 0, 0  # file loads so far / at the last skip report
         problems: list[str] = []
         self.sets = {"validate": as_beir_sets(val_sets, "val_sets", problems),
                      "test": as_beir_sets(test_sets, "test_sets", problems)}
         problems += self._check_arguments()
         problems += check_eval_paths([("val_sets", self.sets["validate"]), ("test_sets", self.sets["test"])])
+        for stage, argument, sts_sets in (("validate", "val_sts_sets", val_sts_sets),
+                                          ("test", "test_sts_sets", test_sts_sets)):
+            taken = [s.display_name for s in self.sets[stage]]
+            self.sets[stage] = self.sets[stage] + as_sts_sets(sts_sets, argument, problems, DATA, taken)
         if problems:
             raise ConfigError("invalid RetrievalDataModule arguments:\n  " + "\n  ".join(problems))
         self.train_dataset: TrainingData | None = None
@@ -109,8 +144,9 @@ class RetrievalDataModule(LightningDataModule):
 
     def _check_arguments(self) -> list[str]:
         positive = {"max_query_length": self.max_query_length, "max_doc_length": self.max_doc_length,
-                    "eval_max_doc_length": self.eval_max_doc_length, "batch_size": self.batch_size,
-                    "eval_batch_size": self.eval_batch_size}
+                    "eval_max_doc_length": self.eval_max_doc_length,
+                    "eval_max_query_length": self.eval_max_query_length,
+                    "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size}
         problems = check_counts(positive, {"num_workers": self.num_workers})
         problems += check_choice("on_bad_record", self.on_bad_record, ("raise", "skip"), DATA)
         if self.train is not None and not isinstance(self.train, TrainSource):
@@ -168,8 +204,8 @@ class RetrievalDataModule(LightningDataModule):
 
     def _load_eval(self, stage: EvalStage, errors: list[DataError]) -> list[EvalData]:
         self._loads += 1
-        loaded = [collect_errors(errors, load_beir_set, beir_set, self.on_bad_record, self.skipped_records)
-                  for beir_set in self.sets[stage]]
+        loaded = [collect_errors(errors, load_sts_set if isinstance(entry, StsSet) else load_beir_set, entry,
+                                 self.on_bad_record, self.skipped_records) for entry in self.sets[stage]]
         return [data for data in loaded if data is not None]
 
     def _world(self) -> tuple[int, int]:
@@ -221,14 +257,16 @@ class RetrievalDataModule(LightningDataModule):
             self.train_dataset.set_epoch(self.trainer.current_epoch)
         query_route, doc_route = self.train.routes
         collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length,
-                                query_route=query_route, doc_route=doc_route)
+                                query_route=query_route, doc_route=doc_route, prompts=self.prompts)
         return ResumableDataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
                                    num_workers=self.num_workers, persistent_workers=False)
 
     def _eval_loaders(self, stage: EvalStage) -> list[DataLoader]:
         tokenizer = self._get_tokenizer()
-        return [eval_loader(data, tokenizer, self.max_query_length, self.eval_max_doc_length, self.eval_batch_size,
-                            self.num_workers) for data in self.eval_datasets(stage)]
+        return [sts_loader(data, tokenizer, self.eval_max_doc_length, self.eval_batch_size, self.num_workers,
+                           self.prompts) if isinstance(data, StsData) else
+                eval_loader(data, tokenizer, self.eval_max_query_length, self.eval_max_doc_length, self.eval_batch_size,
+                            self.num_workers, self.prompts) for data in self.eval_datasets(stage)]
 
     def val_dataloader(self) -> list[DataLoader]:
         """One loader per validation set: all queries, then all documents, as ``EncodeBatch`` (never sharded)."""

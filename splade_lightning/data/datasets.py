@@ -18,11 +18,14 @@ class TrainExample(NamedTuple):
         query: the query text.
         docs: ``[positive, negative_1, ..., negative_n]`` (length ``1 + num_negatives``).
         scores: teacher scores of ``docs`` (same order), for distillation; ``None`` when the data has none.
+        label: the gold label of a (text1, text2) pair (``query``, ``docs[0]``): a similarity score or a class label,
+            for the pair losses; ``None`` when the data has none.
     """
 
     query: str
     docs: list[str]
     scores: list[float] | None = None
+    label: float | None = None
 
 
 class EpochDataset(Dataset):

@@ -15,6 +15,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, Sequent
 from splade_lightning.data.collate import EncodeCollator, EvalCollator
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.beir import EvalData
+from splade_lightning.prompts import check_prompts
 from splade_lightning.types import EncodeBatch
 
 if TYPE_CHECKING:
@@ -109,11 +110,14 @@ class EvalDataLoader(DataLoader):
 
 
 def eval_loader(data: EvalData, tokenizer: PreTrainedTokenizerBase, max_query_length: int, max_doc_length: int,
-                batch_size: int, num_workers: int = 0) -> EvalDataLoader:
+                batch_size: int, num_workers: int = 0, prompts: dict[str, str] | None = None) -> EvalDataLoader:
     """The loader of one evaluation set: its queries (truncated to ``max_query_length`` tokens), then its documents
-    (``max_doc_length``), ``batch_size`` texts per batch, every batch stamped with ``data``."""
+    (``max_doc_length``), ``batch_size`` texts per batch, every batch stamped with ``data``; queries get
+    ``prompts["query"]`` and documents ``prompts["document"]`` prepended (:mod:`splade_lightning.prompts`)."""
     dataset = EncodeDataset(data)
-    collate = EvalCollator(EncodeCollator(tokenizer, max_query_length, "query", data.name),
-                           EncodeCollator(tokenizer, max_doc_length, "doc", data.name), eval_set=data)
+    prompts = check_prompts(prompts)
+    collate = EvalCollator(EncodeCollator(tokenizer, max_query_length, "query", data.name, prompts["query"]),
+                           EncodeCollator(tokenizer, max_doc_length, "doc", data.name, prompts["document"]),
+                           eval_set=data)
     return EvalDataLoader(dataset, batch_sampler=EvalBatchSampler(dataset, batch_size), collate_fn=collate,
                           num_workers=num_workers)

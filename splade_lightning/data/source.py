@@ -28,6 +28,9 @@ class TrainSource(ABC):
     num_negatives: int
     #: the training column or field -> route (see ``router_mapping`` in the subclasses); ``None``: the defaults
     router_mapping: dict[str, Route] | None = None
+    #: what the training batches carry besides the texts: ``"teacher_scores"`` (distillation), ``"labels"`` (pair
+    #: labels); a loss that needs one checks it before training (``systems.loss_inputs.check_loss_data``)
+    batch_fields: frozenset[str] = frozenset()
 
     @property
     def route_keys(self) -> tuple[str, ...]:

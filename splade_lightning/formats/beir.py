@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splade_lightning.errors import DataError, DataErrors
+from splade_lightning.formats.beir_hub import hub_rows, is_hub_path
 from splade_lightning.formats.records import iter_jsonl, iter_lines, missing_path_error, show
 from splade_lightning.problems import OnBadRecord, SkippedRecords, settle
 
@@ -20,7 +21,10 @@ class BeirSet:
     """One evaluation set in the BEIR layout (a YAML list entry such as ``{path: data/scifact, split: test}``).
 
     Args:
-        path: directory holding ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+        path: directory holding ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; or a HF hub dataset
+            in the BEIR hub layout, written ``hf://<owner>/<name>`` (e.g. ``hf://BeIR/scifact``: the ``corpus`` and
+            ``queries`` configs of that repository, the qrels from ``<owner>/<name>-qrels``; see
+            :mod:`splade_lightning.formats.beir_hub`).
         split: which qrels file to use (``qrels/<split>.tsv``).
         name: name used in metric keys (``val/<name>/ndcg@10``); default: the directory's basename.
         min_relevance: minimum qrels grade counted as relevant by binary metrics (MRR, Recall); e.g. 2 for TREC DL.
@@ -55,8 +59,9 @@ class EvalData:
         queries: query id -> text, only queries with at least one qrels row.
         qrels: query id -> {doc id: integer grade}, grade-0 (judged non-relevant) rows included.
         min_relevance: minimum grade counted as relevant by binary metrics.
-        path: the BEIR directory.
+        path: the BEIR directory (or ``hf://<owner>/<name>``).
         split: the qrels split.
+        suite: the suite the set belongs to, or ``None``.
     """
 
     name: str
@@ -66,6 +71,7 @@ class EvalData:
     min_relevance: int = 1
     path: str = ""
     split: str = "test"
+    suite: str | None = None
 
 
 def parse_beir_record(obj: object, path: str | Path, line: int,
@@ -100,7 +106,8 @@ def beir_text(text: str, title: str) -> str:
     return f"{title} {text}" if title.strip() else text
 
 
-def iter_id_texts(path: Path, kind: str, errors: list[DataError], rows: Iterable[tuple[int, object]] | None = None,
+def iter_id_texts(path: str | Path, kind: str, errors: list[DataError],
+                  rows: Iterable[tuple[int, object]] | None = None,
                   rejected: set[str] | None = None) -> Iterator[tuple[str, str]]:
     """Stream ``(id, text)`` of a ``corpus.jsonl`` (kind ``doc``) or ``queries.jsonl`` (kind ``query``), appending
     every bad record to ``errors`` (malformed, duplicate id, empty query text) instead of raising.
@@ -152,12 +159,21 @@ def parse_grade(value: str) -> int | None:
         return None
 
 
-def _read_qrels(path: Path, queries: dict[str, str], corpus: dict[str, str], errors: list[DataError],
-                rejected: tuple[set[str], set[str]] = (set(), set())) -> dict[str, dict[str, int]]:
+def read_qrels_rows(path: str | Path, queries: dict[str, str], corpus: dict[str, str], errors: list[DataError],
+                    rejected: tuple[set[str], set[str]] = (set(), set()),
+                    rows: Iterable[tuple[int, str]] | None = None) -> dict[str, dict[str, int]]:
     """Read ``query-id<TAB>corpus-id<TAB>score`` rows (an optional header line first) into qid -> {doc id: grade};
-    a bad row is appended to ``errors`` and left out (of two judgments of one pair the first is kept)."""
+    a bad row is appended to ``errors`` and left out (of two judgments of one pair the first is kept).
+
+    Args:
+        path: the qrels file (named in the errors).
+        queries: the valid queries; corpus: the valid documents.
+        errors: receives the problems.
+        rejected: ids of rejected (query, corpus) records, so that a reference to one can say so.
+        rows: ``(line, tab-joined row)`` pairs to read instead of the lines of ``path`` (e.g. a HF dataset's rows).
+    """
     qrels: dict[str, dict[str, int]] = {}
-    for line, raw in iter_lines(path, errors):
+    for line, raw in rows if rows is not None else iter_lines(path, errors):
         if not raw.strip():
             continue
         fields = raw.split("\t")
@@ -237,7 +253,7 @@ def load_beir(path: str | Path, split: str = "test", name: str | None = None, mi
     rejected: tuple[set[str], set[str]] = (set(), set())  # ids of rejected (query, corpus) records
     corpus = read_id_text(found[0], "doc", errors, rejected[1])
     queries = read_id_text(found[1], "query", errors, rejected[0])
-    qrels = _read_qrels(found[2], queries, corpus, errors, rejected)
+    qrels = read_qrels_rows(found[2], queries, corpus, errors, rejected)
     if not qrels and not any(e.scope == "file" for e in errors):
         errors.append(DataError("no usable qrels rows; expected at least one judged query", path=found[2]))
     settle(errors, on_bad_record, skipped)
@@ -246,15 +262,40 @@ def load_beir(path: str | Path, split: str = "test", name: str | None = None, mi
     return EvalData(name, corpus, kept, qrels, min_relevance, str(path), split)
 
 
-def load_beir_set(beir_set: BeirSet, on_bad_record: OnBadRecord = "raise",
-                  skipped: SkippedRecords | None = None) -> EvalData:
-    """Load a :class:`BeirSet` with :func:`load_beir`.
+def load_hub_beir(path: str, split: str = "test", name: str | None = None, min_relevance: int = 1,
+                  on_bad_record: OnBadRecord = "raise", skipped: SkippedRecords | None = None) -> EvalData:
+    """Load and validate a hub dataset ``hf://<owner>/<name>`` in the BEIR hub layout
+    (:mod:`splade_lightning.formats.beir_hub`) as :func:`load_beir` does a directory (same arguments; the default
+    ``name`` is ``<name>``). Errors name ``hf://<owner>/<name>/corpus:<row>`` where a directory's name
+    ``corpus.jsonl:<line>``.
 
     Raises:
-        DataErrors: see :func:`load_beir`.
+        ConfigError: a malformed id. DataError: the dataset cannot be loaded. DataErrors: bad rows.
     """
-    data = load_beir(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance, on_bad_record,
-                     skipped)
+    hub = hub_rows(path, split)
+    errors: list[DataError] = []
+    rejected: tuple[set[str], set[str]] = (set(), set())
+    corpus = dict(iter_id_texts(hub.names["corpus"], "doc", errors, enumerate(hub.corpus, 1), rejected[1]))
+    queries = dict(iter_id_texts(hub.names["queries"], "query", errors, enumerate(hub.queries, 1), rejected[0]))
+    rows = ((i, f"{r['query-id']}\t{r['corpus-id']}\t{r['score']}") for i, r in enumerate(hub.qrels, 1))
+    qrels = read_qrels_rows(hub.names["qrels"], queries, corpus, errors, rejected, rows)
+    if not qrels and not errors:
+        errors.append(DataError("no usable qrels rows; expected at least one judged query", path=hub.names["qrels"]))
+    settle(errors, on_bad_record, skipped)
+    kept = {qid: text for qid, text in queries.items() if qid in qrels}
+    return EvalData(name or path.rsplit("/", 1)[1], corpus, kept, qrels, min_relevance, path, split)
+
+
+def load_beir_set(beir_set: BeirSet, on_bad_record: OnBadRecord = "raise",
+                  skipped: SkippedRecords | None = None) -> EvalData:
+    """Load a :class:`BeirSet` with :func:`load_beir` (a ``hf://`` path with :func:`load_hub_beir`).
+
+    Raises:
+        DataErrors: see :func:`load_beir`. DataError: a hub dataset that cannot be loaded.
+    """
+    load = load_hub_beir if is_hub_path(beir_set.path) else load_beir
+    data = load(beir_set.path, beir_set.split, beir_set.display_name, beir_set.min_relevance, on_bad_record, skipped)
+    data.suite = getattr(beir_set, "suite", None)  # a suite file's sets (formats.suite.SuiteEntry) know their suite
     return data if beir_set.max_queries is None else subsample(data, beir_set.max_queries)
 
 
@@ -281,4 +322,4 @@ def subsample(data: EvalData, max_queries: int) -> EvalData:
     return EvalData(data.name, {did: text for did, text in data.corpus.items() if did in docs},
                     {qid: text for qid, text in data.queries.items() if qid in kept},
                     {qid: grades for qid, grades in data.qrels.items() if qid in kept}, data.min_relevance, data.path,
-                    data.split)
+                    data.split, data.suite)

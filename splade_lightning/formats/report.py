@@ -13,8 +13,9 @@ from splade_lightning.formats.atomic import write_text_atomic
 from splade_lightning.formats.tables import markdown_table
 
 COLUMNS = ("ndcg@10", "mrr@10", "recall@100", "active_dims_query", "active_dims_doc", "flops")
-#: shown only when some result has them (CSR runs: the dense backbone's nDCG@10, reconstruction error, dead latents)
-OPTIONAL_COLUMNS = ("dense_ndcg@10", "recon_fvu", "dead_fraction")
+#: shown only when some result has them (CSR runs: the dense backbone's nDCG@10, reconstruction error, dead latents;
+#: STS sets: Spearman / Pearson of the similarity with the gold scores, active dims per sentence)
+OPTIONAL_COLUMNS = ("dense_ndcg@10", "recon_fvu", "dead_fraction", "spearman", "pearson", "active_dims")
 #: a report of labelled results: label (``zero-shot``, ``fine-tuned``, ...) -> dataset -> metric -> value
 Results = Mapping[str, Mapping[str, Mapping[str, float]] | None]
 

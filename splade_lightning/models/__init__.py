@@ -6,7 +6,7 @@ from splade_lightning.models.csr import SparseAutoEncoder
 from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.models.dense import DenseEncoder
 from splade_lightning.models.pooling import splade_activation, splade_pool
-from splade_lightning.models.router import QueryDocRouter
+from splade_lightning.models.router import QueryDocRouter, Router
 from splade_lightning.models.splade import SpladeEncoder
 from splade_lightning.models.static import StaticSparseEncoder
 
@@ -14,6 +14,7 @@ __all__ = [
     "CSREncoder",
     "DenseEncoder",
     "QueryDocRouter",
+    "Router",
     "SparseAutoEncoder",
     "SparseEncoderBase",
     "SpladeEncoder",

@@ -15,7 +15,7 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.models.csr import SparseAutoEncoder
 from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.models.dense import DenseEncoder
-from splade_lightning.models.router import QueryDocRouter
+from splade_lightning.models.router import QueryDocRouter, Router
 from splade_lightning.models.splade import SpladeEncoder
 from splade_lightning.models.static import StaticSparseEncoder
 
@@ -40,7 +40,15 @@ def load_tokenizer_files(files: dict[str, bytes]):
 
 
 def splade_part(encoder: nn.Module) -> SpladeEncoder:
-    """The SPLADE (MLM) encoder inside ``encoder``: itself, or a router's document encoder."""
+    """The SPLADE (MLM) encoder inside ``encoder``: itself, a query/document router's document encoder, or a
+    ``Router``'s first SPLADE route (its default route when that is one)."""
+    if isinstance(encoder, Router):
+        names = [encoder.default_route, *(n for n in encoder.routes if n != encoder.default_route)]
+        found = [encoder.routes[n] for n in names if isinstance(encoder.routes[n], SpladeEncoder)]
+        if not found:
+            raise ConfigError(f"cannot save a Router without a SpladeEncoder route (routes: "
+                              f"{ {n: type(e).__name__ for n, e in encoder.routes.items()} })")
+        return found[0]
     inner = getattr(encoder, "doc_encoder", encoder)
     if not isinstance(inner, SpladeEncoder):
         raise ConfigError(f"cannot save a {type(inner).__name__} document encoder; expected a SpladeEncoder")
@@ -60,8 +68,9 @@ def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=N
                        max_lengths: dict[str, int] | None = None) -> dict:
     """What a Lightning checkpoint carries so
     :func:`~splade_lightning.serialization.registry.encoder_from_checkpoint` can rebuild ``encoder`` (a
-    ``SpladeEncoder``, a ``QueryDocRouter`` over one, or a ``CSREncoder``): encoder settings, the backbone's
-    ``config.json`` and the tokenizer files."""
+    ``SpladeEncoder``, a ``QueryDocRouter`` over one, a ``Router`` (each SPLADE route's backbone config in
+    ``route_backbones``), or a ``CSREncoder``): encoder settings, the backbone's ``config.json`` and the tokenizer
+    files."""
     backbone, hf_model = hf_backbone(encoder)
     if tokenizer is None:
         cached = getattr(encoder, "_tokenizer_files", None)
@@ -73,9 +82,13 @@ def checkpoint_payload(encoder: nn.Module, prefix: str = "encoder.", tokenizer=N
         files = cached
     else:
         files = tokenizer_files(tokenizer)
-    return {"format_version": FORMAT_VERSION, "encoder": encoder.export_config(), "state_dict_prefix": prefix,
-            "backbone": backbone, "backbone_config": hf_model.config.to_dict(), "tokenizer_files": files,
-            "max_lengths": dict(max_lengths or {})}
+    payload = {"format_version": FORMAT_VERSION, "encoder": encoder.export_config(), "state_dict_prefix": prefix,
+               "backbone": backbone, "backbone_config": hf_model.config.to_dict(), "tokenizer_files": files,
+               "max_lengths": dict(max_lengths or {})}
+    if isinstance(encoder, Router):  # every SPLADE route's own backbone (an asymmetric SPLADE has two MLMs)
+        payload["route_backbones"] = {name: {"backbone": route.backbone, "backbone_config": route.mlm.config.to_dict()}
+                                      for name, route in encoder.routes.items() if isinstance(route, SpladeEncoder)}
+    return payload
 
 
 def splade_from_checkpoint(cfg: dict, payload: dict) -> SpladeEncoder:
@@ -100,6 +113,30 @@ def inference_free_from_checkpoint(cfg: dict, payload: dict) -> QueryDocRouter:
     return QueryDocRouter(doc, query)
 
 
+def router_from_checkpoint(cfg: dict, payload: dict) -> Router:
+    """Rebuild a ``Router`` (fresh weights) from its settings and a checkpoint payload: a SPLADE route from its own
+    backbone config, a static route over the checkpoint's tokenizer files."""
+    routes: dict[str, nn.Module] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in payload["tokenizer_files"].items():
+            Path(tmp, name).write_bytes(data)
+        for name, settings in cfg["routes"].items():
+            kind = settings.get("architecture")
+            if kind == "splade":
+                routes[name] = splade_from_checkpoint(settings, {**payload, **payload["route_backbones"][name]})
+            elif kind == "static":
+                routes[name] = StaticSparseEncoder(tmp, vocab_size=settings["vocab_size"], frozen=settings["frozen"],
+                                                   missing_weight=settings["missing_weight"])
+            else:
+                raise ConfigError(f"checkpoint holds a {kind!r} encoder on route {name!r}; this version loads "
+                                  "'splade' (SpladeEncoder) and 'static' (StaticSparseEncoder) routes")
+    shared = next((r.tokenizer_name_or_path for r in routes.values() if isinstance(r, SpladeEncoder)), None)
+    for route in routes.values():
+        if isinstance(route, StaticSparseEncoder) and shared is not None:
+            route.tokenizer_name_or_path = shared  # the same tokenizer, whose files were unpacked above
+    return Router.restore(routes, cfg["default_route"], cfg.get("task_routes"))
+
+
 def csr_from_checkpoint(cfg: dict, payload: dict) -> CSREncoder:
     """Rebuild a CSR encoder (fresh weights) from its settings and a checkpoint payload."""
     dense_cfg = cfg["dense"]
@@ -110,10 +147,12 @@ def csr_from_checkpoint(cfg: dict, payload: dict) -> CSREncoder:
 
 def inference_lengths(datamodule: object) -> dict[str, int]:
     """The query/document truncation lengths a model trained with ``datamodule`` should use at inference: its
-    ``max_query_length`` and its evaluation document length (``eval_max_doc_length``, else ``max_doc_length``)."""
+    evaluation query length (``eval_max_query_length``, else ``max_query_length``) and its evaluation document length
+    (``eval_max_doc_length``, else ``max_doc_length``)."""
     lengths = {}
-    if hasattr(datamodule, "max_query_length"):
-        lengths["max_query_length"] = int(datamodule.max_query_length)
+    query_length = getattr(datamodule, "eval_max_query_length", None) or getattr(datamodule, "max_query_length", None)
+    if query_length:
+        lengths["max_query_length"] = int(query_length)
     doc_length = getattr(datamodule, "eval_max_doc_length", None) or getattr(datamodule, "max_doc_length", None)
     if doc_length:
         lengths["max_doc_length"] = int(doc_length)

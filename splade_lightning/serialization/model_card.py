@@ -26,10 +26,12 @@ import yaml
 __all__ = ["CARD_FILE", "CONTEXT_FILE", "TITLES", "CardContext", "CardFacts", "front_matter", "hub_id",
            "model_index", "own_results", "read_front_matter"]
 
-TITLES = {"splade": "SPLADE", "inference_free": "Inference-free SPLADE", "csr": "CSR"}
+TITLES = {"splade": "SPLADE", "inference_free": "Inference-free SPLADE", "router": "Router (asymmetric) SPLADE",
+          "csr": "CSR"}
 CARD_FILE = "README.md"
 CONTEXT_FILE = "model_card.json"
-TAGS = {"splade": ("splade",), "inference_free": ("asymmetric", "inference-free", "splade"), "csr": ("csr",)}
+TAGS = {"splade": ("splade",), "inference_free": ("asymmetric", "inference-free", "splade"),
+        "router": ("asymmetric", "splade"), "csr": ("csr",)}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
 
 

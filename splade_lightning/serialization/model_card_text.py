@@ -63,6 +63,22 @@ def _splade_lines(settings: Mapping, side: str = "") -> list[str]:
             f"(`{_ACTIVATIONS.get(activation, activation)}`), pooled over the tokens by `{pooling}`"]
 
 
+def _route_lines(enc: Mapping) -> list[str]:
+    """One line per route of a Router, then which route queries, documents and unnamed texts take."""
+    routes, task_routes = enc.get("routes") or {}, enc.get("task_routes") or {}
+    lines = []
+    for name, settings in routes.items():
+        if settings.get("architecture") == "splade":
+            lines += _splade_lines(settings, f"Route `{name}`: ")
+        else:
+            lines.append(f"- **Route `{name}`: Encoder:** `{settings.get('architecture')}`: one learned weight per "
+                         "vocabulary token, no transformer")
+    query, doc = task_routes.get("query", "query"), task_routes.get("document", "document")
+    lines.append(f"- **Routing:** queries -> `{query}`, documents -> `{doc}`, texts without a task -> "
+                 f"`{enc.get('default_route')}` (sentence-transformers `Router`)")
+    return lines
+
+
 def _architecture_lines(facts: CardFacts) -> list[str]:
     enc, arch = facts.encoder, facts.architecture
     lines = [f"- **Architecture:** {TITLES.get(arch, arch)}"]
@@ -73,6 +89,8 @@ def _architecture_lines(facts: CardFacts) -> list[str]:
         lines += [f"- **Query encoder:** `{query.get('architecture', 'static')}`: one learned weight per vocabulary "
                   "token, no transformer at query time"]
         lines += _splade_lines(enc.get("doc") or {}, "Document ")
+    elif arch == "router":
+        lines += _route_lines(enc)
     elif arch == "csr":
         dense, sae = enc.get("dense") or {}, enc.get("autoencoder") or {}
         lines += [f"- **Dense backbone:** `{dense.get('pooling', '?')}` pooling, normalize={dense.get('normalize')}",

@@ -36,9 +36,10 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import Input, dir_output
 from splade_lightning.models.onnx_encoder import INPUT_NAMES, OUTPUT_NAME, OnnxDocumentEncoder
 from splade_lightning.models.pooling import splade_activation, splade_pool
-from splade_lightning.models.router import QueryDocRouter
+from splade_lightning.models.router import QueryDocRouter, Router
 from splade_lightning.models.splade import SpladeEncoder
 from splade_lightning.models.static import StaticSparseEncoder
+from splade_lightning.prompts import check_prompts
 from splade_lightning.serialization.checkpoint import FORMAT_VERSION
 
 META_FILE = "splade_lightning.json"
@@ -92,6 +93,11 @@ def document_encoder(encoder: nn.Module) -> SpladeEncoder:
     Raises:
         ConfigError: any other encoder (CSR; a model already running on ONNX Runtime).
     """
+    if isinstance(encoder, Router):
+        kinds = {n: type(e).__name__ for n, e in encoder.routes.items()}
+        raise ConfigError(f"--format onnx holds one SPLADE encoder (or an inference-free model's document side); this "
+                          f"model is a Router with routes {kinds}, which one graph cannot hold; export it as "
+                          "--format sentence-transformers")
     splade = encoder.doc_encoder if isinstance(encoder, QueryDocRouter) else encoder
     if isinstance(splade, OnnxDocumentEncoder):
         raise ConfigError("--format onnx: this model was loaded from an ONNX export, which holds no torch weights to "
@@ -155,9 +161,11 @@ def quantize_int8(source: Path, target: Path) -> None:
 
 def write_onnx_dir(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_query_length: int,
                    max_doc_length: int, quantize: Literal["int8"] | None = None, overwrite: bool = False,
-                   flag: str = "--output", tool: str = "export", inputs: Sequence[Input] = ()) -> Path:
+                   flag: str = "--output", tool: str = "export", inputs: Sequence[Input] = (),
+                   prompts: dict[str, str] | None = None) -> Path:
     """Write the ONNX export of ``encoder`` (SPLADE, or an inference-free model) at ``path``, atomically and under
-    the output policy (:func:`splade_lightning.formats.outputs.dir_output`).
+    the output policy (:func:`splade_lightning.formats.outputs.dir_output`). The model's ``{route: text}``
+    ``prompts`` go into ``splade_lightning.json`` (the graph takes token ids: whoever tokenises prepends them).
 
     Raises:
         ConfigError: an encoder the format cannot hold, or onnxruntime missing for ``quantize``.
@@ -182,7 +190,7 @@ def write_onnx_dir(encoder: nn.Module, tokenizer, path: str | os.PathLike, max_q
                     "max_sequence": max_length}
         meta = {"format_version": FORMAT_VERSION, **encoder.export_config(), "layout": LAYOUT,
                 "vocab_size": splade.vocab_size, "max_query_length": max_query_length,
-                "max_doc_length": max_doc_length, "onnx": contract}
+                "max_doc_length": max_doc_length, "prompts": check_prompts(prompts), "onnx": contract}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     return target
 

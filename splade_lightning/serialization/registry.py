@@ -1,6 +1,6 @@
-"""The architecture registry: the one place that maps an architecture name (``splade``, ``inference_free``, ``csr``,
-as recorded by ``encoder.export_config()``) to how it is rebuilt from a checkpoint, loaded from a model directory, and
-which export formats can hold it."""
+"""The architecture registry: the one place that maps an architecture name (``splade``, ``inference_free``,
+``router``, ``csr``, as recorded by ``encoder.export_config()``) to how it is rebuilt from a checkpoint, loaded from a
+model directory, and which export formats can hold it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from splade_lightning.serialization import model_dir
 from splade_lightning.serialization.onnx_dir import is_onnx_source, load_onnx
 from splade_lightning.serialization.st_csr import load_csr_encoder
 from splade_lightning.serialization.st_router import is_st_router_dir, load_st_router
+from splade_lightning.serialization.st_routes import is_query_document_layout, load_st_routes
 
 __all__ = ["ARCHITECTURES", "EXPORT_FORMATS", "Architecture", "architecture", "encoder_from_checkpoint",
            "load_encoder_dir"]
@@ -45,6 +46,8 @@ ARCHITECTURES = {a.name: a for a in (
     Architecture("splade", ckpt.splade_from_checkpoint, model_dir.splade_from_dir, EXPORT_FORMATS),
     Architecture("inference_free", ckpt.inference_free_from_checkpoint, model_dir.inference_free_from_dir,
                  EXPORT_FORMATS),
+    Architecture("router", ckpt.router_from_checkpoint, lambda name, settings, idf: load_st_routes(Path(name))[0],
+                 ("sentence-transformers", "anserini", "qdrant")),
     Architecture("csr", ckpt.csr_from_checkpoint, lambda name, settings, idf: load_csr_encoder(Path(name)),
                  tuple(f for f in EXPORT_FORMATS if f not in ("opensearch", "onnx"))),
 )}
@@ -78,17 +81,22 @@ def encoder_from_checkpoint(checkpoint: dict) -> tuple[nn.Module, object]:
 def load_encoder_dir(name_or_path: str) -> tuple[nn.Module, object, dict]:
     """Load (encoder, tokenizer, settings) from an alias, a model directory or a hub id: ours (an ONNX export
     included, or one of its ``.onnx`` files), OpenSearch's (an MLM with ``idf.json``: an inference-free model), or
-    sentence-transformers' (SPLADE, Router, CSR)."""
+    sentence-transformers' (SPLADE, Router, CSR). ``settings["prompts"]`` holds the model's prompts
+    (:func:`~splade_lightning.serialization.model_dir.read_prompts`)."""
     from splade_lightning.hub import load_tokenizer, resolve_model_path
 
     local = Path(resolve_model_path(name_or_path))
     if is_onnx_source(local):
+        prompts = model_dir.read_prompts(local if local.is_dir() else local.parent)  # bad prompts: before loading
         encoder, tokenizer_dir, settings = load_onnx(local)
-        return encoder, load_tokenizer(tokenizer_dir), settings
+        return encoder, load_tokenizer(tokenizer_dir), {**settings, "prompts": prompts}
     if local.is_dir() and is_st_router_dir(local):
-        encoder, tokenizer_dir, settings = load_st_router(local)
-        return encoder, load_tokenizer(tokenizer_dir), settings
+        prompts = model_dir.read_prompts(local)
+        loader = load_st_router if is_query_document_layout(local) else load_st_routes  # any route names
+        encoder, tokenizer_dir, settings = loader(local)
+        return encoder, load_tokenizer(tokenizer_dir), {**settings, "prompts": prompts}
     path, settings, idf_file = model_dir.locate_dir(name_or_path)
+    settings = {**settings, "prompts": model_dir.read_prompts(path)}
     entry = architecture(settings.get("architecture", "splade"), str(name_or_path))
     encoder = entry.from_dir(str(path) if entry.name == "csr" else str(name_or_path), settings, idf_file)
     return encoder, load_tokenizer(encoder.tokenizer_name_or_path if entry.name == "csr" else name_or_path), settings

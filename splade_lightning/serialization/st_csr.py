@@ -48,14 +48,16 @@ def _st_modules(encoder: CSREncoder) -> list[dict]:
                       for i, name in enumerate(names, start=1)]
 
 
-def csr_st_files(encoder: CSREncoder, max_seq_length: int) -> dict[str, dict | list]:
-    """The sentence-transformers JSON files of a CSR directory, ``{relative path: content}`` (weights aside)."""
+def csr_st_files(encoder: CSREncoder, max_seq_length: int,
+                 prompts: dict[str, str] | None = None) -> dict[str, dict | list]:
+    """The sentence-transformers JSON files of a CSR directory, ``{relative path: content}`` (weights aside), with
+    the model's ``{route: text}`` ``prompts`` (pooled with the text: ``include_prompt: true``, as our dense pooling)."""
     dense, sae = encoder.dense, encoder.autoencoder
     modules = _st_modules(encoder)
     pooling = {"word_embedding_dimension": dense.embedding_dim,
                **{flag: mode == dense.pooling for flag, mode in POOLING_FLAGS.items()}, "include_prompt": True}
-    st_config = {"model_type": "SparseEncoder", "prompts": {"query": "", "document": ""}, "default_prompt_name": None,
-                 "similarity_fn_name": "dot"}
+    st_config = {"model_type": "SparseEncoder", "prompts": {"query": "", "document": "", **(prompts or {})},
+                 "default_prompt_name": None, "similarity_fn_name": "dot"}
     if sae.max_active_dims is not None:
         st_config["max_active_dims"] = sae.max_active_dims
     sae_config = sae.export_config()

@@ -52,9 +52,12 @@ def _write_json(path: Path, content: object) -> None:
     path.write_text(json.dumps(content, indent=2))
 
 
-def write_st_router(router: nn.Module, tokenizer, root: Path, max_query_length: int, max_doc_length: int) -> None:
+def write_st_router(router: nn.Module, tokenizer, root: Path, max_query_length: int, max_doc_length: int,
+                    prompts: dict[str, str] | None = None) -> None:
     """Write ``router`` (a ``QueryDocRouter`` with a static query side) + ``tokenizer`` into the empty directory
-    ``root`` in the sentence-transformers Router layout (see the module docstring)."""
+    ``root`` in the sentence-transformers Router layout (see the module docstring), with the model's ``{route:
+    text}`` ``prompts`` in ``config_sentence_transformers.json`` (the Router hands the query prompt to the static
+    query side, which prepends it like our collator)."""
     from safetensors.torch import save_file
 
     weights = router.query_term_weights()
@@ -80,7 +83,8 @@ def write_st_router(router: nn.Module, tokenizer, root: Path, max_query_length: 
         "structure": {"query": [QUERY_DIR], "document": [DOC_DIR, POOLING_DIR]},
         "parameters": {"default_route": "document", "allow_empty_key": True},
     })
-    _write_json(root / "config_sentence_transformers.json", ST_CONFIG)
+    _write_json(root / "config_sentence_transformers.json", {**ST_CONFIG, "prompts": {**ST_CONFIG["prompts"],
+                                                                                       **(prompts or {})}})
 
 
 def _set_model_max_length(tokenizer_dir: Path, length: int) -> None:

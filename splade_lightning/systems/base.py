@@ -14,12 +14,12 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.metrics.ir import parse_measure
 from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.router import encode_route
-from splade_lightning.retrieval.evaluation import mean_over_datasets
-from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, score_buffer
+from splade_lightning.prompts import check_prompts
+from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, mean_by_kind, score_buffer, suite_means
 from splade_lightning.types import EncodeBatch
 
 #: constructor arguments that are modules or factories, kept out of ``hparams``
-MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "optimizer", "lr_scheduler"]
+MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "optimizer", "lr_scheduler", "teacher"]
 
 #: ``{dataset name or "mean": {measure: value}}``, as computed by an evaluation
 Metrics = dict[str, dict[str, float]]
@@ -44,7 +44,8 @@ class RetrievalModule(pl.LightningModule):
 
     Validation/test encode every query and document of each evaluation set (queries through the ``query`` route,
     documents through ``document``), retrieve exactly and log ``val/<dataset>/ndcg@10`` etc. plus the mean over
-    datasets (``val/ndcg@10``). The evaluation sets come with the batches: every
+    datasets (``val/ndcg@10``) and over the sets of each suite (``val/<suite>/mean/ndcg@10``, sets from a suite file,
+    :mod:`splade_lightning.formats.suite`). The evaluation sets come with the batches: every
     :class:`~splade_lightning.types.EncodeBatch` of dataloader ``i`` carries its set (``batch.eval_set``: name,
     queries, corpus, qrels, ``min_relevance``); a batch without one is a :class:`ConfigError`. Subclasses may add
     per-dataset figures with :meth:`extra_eval_metrics`.
@@ -65,6 +66,9 @@ class RetrievalModule(pl.LightningModule):
         eval_measures: metrics computed at evaluation.
         learning_rate_mapping: ``{parameter-name regex: peak lr}``, as sentence-transformers'
             ``learning_rate_mapping``: see :meth:`parameter_groups`.
+        prompts: ``{route: text}`` prepended to every query (``query``) and document (``document``) before
+            tokenisation, in training, evaluation and inference; saved with the exported model
+            (sentence-transformers' ``prompts``; see docs/splade.md#prompts). Default: none.
 
     Attributes:
         last_eval_metrics: ``{dataset: {measure: value}}`` plus ``"mean"`` (over datasets) of the latest completed
@@ -90,10 +94,12 @@ class RetrievalModule(pl.LightningModule):
         eval_k: int,
         eval_measures: Sequence[str],
         learning_rate_mapping: dict[str, float] | None = None,
+        prompts: dict[str, str] | None = None,
     ):
         super().__init__()
         optim.check_optim_args(lr, weight_decay, lr_warmup_steps, lr_warmup_fraction, learning_rate_mapping)
         check_eval_args(eval_k, eval_measures)
+        self.prompts = check_prompts(prompts)
         self.save_hyperparameters(ignore=MODULE_ARGS)  # collects the subclass's constructor arguments too
         self.encoder = encoder
         self.optimizer_factory = optimizer
@@ -196,16 +202,19 @@ class RetrievalModule(pl.LightningModule):
         results = score_buffer(self._eval_buffer, self.hparams.eval_k, self.hparams.eval_measures, per_query)
         if results:
             self.extra_eval_metrics(stage, results)
+        suites = suite_means(self._eval_buffer, results)
         self.clear_eval_state()
         if not results:
             return
-        results["mean"] = mean_over_datasets(results) if len(results) > 1 else dict(next(iter(results.values())))
+        results["mean"] = mean_by_kind(results)
         self.last_eval_metrics = results
         self.last_eval_per_query = per_query
         self.last_eval_step = self.global_step
         logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
                   for key, value in metrics.items()}
         logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})
+        logged.update({f"{prefix}/{suite}/mean/{key}": value for suite, means in suites.items()
+                       for key, value in means.items()})
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)
 
     # -- optimisation --------------------------------------------------------------------------------------------
@@ -250,6 +259,7 @@ class RetrievalModule(pl.LightningModule):
 
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         payload = checkpoint_payload(self.encoder, prefix="encoder.", max_lengths=inference_lengths(datamodule))
+        payload["prompts"] = dict(self.prompts)
         payload["zero_shot_metrics"] = plain_metrics(self.zero_shot_metrics)
         checkpoint["splade_lightning"] = payload
 

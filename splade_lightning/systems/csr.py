@@ -16,6 +16,7 @@ from splade_lightning.models.csr import ACTIVE_EPS, CSROutput
 from splade_lightning.models.csr_encoder import CSREncoder
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, score_buffer
+from splade_lightning.systems.loss_inputs import loss_terms
 from splade_lightning.types import EncodeBatch, TrainBatch
 
 _AUTOENCODER_PATTERN = r"^encoder\.autoencoder\."
@@ -44,8 +45,11 @@ class CSRModule(RetrievalModule):
 
     Args:
         encoder: a :class:`~splade_lightning.models.CSREncoder` (dense backbone + ``SparseAutoEncoder``).
-        loss: contrastive loss on the codes ``(query_codes, doc_codes, num_negatives) -> scalar``; default
-            ``InBatchNegativesLoss(scale=20, similarity="cosine")``.
+        loss: the loss on the codes, as in :class:`~splade_lightning.systems.SpladeModule`: contrastive
+            ``(query_codes, doc_codes, num_negatives) -> scalar``, a distillation loss on teacher scores
+            (``MarginMSELoss``, ``KLDistillationLoss``, ``SpladeV3DistillationLoss``; student scores are dot products
+            of the codes) or a pair loss on labels (``CoSENTLoss``, ``AnglELoss``, ``CosineSimilarityLoss``), weighted
+            by ``gamma``; default ``InBatchNegativesLoss(scale=20, similarity="cosine")``.
         beta: weight of the auxiliary (dead-latent) reconstruction term (sentence-transformers' default 0.1).
         gamma: weight of the contrastive term (sentence-transformers' ``CSRLoss`` default 1.0; the CSR paper's
             example uses 0.1).
@@ -64,6 +68,9 @@ class CSRModule(RetrievalModule):
         eval_dense_baseline: also evaluate retrieval with the dense backbone embeddings (``dense_*`` metrics).
         learning_rate_mapping: ``{parameter-name regex: peak lr}``: the first matching regex sets a parameter's lr
             (see :class:`~splade_lightning.systems.SpladeModule`).
+        prompts: ``{route: text}`` prepended to queries (``query``) and documents (``document``); the prompt's tokens
+            are pooled with the text (sentence-transformers' ``include_prompt: true``); see
+            :class:`~splade_lightning.systems.SpladeModule`.
     """
 
     def __init__(
@@ -83,10 +90,11 @@ class CSRModule(RetrievalModule):
         eval_measures: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
         eval_dense_baseline: bool = True,
         learning_rate_mapping: dict[str, float] | None = None,
+        prompts: dict[str, str] | None = None,
     ):
-        _check_args(encoder, beta, gamma, autoencoder_lr)
+        _check_args(encoder, loss, beta, gamma, autoencoder_lr)
         super().__init__(encoder, lr, weight_decay, lr_warmup_fraction, lr_warmup_steps, optimizer, lr_scheduler,
-                         eval_k, eval_measures, learning_rate_mapping)
+                         eval_k, eval_measures, learning_rate_mapping, prompts)
         self.loss = loss if loss is not None else InBatchNegativesLoss(scale=20.0, similarity="cosine")
         self.reconstruction = CSRReconstructionLoss(beta=beta)
         self.parameter_groups()  # every learning_rate_mapping regex claims a parameter: fail now, not at fit
@@ -99,22 +107,25 @@ class CSRModule(RetrievalModule):
         return self.encoder.autoencoder
 
     # -- training ------------------------------------------------------------------------------------------------
-    def compute_loss(self, query_out: CSROutput, doc_out: CSROutput, num_negatives: int) -> dict:
+    def compute_loss(self, query_out: CSROutput, doc_out: CSROutput, num_negatives: int,
+                     teacher_scores: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
         """All loss terms for one batch: the autoencoder outputs of B queries and B·(1+n) documents (column-major:
-        rows c·B..(c+1)·B-1 are column c) -> dict of scalars incl. ``loss``."""
+        rows c·B..(c+1)·B-1 are column c), plus the batch's (B, 1+n) teacher scores and (B,) pair labels for losses
+        that use them (distillation, the pair losses) -> dict of scalars incl. ``loss``. A loss that returns named
+        parts has them logged as ``loss_<name>`` (unweighted)."""
         batch = query_out.z_k.shape[0]
         columns = [_rows(query_out, 0, batch)]
         columns += [_rows(doc_out, c * batch, (c + 1) * batch) for c in range(1 + num_negatives)]
         per_column = [self.reconstruction(**column) for column in columns]
         terms = {key: torch.stack([t[key] for t in per_column]).mean() for key in per_column[0]}
-        loss_rank = self.loss(query_out.z_k, doc_out.z_k, num_negatives)
-        total = csr_total(terms, loss_rank, self.hparams.beta, self.hparams.gamma)
-        return {"loss": total, "loss_rank": loss_rank, **terms}
+        ranking = loss_terms(self.loss, query_out.z_k, doc_out.z_k, num_negatives, teacher_scores, labels)
+        total = csr_total(terms, ranking["loss_rank"], self.hparams.beta, self.hparams.gamma)
+        return {"loss": total, **ranking, **terms}
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> dict:
         query_out = self.encoder(batch.query_input_ids, batch.query_attention_mask)
         doc_out = self.encoder(batch.doc_input_ids, batch.doc_attention_mask)
-        terms = self.compute_loss(query_out, doc_out, batch.num_negatives)
+        terms = self.compute_loss(query_out, doc_out, batch.num_negatives, batch.teacher_scores, batch.labels)
         fired = (torch.cat([query_out.z_k, doc_out.z_k]).detach() > ACTIVE_EPS).any(dim=0)
         self._fired = fired if self._fired is None else self._fired | fired
         terms["dead_fraction"] = torch.tensor(self.autoencoder.dead_fraction())
@@ -192,7 +203,8 @@ def _rows(out: CSROutput, start: int, end: int) -> dict[str, torch.Tensor | None
     return {k: (v[start:end] if v is not None else None) for k, v in out.reconstruction_tensors().items()}
 
 
-def _check_args(encoder: nn.Module, beta: float, gamma: float, autoencoder_lr: float | None) -> None:
+def _check_args(encoder: nn.Module, loss: nn.Module | None, beta: float, gamma: float,
+                autoencoder_lr: float | None) -> None:
     problems = []
     if not (hasattr(encoder, "autoencoder") and hasattr(encoder, "embed")):
         problems.append(f"encoder: expected a splade_lightning.models.CSREncoder (dense backbone + "
@@ -201,6 +213,10 @@ def _check_args(encoder: nn.Module, beta: float, gamma: float, autoencoder_lr: f
         problems.append(f"beta={beta!r}: expected >= 0")
     if not gamma >= 0:
         problems.append(f"gamma={gamma!r}: expected >= 0")
+    if getattr(loss, "uses_teacher_reps", False):
+        problems.append(f"loss: {type(loss).__name__} needs a teacher model's representations, which CSRModule does "
+                        "not provide; use a distillation loss on teacher scores (MarginMSELoss, KLDistillationLoss) "
+                        "or train with SpladeModule")
     if autoencoder_lr is not None and not autoencoder_lr > 0:
         problems.append(f"autoencoder_lr={autoencoder_lr!r}: expected null or > 0")
     if problems:

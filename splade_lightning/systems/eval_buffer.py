@@ -11,8 +11,10 @@ import torch
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.beir import EvalData
+from splade_lightning.formats.sts import StsData
 from splade_lightning.metrics.ir import per_query_metrics
-from splade_lightning.retrieval.evaluation import evaluate_retrieval
+from splade_lightning.metrics.sts import score_encoded_sts
+from splade_lightning.retrieval.evaluation import evaluate_retrieval, mean_over_datasets
 from splade_lightning.retrieval.exact import stack_sparse
 from splade_lightning.types import EncodeBatch
 
@@ -75,6 +77,26 @@ class EvalBuffer:
         self._sets.clear()
 
 
+def suite_means(buffer: EvalBuffer, results: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """The unweighted mean of every metric over the sets of each suite (:attr:`EvalData.suite`) in ``buffer``.
+
+    Args:
+        buffer: the filled buffer (before it is cleared).
+        results: ``{set name: metrics}`` from :func:`score_buffer`.
+
+    Returns:
+        ``{suite: {metric: mean}}``; a suite with a set that was not scored (a limited evaluation loop) is left out,
+        as a mean over part of a suite would not be comparable.
+    """
+    members: dict[str, list[str]] = defaultdict(list)
+    for idx in buffer.dataloaders():
+        data = buffer.eval_set(idx)
+        if data.suite is not None:
+            members[data.suite].append(data.name)
+    return {suite: mean_over_datasets({name: results[name] for name in names})
+            for suite, names in members.items() if all(name in results for name in names)}
+
+
 def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str],
                  per_query: dict[str, dict[str, dict[str, float]]] | None = None) -> dict[str, dict]:
     """Run exact retrieval + metrics for every dataloader in ``buffer``, against the qrels of its evaluation set.
@@ -87,11 +109,17 @@ def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str],
             :func:`~splade_lightning.metrics.ir.per_query_metrics`), what paired significance tests need.
 
     Returns:
-        ``{dataset_name: metrics}`` where metrics also holds the sparsity figures.
+        ``{dataset_name: metrics}`` where metrics also holds the sparsity figures; an STS set
+        (:class:`~splade_lightning.formats.sts.StsData`) gets ``spearman``, ``pearson``, ``active_dims`` and
+        ``sparsity_ratio`` (:func:`~splade_lightning.metrics.sts.sts_metrics`) instead.
     """
     results = {}
     for idx in buffer.dataloaders():
         data = buffer.eval_set(idx)
+        if isinstance(data, StsData):
+            if (scored := _score_sts(buffer, idx, data)) is not None:
+                results[data.name] = scored
+            continue
         query_ids, query_reps = buffer.get(idx, "query")
         doc_ids, doc_reps = buffer.get(idx, "doc")
         if len(set(query_ids)) != len(data.queries) or len(set(doc_ids)) != len(data.corpus):
@@ -106,3 +134,27 @@ def score_buffer(buffer: EvalBuffer, k: int, measures: Sequence[str],
         if per_query is not None:
             per_query[data.name] = per_query_metrics(result.run, data.qrels, data.min_relevance, tuple(measures))
     return results
+
+
+def _score_sts(buffer: EvalBuffer, idx: int, data: StsData) -> dict[str, float] | None:
+    """The STS metrics of dataloader ``idx``; ``None`` (with a warning) when some sentence was not encoded."""
+    ids, reps = buffer.get(idx, "doc")
+    scored = None if reps is None else score_encoded_sts(data, ids, reps)
+    if scored is None:
+        warnings.warn(f"evaluation set {data.name!r} skipped: only {len(set(ids))}/{2 * len(data.scores)} sentences "
+                      "were encoded (the evaluation loop was limited, e.g. by fast_dev_run or limit_val_batches)",
+                      stacklevel=3)
+    return scored
+
+
+def mean_by_kind(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The mean over the retrieval sets (``ndcg@10`` ...) and, apart, over the STS sets (``spearman`` ...) of
+    ``results`` (``{set name: metrics}``): each set counts once; a kind with one set gives that set's metrics. The
+    two kinds have different metrics, so one mean over all sets (the metrics every set has) would have none."""
+    groups: dict[bool, dict[str, dict[str, float]]] = {}
+    for name, metrics in results.items():
+        groups.setdefault("spearman" in metrics, {})[name] = metrics
+    mean: dict[str, float] = {}
+    for group in groups.values():
+        mean.update(mean_over_datasets(group) if len(group) > 1 else dict(next(iter(group.values()))))
+    return mean

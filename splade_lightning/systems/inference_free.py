@@ -48,6 +48,8 @@ class InferenceFreeSpladeModule(SpladeModule):
         eval_measures: metrics computed at evaluation.
         learning_rate_mapping: ``{parameter-name regex: peak lr}`` for the other parameters (the first matching
             regex wins; see :class:`SpladeModule`).
+        prompts: ``{route: text}`` prepended to queries (``query``: the static query side sees the prompt's tokens
+            too, as sentence-transformers' Router) and documents (``document``); see :class:`SpladeModule`.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class InferenceFreeSpladeModule(SpladeModule):
         eval_k: int = 1000,
         eval_measures: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
         learning_rate_mapping: dict[str, float] | None = None,
+        prompts: dict[str, str] | None = None,
     ):
         problems = []
         if not (hasattr(encoder, "query_encoder") and hasattr(encoder, "doc_encoder")):
@@ -82,7 +85,7 @@ class InferenceFreeSpladeModule(SpladeModule):
             raise ConfigError("InferenceFreeSpladeModule: " + "; ".join(problems))
         super().__init__(encoder, loss, query_regularizer, doc_regularizer, query_reg_weight, doc_reg_weight, lr,
                          weight_decay, lr_warmup_fraction, lr_warmup_steps, optimizer, lr_scheduler, eval_k,
-                         eval_measures, learning_rate_mapping)
+                         eval_measures, learning_rate_mapping, prompts)
 
     def shorthand_lr_rules(self) -> list[optim.LrRule]:
         """``idf_lr``: the trainable query-side weights at ``idf_lr`` with ``idf_weight_decay`` (group ``idf``;

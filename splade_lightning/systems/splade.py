@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -12,9 +12,14 @@ from torch import nn
 from splade_lightning.errors import ConfigError
 from splade_lightning.losses import FlopsRegularizer, InBatchNegativesLoss
 from splade_lightning.models.base import SparseEncoderBase
+from splade_lightning.models.router import encode_route
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.systems.interfaces import Side, check_side
+from splade_lightning.systems.loss_inputs import loss_terms
 from splade_lightning.types import TrainBatch
+
+#: computes the teacher's (query reps, doc reps) of the current batch
+TeacherReps = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _reg_name(regularizer: nn.Module) -> str:
@@ -55,6 +60,13 @@ class SpladeModule(RetrievalModule):
             rest at ``lr``. Each entry is its own group, logged as ``train/lr_<name>``: the regex without
             backslashes, other punctuation runs as ``_`` (``layer\\.(0|1)\\.`` -> ``layer_0_1``). A regex that
             gives no trainable parameter its lr is an error. See docs/splade.md.
+        prompts: ``{route: text}`` prepended to every query (``query``) and document (``document``) before
+            tokenisation, in training, evaluation and inference; saved with the exported model
+            (sentence-transformers' ``prompts``; see docs/splade.md#prompts). Default: none.
+        teacher: a frozen sparse encoder for ``EmbeddingMSELoss`` (embedding distillation): it encodes the batch's
+            texts (the same token ids, so it must share the student's tokenizer and vocabulary) and the loss regresses
+            the student's reps on its reps. Not trained, kept in eval mode; its weights are saved in checkpoints but
+            not exported. ``None``: no teacher.
     """
 
     def __init__(
@@ -74,15 +86,18 @@ class SpladeModule(RetrievalModule):
         eval_k: int = 1000,
         eval_measures: Sequence[str] = ("ndcg@10", "mrr@10", "recall@100"),
         learning_rate_mapping: dict[str, float] | None = None,
+        prompts: dict[str, str] | None = None,
+        teacher: SparseEncoderBase | None = None,
     ):
         if query_reg_weight < 0 or doc_reg_weight < 0:
             raise ConfigError(f"regularisation weights must be >= 0, got query_reg_weight={query_reg_weight}, "
                               f"doc_reg_weight={doc_reg_weight}")
         super().__init__(encoder, lr, weight_decay, lr_warmup_fraction, lr_warmup_steps, optimizer, lr_scheduler,
-                         eval_k, eval_measures, learning_rate_mapping)
+                         eval_k, eval_measures, learning_rate_mapping, prompts)
         self.loss = loss if loss is not None else InBatchNegativesLoss()
         self.query_regularizer = query_regularizer if query_regularizer is not None else FlopsRegularizer()
         self.doc_regularizer = doc_regularizer if doc_regularizer is not None else FlopsRegularizer()
+        self.teacher = _frozen_teacher(teacher, encoder, self.loss)
         self.parameter_groups()  # every learning_rate_mapping regex claims a parameter: fail now, not at fit
         self._configured_reg_weights: dict[str, float] = {"query": query_reg_weight, "doc": doc_reg_weight}
         self._reg_scale = 1.0  # set by callbacks.RegularizerWarmup from trainer.global_step
@@ -121,30 +136,24 @@ class SpladeModule(RetrievalModule):
 
     # -- training ------------------------------------------------------------------------------------------------
     def ranking_terms(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int,
-                      teacher_scores: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                      teacher_scores: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                      teacher_reps: TeacherReps | None = None) -> dict[str, torch.Tensor]:
         """``{"loss_rank": scalar, ...}``: the ranking loss, plus its named parts when it returns a dict (e.g. the
         KL and MarginMSE terms of a combined distillation loss, logged as ``loss_<name>``).
 
-        A loss with ``uses_teacher_scores = True`` (distillation) is called with ``teacher_scores`` (B, 1 + n).
+        The loss gets what it declares it needs (:mod:`splade_lightning.systems.loss_inputs`): ``teacher_scores``
+        (B, 1 + n) for distillation, ``labels`` (B,) for the pair losses, the teacher's reps (``teacher_reps()``) for
+        ``EmbeddingMSELoss``.
         """
-        if getattr(self.loss, "uses_teacher_scores", False):
-            if teacher_scores is None:
-                raise ConfigError(f"{type(self.loss).__name__} distils teacher scores, but the training batches carry "
-                                  "none; train on data with teacher scores (an IdGroups source with teacher_scores, "
-                                  "or a ScoredGroups source)")
-            out = self.loss(query_reps, doc_reps, num_negatives, teacher_scores)
-        else:
-            out = self.loss(query_reps, doc_reps, num_negatives)
-        if isinstance(out, dict):
-            return {"loss_rank": out["loss"], **{f"loss_{k}": v for k, v in out.items() if k != "loss"}}
-        return {"loss_rank": out}
+        return loss_terms(self.loss, query_reps, doc_reps, num_negatives, teacher_scores, labels, teacher_reps)
 
     def compute_loss(self, query_reps: torch.Tensor, doc_reps: torch.Tensor, num_negatives: int,
-                     teacher_scores: torch.Tensor | None = None) -> dict:
+                     teacher_scores: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                     teacher_reps: TeacherReps | None = None) -> dict:
         """All loss terms for one batch: (B, V) queries, (B·(1+n), V) documents (and optional (B, 1+n) teacher
-        scores) -> dict of scalars incl. ``loss``."""
+        scores, (B,) pair labels, a callable giving the teacher's reps) -> dict of scalars incl. ``loss``."""
         weight_query, weight_doc = self.reg_weight("query"), self.reg_weight("doc")
-        ranking = self.ranking_terms(query_reps, doc_reps, num_negatives, teacher_scores)
+        ranking = self.ranking_terms(query_reps, doc_reps, num_negatives, teacher_scores, labels, teacher_reps)
         reg_query = self.query_regularizer(query_reps)
         reg_doc = self.doc_regularizer(doc_reps)
         return {
@@ -159,6 +168,32 @@ class SpladeModule(RetrievalModule):
     def training_step(self, batch: TrainBatch, batch_idx: int) -> dict:
         query_reps = self.encode(batch.query_route, batch.query_input_ids, batch.query_attention_mask)
         doc_reps = self.encode(batch.doc_route, batch.doc_input_ids, batch.doc_attention_mask)
-        terms = self.compute_loss(query_reps, doc_reps, batch.num_negatives, batch.teacher_scores)
+        terms = self.compute_loss(query_reps, doc_reps, batch.num_negatives, batch.teacher_scores, batch.labels,
+                                  (lambda: self.teacher_reps(batch)) if self.teacher is not None else None)
         self.log_training(terms, batch.batch_size)
         return {"loss": terms["loss"], "query_reps": query_reps.detach(), "doc_reps": doc_reps.detach()}
+
+    @torch.no_grad()
+    def teacher_reps(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen teacher's (B, V) query and (B·(1+n), V) document reps of the batch (same routes, eval mode)."""
+        self.teacher.eval()
+        return (encode_route(self.teacher, batch.query_route, batch.query_input_ids, batch.query_attention_mask),
+                encode_route(self.teacher, batch.doc_route, batch.doc_input_ids, batch.doc_attention_mask))
+
+
+def _frozen_teacher(teacher: nn.Module | None, encoder: nn.Module, loss: nn.Module) -> nn.Module | None:
+    """The teacher with gradients off; a :class:`ConfigError` when the loss needs one and there is none, or when its
+    vocabulary differs from the student's."""
+    needs = getattr(loss, "uses_teacher_reps", False)
+    if teacher is None:
+        if needs:
+            raise ConfigError(f"{type(loss).__name__} regresses on a teacher's representations: set "
+                              "--model.init_args.teacher (a sparse encoder with the student's tokenizer)")
+        return None
+    if not needs:
+        raise ConfigError(f"--model.init_args.teacher is set, but the loss {type(loss).__name__} does not use a "
+                          "teacher's representations (EmbeddingMSELoss does); drop the teacher")
+    if teacher.vocab_size != encoder.vocab_size:
+        raise ConfigError(f"--model.init_args.teacher: vocab_size={teacher.vocab_size}, but the student's is "
+                          f"{encoder.vocab_size}; the teacher must share the student's tokenizer and vocabulary")
+    return teacher.requires_grad_(False).eval()

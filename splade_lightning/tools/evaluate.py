@@ -4,7 +4,8 @@ Examples::
 
     splade-lightning evaluate --model splade-tiny --data data/msmarco-trecdl-5k --min_relevance 2 \\
         --max_query_length 48 --max_doc_length 256 --output runs/eval.json --run_output runs/dl.trec
-    splade-lightning evaluate --model runs/my/model --data data/beir   # folder of BEIR dirs: suite mode
+    splade-lightning evaluate --model runs/my/model --data data/beir   # folder of BEIR dirs: one row each + mean
+    splade-lightning evaluate --model splade-tiny --suite bundled       # a suite file (data/suites/bundled.yaml)
     splade-lightning evaluate --run a.trec b.trec --qrels data/scifact/qrels/test.tsv --alpha 0.05
 
 Model mode encodes queries and corpus with :func:`splade_lightning.load`, retrieves exactly and scores with
@@ -25,17 +26,17 @@ from pathlib import Path
 from splade_lightning.devices import resolve_device
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.atomic import write_text_atomic
-from splade_lightning.formats.beir_files import beir_dirs
 from splade_lightning.formats.outputs import Input, check_dir_output, check_file_output, dir_output, model_input
 from splade_lightning.formats.tables import markdown_table
 from splade_lightning.formats.trec import read_qrels, read_trec_run
 from splade_lightning.metrics.ir import parse_measure, per_query_metrics, retrieval_metrics
 from splade_lightning.metrics.significance import compare_per_query
 from splade_lightning.retrieval.evaluation import SPARSITY_KEYS, evaluate_dataset, mean_over_datasets
+from splade_lightning.tools.eval_sets import model_sets, suite_problems
 
 DEFAULT_MEASURES = ("ndcg@10", "mrr@10", "recall@100", "recall@1000", "map")
 #: model-mode options: name -> default (anything else given in run mode is an error)
-MODEL_ONLY = {"data": None, "split": None, "k": None, "batch_size": None, "max_query_length": None,
+MODEL_ONLY = {"data": None, "suite": None, "split": None, "k": None, "batch_size": None, "max_query_length": None,
               "max_doc_length": None, "run_output": None}
 RUN_ONLY = {"qrels": None, "permutations": None, "seed": None, "alpha": None}
 
@@ -56,7 +57,8 @@ def _inputs(args: argparse.Namespace) -> list[Input]:
     """Every path the command reads."""
     if args.model is not None:
         beir = ("corpus.jsonl", "queries.jsonl", "qrels")
-        return [model_input(args.model, "--model"), *(Input(path, "--data", reads=beir) for path in args.data_dirs)]
+        flag = "--data" if args.suite is None else "--suite"
+        return [model_input(args.model, "--model"), *(Input(path, flag, reads=beir) for path in args.data_dirs)]
     return [*(Input(path, "--run") for path in args.run), Input(args.qrels, "--qrels")]
 
 
@@ -66,7 +68,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_file_output(args.output, "--output", args.overwrite, "the JSON file to write", inputs)
     if getattr(args, "run_output", None) is None:
         return
-    if args.suite:
+    if args.several:
         check_dir_output(args.run_output, "--run_output", args.overwrite, inputs)
     else:
         check_file_output(args.run_output, "--run_output", args.overwrite, "the TREC run file to write", inputs)
@@ -74,14 +76,15 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def _mode_problems(args: argparse.Namespace) -> list[str]:
     if (args.model is None) == (args.run is None):
-        return ["expected either --model M --data DIR (evaluate a model) or --run RUN [RUN2] --qrels FILE (score run "
-                "files), not " + ("both" if args.model is not None else "neither")]
+        return ["expected either --model M --data DIR | --suite FILE (evaluate a model) or --run RUN [RUN2] --qrels "
+                "FILE (score run files), not " + ("both" if args.model is not None else "neither")]
     wrong = RUN_ONLY if args.model is not None else MODEL_ONLY
     other = "--run" if args.model is not None else "--model"
     problems = [f"--{name} only applies with {other}" for name, default in wrong.items()
                 if getattr(args, name) != default]
-    if args.model is not None and args.data is None:
-        problems.append("--model needs --data DIR (a BEIR directory or a folder of them)")
+    if args.model is not None and args.data is None and args.suite is None:
+        problems.append("--model needs --data DIR (a BEIR directory or a folder of them) or --suite FILE")
+    problems += suite_problems(args)
     if args.run is not None:
         if args.qrels is None:
             problems.append("--run needs --qrels FILE")
@@ -117,7 +120,8 @@ def _check_args(args: argparse.Namespace) -> list[str]:
         parse_measure(name)  # unknown measure: ConfigError listing the supported ones
     problems = _mode_problems(args)
     if args.model is not None:
-        args.split, args.k = args.split or "test", 1000 if args.k is None else args.k
+        args.split = args.split or ("test" if args.suite is None else None)
+        args.k = 1000 if args.k is None else args.k
         args.batch_size = 64 if args.batch_size is None else args.batch_size
     problems += _value_problems(args, measures)
     if problems:
@@ -125,7 +129,8 @@ def _check_args(args: argparse.Namespace) -> list[str]:
     if args.model is not None:
         check_model_name(args.model)
         args.device = resolve_device(args.device)
-        args.data_dirs, args.suite = beir_dirs(args.data)
+        args.sets = model_sets(args)
+        args.data_dirs, args.several = args.sets.local_dirs(), args.sets.several
     else:
         for path in [*args.run, args.qrels]:
             if not Path(path).is_file():
@@ -142,10 +147,10 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
     from splade_lightning.api import load
-    from splade_lightning.formats.beir import load_beir
+    from splade_lightning.formats.beir import load_beir_set
 
     start = time.perf_counter()
-    datasets = [load_beir(path, args.split, None, args.min_relevance) for path in args.data_dirs]
+    datasets = [load_beir_set(beir_set) for beir_set in args.sets.sets]
     loaded_data = time.perf_counter()
     model = load(args.model, device=args.device)
     for name in ("max_query_length", "max_doc_length"):
@@ -155,18 +160,21 @@ def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
     for data in datasets:
         result, timings = evaluate_dataset(model, data, args.k, measures, args.batch_size, args.progress)
         rows[data.name] = result.metrics
-        per_dataset[data.name] = {"dataset": data.name, "path": data.path, "queries": len(data.queries),
+        per_dataset[data.name] = {"dataset": data.name, "path": data.path, "split": data.split,
+                                  "min_relevance": data.min_relevance, "queries": len(data.queries),
                                   "documents": len(data.corpus), **result.metrics, "timings": timings}
         runs[data.name] = result.run
     _write_runs(args, runs)
     keys = [*measures, *SPARSITY_KEYS]
-    settings = {"model": args.model, "split": args.split, "min_relevance": args.min_relevance, "k": args.k,
+    settings = {"model": args.model, "split": args.split,
+                "min_relevance": args.min_relevance if args.sets.suite is None else None, "k": args.k,
                 "measures": measures, "max_query_length": model.max_query_length,
                 "max_doc_length": model.max_doc_length}
     total = {"load_data": loaded_data - start, "total": time.perf_counter() - start}
-    if args.suite:
+    if args.several:
         rows["mean"] = mean_over_datasets({name: rows[name] for name in per_dataset}, keys)
-        payload = {**settings, "datasets": per_dataset, "mean": rows["mean"], "timings": total}
+        suite = {} if args.sets.suite is None else {"suite": args.sets.suite[0], "suite_file": args.sets.suite[1]}
+        payload = {**settings, **suite, "datasets": per_dataset, "mean": rows["mean"], "timings": total}
     else:
         only = next(iter(per_dataset.values()))
         payload = {**settings, **only, "timings": {**only["timings"], **total}}
@@ -177,13 +185,13 @@ def _evaluate_model(args: argparse.Namespace, measures: list[str]) -> int:
 
 
 def _write_runs(args: argparse.Namespace, runs: dict[str, dict]) -> None:
-    """``--run_output``: one TREC file, or (suite mode) a directory of ``<dataset>.trec``, written under the output
+    """``--run_output``: one TREC file, or (several sets) a directory of ``<dataset>.trec``, written under the output
     policy."""
     from splade_lightning.formats.trec import write_trec_run
 
     if args.run_output is None:
         return
-    if not args.suite:
+    if not args.several:
         write_trec_run(next(iter(runs.values())), args.run_output, tag="splade_lightning")
     else:
         with dir_output(args.run_output, "--run_output", "evaluate", args.overwrite, _inputs(args)) as tmp:
@@ -241,20 +249,26 @@ def _evaluate_runs(args: argparse.Namespace, measures: list[str]) -> int:
     return 0
 
 
-def evaluate(model: str | None = None, data: str | None = None, split: str | None = None, run: list[str] | None = None,
+def evaluate(model: str | None = None, data: str | None = None, suite: str | None = None, split: str | None = None,
+             run: list[str] | None = None,
              qrels: str | None = None, measures: list[str] = DEFAULT_MEASURES, min_relevance: int = 1,
              k: int | None = None, batch_size: int | None = None, max_query_length: int | None = None,
              max_doc_length: int | None = None, device: str = "auto", permutations: int | None = None,
              seed: int | None = None, alpha: float | None = None, output: str | None = None,
              run_output: str | None = None, overwrite: bool = False, progress: bool = True) -> int:
-    """Evaluate a sparse model on a BEIR directory (or a folder of them: one row per dataset plus the mean), or score
-    TREC run files against qrels; two runs get paired significance tests.
+    """Evaluate a sparse model on a BEIR directory (or a folder of them, or a suite file: one row per dataset plus the
+    mean), or score TREC run files against qrels; two runs get paired significance tests.
 
-    Model mode: --model M --data DIR. Run mode: --run RUN [RUN2] --qrels FILE.
+    Model mode: --model M --data DIR, or --model M --suite FILE. Run mode: --run RUN [RUN2] --qrels FILE.
 
     Args:
         model: model mode: the model: alias (splade-tiny), model directory, HF hub id or a .ckpt written by fit.
-        data: model mode: a BEIR directory, or a folder whose subfolders are BEIR directories (suite mode).
+        data: model mode: a BEIR directory, or a folder whose subfolders are BEIR directories (one row each plus
+            their mean; every set with --split and --min_relevance), or an STS file (*.jsonl of {sentence1,
+            sentence2, score} records: Spearman / Pearson of the dot product, both sentences encoded as documents).
+        suite: model mode: a suite file (YAML: name, sets: [{path, split, name, min_relevance, max_queries}], paths
+            relative to the file; a path may be hf://owner/name) or a preset name (bundled: data/suites/bundled.yaml):
+            one row per set, each with its own split and min_relevance, plus the unweighted mean of every column.
         split: model mode: the qrels split, qrels/<split>.tsv (default test).
         run: run mode: one or two TREC run files (qid Q0 docid rank score tag); with two, the second (B) is compared
             against the first (A).
@@ -272,12 +286,18 @@ def evaluate(model: str | None = None, data: str | None = None, split: str | Non
         seed: run mode, two runs: seed of the randomisation test (default 0).
         alpha: run mode, two runs: mark measures where both p-values are below this level.
         output: a JSON file to write the metrics (and timings / significance) to.
-        run_output: model mode: write the retrieved run as a TREC file (suite mode: a directory of <dataset>.trec).
+        run_output: model mode: write the retrieved run as a TREC file (several sets: a directory of
+            <dataset>.trec).
         overwrite: replace existing --output / --run_output files (a --run_output directory only if
             splade_lightning wrote it).
         progress: show progress bars.
     """
     args = argparse.Namespace(**locals())
+    from splade_lightning.tools.evaluate_sts import evaluate_sts_file, is_sts_file
+
+    if model is not None and is_sts_file(data):
+        check_model_name(model)
+        return evaluate_sts_file(args, DEFAULT_MEASURES)
     measures = _check_args(args)
     if args.model is not None:
         return _evaluate_model(args, measures)

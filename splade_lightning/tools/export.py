@@ -173,6 +173,10 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
     if args.format not in supported:
         raise ConfigError(f"--format {args.format} cannot hold a {architecture!r} model ({args.model}); formats for "
                           f"{architecture!r} models: {list(supported)}")
+    if args.format == "opensearch" and any(model.prompts.values()):
+        raise ConfigError(f"--format opensearch: {args.model} has prompts {model.prompts}, which OpenSearch's sparse "
+                          "model layout cannot hold (OpenSearch would encode without them); export as "
+                          "sentence-transformers or onnx, which keep them")
     if args.format == "anserini":
         _export_anserini(model, args, output)
     elif args.format == "qdrant":
@@ -181,7 +185,7 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
         from splade_lightning.serialization.onnx_dir import write_onnx_dir
 
         write_onnx_dir(model.encoder, model.tokenizer, output, model.max_query_length, model.max_doc_length,
-                       quantize=args.quantize, overwrite=args.overwrite, inputs=_inputs(args))
+                       quantize=args.quantize, overwrite=args.overwrite, inputs=_inputs(args), prompts=model.prompts)
     else:
         from splade_lightning.serialization.model_card import CardContext
         from splade_lightning.serialization.model_dir import save_encoder
@@ -190,7 +194,7 @@ def export(model: str, format: Literal["sentence-transformers", "opensearch", "a
         card = CardContext.carried_from(model.source, name=args.push_to_hub or str(output))
         save_encoder(model.encoder, model.tokenizer, output, model.max_query_length, model.max_doc_length,
                      st_router=st_router, overwrite=args.overwrite, flag="--output", tool="export",
-                     inputs=_inputs(args), card=card)
+                     inputs=_inputs(args), card=card, prompts=model.prompts)
     print(f"Exported the {architecture} model {args.model} as {args.format} to {output}", flush=True)
     if args.push_to_hub is not None:
         from splade_lightning.hub import upload_dir

@@ -106,9 +106,11 @@ def _settings(args: argparse.Namespace, corpus: Path, n_docs: int, max_length: i
 
 
 def _fingerprint(settings: dict, model, ids: list[str], texts: list[str]) -> dict:
-    """What the stored vectors depend on: the model's weights, the corpus records, the settings."""
+    """What the stored vectors depend on: the model's weights, the corpus records, the settings, and the document
+    prompt when there is one (left out otherwise, so indexes built before prompts existed still resume)."""
     kept = {k: settings[k] for k in ("max_length", "top_k_prune", "shard_size", "value_dtype", "precision")}
-    return {"model": model_fingerprint(model), "data": texts_fingerprint(ids, texts), **kept}
+    prompt = {"doc_prompt": model.prompts["document"]} if model.prompts["document"] else {}
+    return {"model": model_fingerprint(model), "data": texts_fingerprint(ids, texts), **kept, **prompt}
 
 
 def _is_launched_child() -> bool:
@@ -195,7 +197,7 @@ def index(model: str, corpus: str, output: str, batch_size: int = 64, max_doc_le
     if not _is_launched_child():
         _prepare_output(output, fingerprint, n_shards, args.overwrite)
         write_index_json(output, _manifest(settings, model.vocab_size, complete=False))
-    collator = EncodeCollator(model.tokenizer, max_length, kind="doc")
+    collator = EncodeCollator(model.tokenizer, max_length, kind="doc", prompt=model.prompts["document"])
     data = CorpusPredictData(ids, texts, collator, output, args.shard_size, args.value_dtype, args.batch_size)
     writer = ShardWriter(output, ids, args.shard_size, args.value_dtype)
     trainer = _trainer(args, writer)

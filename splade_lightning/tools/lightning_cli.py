@@ -2,9 +2,9 @@
 
 Every model, data module, encoder, loss and callback of the package can be named by its short class name
 (``--model SpladeModule``, ``--model.help SpladeModule``). The data module's tokenizer is linked from the model
-(``model.tokenizer_name_or_path``). ``fit``, ``validate`` and ``test`` print the same compact report and write it,
-with the resolved config, the exported model and the checkpoints, into the run's own version directory
-(:mod:`splade_lightning.tools.run_dir`).
+(``model.tokenizer_name_or_path``), and so are its prompts (``model.prompts``). ``fit``, ``validate`` and ``test``
+print the same compact report and write it, with the resolved config, the exported model and the checkpoints, into
+the run's own version directory (:mod:`splade_lightning.tools.run_dir`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from splade_lightning.callbacks.exact_resume import ExactResume
 from splade_lightning.errors import ConfigError
 from splade_lightning.formats.outputs import check_dir_output, config_inputs
 from splade_lightning.formats.report import write_per_query, write_report
+from splade_lightning.models.router import route_problems
 from splade_lightning.serialization.checkpoint import inference_lengths
 from splade_lightning.serialization.model_card import CardContext
 from splade_lightning.systems.base import RetrievalModule
+from splade_lightning.systems.loss_inputs import check_loss_source
 from splade_lightning.tools.ckpt_path import resolve_ckpt_path
 from splade_lightning.tools.final_weights import (
     FinalWeights,
@@ -126,6 +128,7 @@ class SpladeCLI(LightningCLI):
                                  "step's) or best (the best checkpoint of the one ModelCheckpoint that monitors a "
                                  "metric, e.g. monitor: val/ndcg@10, mode: max)")
         parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
+        parser.link_arguments("model", "data.init_args.prompts", compute_fn=_prompts_of, apply_on="instantiate")
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -175,7 +178,9 @@ class SpladeCLI(LightningCLI):
 
     def before_fit(self) -> None:
         module = self._module()
-        if module is not None:  # refuse a bad target before training
+        if module is not None:  # refuse a bad target or a route the model lacks before training
+            _check_train_routes(module, self.datamodule)
+            check_loss_source(getattr(module, "loss", None), getattr(self.datamodule, "train", None))
             target = self._export_target(run_dir(self.trainer))  # run_dir is a broadcast: every rank
             check_dir_output(target, "--export_dir", bool(self._sub("overwrite")),
                              config_inputs(self.config[self.subcommand]))
@@ -263,16 +268,31 @@ class SpladeCLI(LightningCLI):
 
         encoder = module.encoder
         save_encoder(encoder, load_tokenizer(encoder.tokenizer_name_or_path), target,
-                     **inference_lengths(self.datamodule), overwrite=bool(self._sub("overwrite")),
+                     **inference_lengths(self.datamodule), prompts=module.prompts,
+                     overwrite=bool(self._sub("overwrite")),
                      flag="--export_dir", tool="fit", inputs=config_inputs(self.config[self.subcommand]),
                      card=card)
         print(f"Saved the fine-tuned model to {target} (load it with splade_lightning.load({str(target)!r}))",
               flush=True)
 
 
+def _check_train_routes(module: RetrievalModule, datamodule) -> None:
+    """The routes the training data is stamped with (``router_mapping``) must be routes of the model's encoder."""
+    routes = getattr(getattr(datamodule, "train", None), "routes", None)
+    problems = route_problems(module.encoder, list(routes or ()), "--data.init_args.train.init_args.router_mapping")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def _tokenizer_of(model) -> str | None:
     """The tokenizer a model's data must use (``model.tokenizer_name_or_path``)."""
     return getattr(model, "tokenizer_name_or_path", None)
+
+
+def _prompts_of(model) -> dict[str, str] | None:
+    """The prompts a model's data must prepend (``model.prompts``, :mod:`splade_lightning.prompts`)."""
+    prompts = getattr(model, "prompts", None)
+    return dict(prompts) if prompts is not None else None
 
 
 def splade_lightning_eval_sets(datamodule, stage: str) -> list[str]:

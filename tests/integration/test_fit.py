@@ -20,7 +20,7 @@ def tiny_args(tiny_bert_dir, toy_triplets, toy_beir, root, *extra):
         f"--data.init_args.val_sets=[{{path: {toy_beir}, split: test, name: toy}}]",
         "--data.init_args.batch_size=4", "--data.init_args.eval_batch_size=4",
         "--data.init_args.max_doc_length=24", "--data.init_args.eval_max_doc_length=32",
-        "--data.init_args.max_query_length=16",
+        "--data.init_args.max_query_length=16", "--data.init_args.eval_max_query_length=20",
         f"--trainer.default_root_dir={root}", f"--trainer.logger.init_args.save_dir={root}",
         *extra,
     ]
@@ -67,7 +67,8 @@ def test_fit_reports_exports_and_reloads(tiny_bert_dir, toy_triplets, toy_beir, 
     a = exported.encode_document(texts).to_dense()
     b = from_ckpt.encode_document(texts).to_dense()
     torch.testing.assert_close(a, b)
-    assert exported.max_doc_length == 32 and from_ckpt.max_query_length == 16
+    assert exported.max_doc_length == 32  # eval_max_doc_length, not the training max_doc_length
+    assert exported.max_query_length == from_ckpt.max_query_length == 20  # likewise eval_max_query_length
 
 
 def test_missing_training_file_is_a_clear_error(tiny_bert_dir, toy_beir, tmp_path, capsys):

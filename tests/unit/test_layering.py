@@ -37,6 +37,8 @@ RULES = {
     "errors.py": (*LIGHTNING, *TOOLS, "splade_lightning.formats", "splade_lightning.data"),
     "problems.py": (*LIGHTNING, *TOOLS, "splade_lightning.formats", "splade_lightning.data"),
     "types.py": (*LIGHTNING, *TOOLS, *LIGHTNING_SIDE, *MODEL_SIDE, "splade_lightning.data"),
+    "prompts.py": (*LIGHTNING, *TOOLS, *LIGHTNING_SIDE, *MODEL_SIDE, "splade_lightning.data",
+                   "splade_lightning.formats"),
     "hub.py": (*LIGHTNING, *TOOLS, *LIGHTNING_SIDE, *MODEL_SIDE, "splade_lightning.data"),
     "devices.py": (*LIGHTNING, *TOOLS, *LIGHTNING_SIDE, *MODEL_SIDE, "splade_lightning.data"),
 }

@@ -68,6 +68,11 @@ class IdGroups(TrainSource):
         self.cache_dir = str(cache_dir) if cache_dir is not None else None
         self.router_mapping = dict(router_mapping) if router_mapping is not None else None
 
+    @property
+    def batch_fields(self) -> frozenset[str]:
+        """``{"teacher_scores"}`` with ``teacher_scores`` files, else nothing."""
+        return frozenset({"teacher_scores"}) if self.teacher_scores else frozenset()
+
     def problems(self) -> list[str]:
         """See :meth:`TrainSource.problems`."""
         problems = [] if self.hard_negatives or self.teacher_scores else [

@@ -10,7 +10,7 @@ import numpy as np
 
 from splade_lightning.data.groups import NO_NEGATIVES, GroupDataset, check_options
 from splade_lightning.data.negatives import NegativeSampling, select_candidates, take_groups
-from splade_lightning.data.scored.records import ScoredRecord, read_scored_records
+from splade_lightning.data.scored.records import ScoredLayout, ScoredRecord, read_scored_records
 from splade_lightning.errors import ConfigError, DataError, DataErrors
 from splade_lightning.problems import OnBadRecord, SkippedRecords
 
@@ -82,9 +82,9 @@ class ScoredTextDataset(GroupDataset):
     def from_files(cls, paths: Sequence[str | Path], num_negatives: int = 1,
                    score_range: Sequence[float] | None = None, negative_sampling: NegativeSampling = "random",
                    seed: int = 42, on_bad_record: OnBadRecord = "raise",
-                   skipped: SkippedRecords | None = None) -> ScoredTextDataset:
-        """Read ``paths`` with :func:`read_scored_records` (``on_bad_record``, ``skipped``: see there) and build the
-        dataset."""
-        return cls(read_scored_records(paths, on_bad_record, skipped), num_negatives, score_range, negative_sampling,
-                   seed)
+                   skipped: SkippedRecords | None = None, layout: ScoredLayout = "pos_neg") -> ScoredTextDataset:
+        """Read ``paths`` with :func:`read_scored_records` (``on_bad_record``, ``skipped``, ``layout``: see there) and
+        build the dataset."""
+        return cls(read_scored_records(paths, on_bad_record, skipped, layout), num_negatives, score_range,
+                   negative_sampling, seed)
 

@@ -230,9 +230,32 @@ def test_router_mapping_stamps_routes_on_batches(toy_triplets, toy_beir, tokeniz
 @pytest.mark.parametrize(("mapping", "message"), [
     ({"query": "query", "pos": "document"}, r"no route for column\(s\) \['neg'\]"),
     ({"query": "query", "pos": "document", "neg": "document", "title": "document"}, "'title' is not a training"),
-    ({"query": "query", "pos": "passage", "neg": "document"}, r"router_mapping.pos: route 'passage' is not one of"),
+    ({"query": "query", "pos": " ", "neg": " "}, r"router_mapping.pos: route ' ': expected a route name"),
     ({"query": "query", "pos": "document", "neg": "query"}, "go to different routes"),
 ])
 def test_bad_router_mapping_is_named(toy_triplets, toy_beir, tokenizer_dir, mapping, message):
     with pytest.raises(ConfigError, match=message):
         make(toy_triplets, toy_beir, tokenizer_dir, router_mapping=mapping)
+
+
+def test_evaluation_query_length_is_its_own(toy_triplets, toy_beir, tokenizer_dir, tmp_path):
+    """``eval_max_query_length`` truncates evaluation queries (training ones keep ``max_query_length``) and is the
+    query length of the exported model; unset, both are ``max_query_length``."""
+    from splade_lightning.serialization.checkpoint import inference_lengths
+
+    long_beir = tmp_path / "long"
+    (long_beir / "qrels").mkdir(parents=True)
+    (long_beir / "corpus.jsonl").write_text('{"_id": "d", "title": "", "text": "a document"}\n')
+    (long_beir / "queries.jsonl").write_text('{"_id": "q", "text": "' + " ".join(["word"] * 40) + '"}\n')
+    (long_beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\td\t1\n")
+    widths = {}
+    for eval_length in (None, 24):
+        dm = make(toy_triplets, toy_beir, tokenizer_dir, val_sets=[BeirSet(str(long_beir))],
+                  eval_max_query_length=eval_length)
+        dm.setup("fit")
+        widths[eval_length] = [b.input_ids.shape[1] for b in dm.val_dataloader()[0] if b.kind == "query"][0]
+        assert max(b.query_input_ids.shape[1] for b in dm.train_dataloader()) <= 8
+        assert inference_lengths(dm) == {"max_query_length": eval_length or 8, "max_doc_length": 16}
+    assert widths == {None: 8, 24: 24}
+    with pytest.raises(ConfigError, match="eval_max_query_length"):
+        make(toy_triplets, toy_beir, tokenizer_dir, eval_max_query_length=0)

@@ -39,13 +39,13 @@ def test_dataset_choices_deterministic_per_epoch():
     a.set_epoch(3)
     assert a[0] == a.example(0, 3)
     first = TrainDataset(records, 2, sampling="first")
-    assert first[0] == ("q", ["p1", "n0", "n1"], None) and first.example(0, 5) == first[0]
+    assert first[0] == ("q", ["p1", "n0", "n1"], None, None) and first.example(0, 5) == first[0]
 
 
 def test_dataset_pairs_and_skipped_records():
     records = [record(0, "q0", ["p"], ["n", "n", "p"]), record(1, "q1", ["p"], ["a", "b"]), record(2, "q2", ["p"])]
     pairs = TrainDataset(records, 0)
-    assert len(pairs) == 3 and pairs[2] == ("q2", ["p"], None)
+    assert len(pairs) == 3 and pairs[2] == ("q2", ["p"], None, None)
     ds = TrainDataset(records, 2)
     assert len(ds) == 1 and [r.line for r in ds.skipped] == [1, 3]  # record 0: duplicate + positive negatives dropped
     assert "skipped 2 training record(s)" in ds.skipped_message() and "mem.jsonl:1, mem.jsonl:3" in ds.skipped_message()

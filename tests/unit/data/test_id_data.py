@@ -353,8 +353,9 @@ def test_scored_text_records(tmp_path):
     records = read_scored_records([path])
     assert records[1].positives == ("p two",) and records[1].positive_scores == (7.0,) and records[1].line == 2
     top = ScoredTextDataset(records, num_negatives=2, negative_sampling="top")
-    assert top.example(0) == ("q one", ["p one", "n2", "n3"], [9.0, 3.0, 2.0])  # the positive listed as neg: dropped
-    assert top.example(1) == ("q two", ["p two", "n1", "n4"], [7.0, 5.0, 4.0])
+    # the positive listed as a negative is dropped
+    assert top.example(0) == ("q one", ["p one", "n2", "n3"], [9.0, 3.0, 2.0], None)
+    assert top.example(1) == ("q two", ["p two", "n1", "n4"], [7.0, 5.0, 4.0], None)
     rand = ScoredTextDataset(records, num_negatives=2, seed=0)
     seen = {tuple(rand.example(0, e).docs) for e in range(10)}
     assert len(seen) > 1 and all(ex[0] == "p one" and "p one" not in ex[1:] for ex in seen)

@@ -17,6 +17,7 @@ import torch
 
 from splade_lightning.errors import DataError
 from splade_lightning.formats.sts import StsData, parse_text_id
+from splade_lightning.metrics.active_dims import active_dims_per_text
 
 __all__ = ["STS_KEYS", "evaluate_sts", "pairwise_similarity", "score_encoded_sts", "sts_metrics"]
 
@@ -89,7 +90,7 @@ def sts_metrics(reps1: torch.Tensor, reps2: torch.Tensor, gold: Sequence[float],
         raise DataError(f"sts_metrics: {len(gold)} gold scores for {reps1.shape[0]} pairs")
     predicted = pairwise_similarity(reps1, reps2, similarity)
     spearman, pearson = _correlations(gold, predicted)
-    active = sum(int((_coo(r.cpu()).values() != 0).sum()) for r in (reps1, reps2)) / (2 * reps1.shape[0])
+    active = sum(int(active_dims_per_text(r).sum()) for r in (reps1, reps2)) / (2 * reps1.shape[0])
     return {"spearman": spearman, "pearson": pearson, "active_dims": active,
             "sparsity_ratio": 1.0 - active / reps1.shape[1]}
 

@@ -37,7 +37,8 @@ class SelectionCriterion(pl.Callback):
 
     Args:
         in_domain: names of the validation sets of the training domain (``val_sets`` ``name``s).
-        out_of_domain: names of the validation sets that must not lose quality.
+        out_of_domain: names of the validation sets that must not lose quality; ``<suite>/mean`` names the mean over
+            a suite's sets (``val_sets: [{suite: out_of_domain}]`` gives ``out_of_domain/mean``).
         measure: the measure compared (one of the module's ``eval_measures``).
         max_drop: the largest accepted drop of the out-of-domain mean against zero-shot (>= 0).
         name: the logged key is ``val/<name>``.

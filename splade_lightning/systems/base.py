@@ -71,8 +71,9 @@ class RetrievalModule(pl.LightningModule):
             (sentence-transformers' ``prompts``; see docs/splade.md#prompts). Default: none.
 
     Attributes:
-        last_eval_metrics: ``{dataset: {measure: value}}`` plus ``"mean"`` (over datasets) of the latest completed
-            validation or test; ``{}`` before the first.
+        last_eval_metrics: ``{dataset: {measure: value}}``, then ``"<suite>/mean"`` for each suite in the evaluation
+            (the mean over its sets) and ``"mean"`` (over all datasets) of the latest completed validation or test;
+            ``{}`` before the first.
         last_eval_per_query: ``{dataset: {measure: {query_id: value}}}`` of that evaluation (written to
             ``per_query.json`` by the CLI; read by the ablation runner's paired tests).
         last_eval_step: ``global_step`` of the weights ``last_eval_metrics`` were computed with; -1 before the first
@@ -206,15 +207,15 @@ class RetrievalModule(pl.LightningModule):
         self.clear_eval_state()
         if not results:
             return
-        results["mean"] = mean_by_kind(results)
+        overall = mean_by_kind(results)  # over the sets only, not the suites' means
+        results.update({f"{suite}/mean": means for suite, means in suites.items()})
+        results["mean"] = overall
         self.last_eval_metrics = results
         self.last_eval_per_query = per_query
         self.last_eval_step = self.global_step
         logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
-                  for key, value in metrics.items()}
+                  for key, value in metrics.items()}  # a suite's mean: val/<suite>/mean/<measure>
         logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})
-        logged.update({f"{prefix}/{suite}/mean/{key}": value for suite, means in suites.items()
-                       for key, value in means.items()})
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)
 
     # -- optimisation --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ CONFIGS = sorted([*(c for c in (REPO / "configs").rglob("*.yaml") if c.parent no
                   *(REPO / "experiments").glob("*/base.yaml")])
 TOOL_CONFIGS = sorted(c for d in TOOL_DIRS for c in d.glob("*.yaml"))
 #: partial configs meant to be given after a full one (``--config base.yaml --config overlay.yaml``)
-OVERLAY_DIRS = [REPO / "configs" / "logging"]
+OVERLAY_DIRS = [REPO / "configs" / "logging", REPO / "configs" / "validation"]
 BASE = REPO / "configs" / "splade" / "quickstart.yaml"
 
 

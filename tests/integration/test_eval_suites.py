@@ -85,3 +85,12 @@ def test_fit_with_a_suite_as_val_sets_logs_its_mean(two_set_suite, tiny_bert_dir
                 "val/two/mean/mrr@10", "val/ndcg@10"):
         assert key in header, key
     assert "val/plain/mean/ndcg@10" not in header
+    # the report has a row for the suite's mean (the average of its sets), and the overall mean stays over the sets
+    import json
+
+    report = json.loads(next(tmp_path.rglob("report.json")).read_text())["fine_tuned"]
+    assert list(report) == ["dev_set", "graded", "plain", "two/mean", "mean"]
+    for key in ("ndcg@10", "mrr@10"):
+        assert report["two/mean"][key] == pytest.approx((report["dev_set"][key] + report["graded"][key]) / 2)
+        assert report["mean"][key] == pytest.approx(sum(report[s][key] for s in ("dev_set", "graded", "plain")) / 3)
+    assert "| two/mean " in next(tmp_path.rglob("report.md")).read_text()

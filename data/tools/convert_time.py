@@ -19,22 +19,15 @@ aid, gets the two Cambodia articles ``*TEXT 519`` and ``*TEXT 544``; without the
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
+from convert_glasgow import read, squash, write  # same folder: run as `python data/tools/convert_time.py`
+
 LAST_BEFORE_GAP = 370  # TIME.REL numbers up to here are positions in this file
 FIRST_AFTER_GAP = 380  # TIME.REL numbers from here on are positions + 2
 MISSING = 2
-
-
-def squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def read(path: Path) -> str:
-    return path.read_text(encoding="latin-1").replace("\r", "")
 
 
 def articles(text: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -82,22 +75,8 @@ def convert(raw: Path, out: Path) -> None:
     unknown = [q for q, _ in qrels if q not in query_text]
     if unknown:
         raise ValueError(f"qrels name unknown queries {unknown}")
-    judged = {q for q, _ in qrels}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "qrels").mkdir(exist_ok=True)
-    with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for i, text, meta in docs:
-            f.write(json.dumps({"_id": i, "title": "", "text": text, "metadata": meta}, ensure_ascii=False) + "\n")
-    with open(out / "queries.jsonl", "w", encoding="utf-8") as f:
-        for i, text in queries:
-            if i in judged:
-                f.write(json.dumps({"_id": i, "text": text}, ensure_ascii=False) + "\n")
-    with open(out / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for q, d in qrels:
-            f.write(f"{q}\t{d}\t1\n")
-    print(f"time: {len(docs)} documents, {len(judged)} of {len(queries)} queries judged, {len(qrels)} qrels rows")
-
+    # the BEIR writer of the Glasgow converter: title "", grade 1, only judged queries (its checks pass here)
+    write(out, [(i, "", text, meta) for i, text, meta in docs], queries, [(q, d, 1) for q, d in qrels])
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:

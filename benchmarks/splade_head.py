@@ -1,7 +1,7 @@
 """Benchmark: our SPLADE train step and corpus encoding vs sentence-transformers 6.x, same machine, same run.
 
-    python benchmarks/splade_head.py            # full comparison (~10-15 min on 2 CPU cores)
-    python benchmarks/splade_head.py --quick    # SPLADE-tiny only, no batch-size search
+    python benchmarks/splade_head.py            # full comparison (~30 min on 2 CPU cores)
+    python benchmarks/splade_head.py --quick    # SPLADE-tiny only: training step and encoding, no batch search
 
 Both sides get identical model weights, token tensors, batch, lengths and optimiser (AdamW, lr 2e-5): ours is
 ``SpladeEncoder`` + ``SpladeModule.compute_loss``; sentence-transformers is ``SparseEncoder`` +
@@ -24,7 +24,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "data" / "hotpotqa-500" / "train.jsonl"
-CORPUS = REPO / "data" / "msmarco-trecdl-5k" / "corpus.jsonl"
 
 
 def rss_bytes() -> int:
@@ -108,7 +107,9 @@ def worker_train(args) -> dict:
     for _ in range(args.steps):
         step()
     elapsed = time.perf_counter() - start
-    return {"examples_per_s": args.batch * args.steps / elapsed, "s_per_step": elapsed / args.steps,
+    timed = max(1, args.steps)  # --steps 0: the first step only (memory probes)
+    return {"examples_per_s": args.batch * args.steps / elapsed if args.steps else None,
+            "s_per_step": elapsed / timed if args.steps else None,
             "peak_memory_bytes": peak_rss_bytes() - before, "peak_rss_bytes": peak_rss_bytes(),
             "first_loss": first_loss}
 
@@ -116,30 +117,30 @@ def worker_train(args) -> dict:
 def worker_encode(args) -> dict:
     import torch
 
-    docs = [json.loads(line)["text"] for line in CORPUS.open()][: args.docs]
+    docs = [json.loads(line)["text"] for line in Path(args.corpus).open()][: args.docs]
     if args.impl == "st":
         from sentence_transformers import SparseEncoder
 
         model = SparseEncoder(args.model_dir, device="cpu")
         model.max_seq_length = args.doc_len
-
-        def encode(texts):
-            return model.encode_document(texts, batch_size=32, convert_to_tensor=True, convert_to_sparse_tensor=False)
     else:
         import splade_lightning
 
         model = splade_lightning.load(args.model_dir)
         model.max_doc_length = args.doc_len
+        model.encoder.head_chunk_tokens = args.head_chunk
 
-        def encode(texts):
-            return model.encode_document(texts, batch_size=32).to_dense()
+    def encode(texts):  # both sides' defaults: a sparse COO tensor
+        return model.encode_document(texts, batch_size=32)
     encode(docs[:32])  # warm-up
     before = rss_bytes()
     start = time.perf_counter()
     out = encode(docs)
     elapsed = time.perf_counter() - start
-    torch.save(out[:200].clone(), args.out)
-    return {"docs_per_s": len(docs) / elapsed, "peak_memory_bytes": peak_rss_bytes() - before}
+    torch.save(out.to_dense()[:200].clone(), args.out)
+    return {"docs_per_s": len(docs) / elapsed, "peak_memory_bytes": peak_rss_bytes() - before,
+            "tokens_per_doc": sum(len(t) for t in model.tokenizer(docs[:200], truncation=True,
+                                                                   max_length=args.doc_len)["input_ids"]) / 200}
 
 
 def run_worker(*argv: str) -> dict:
@@ -150,12 +151,14 @@ def run_worker(*argv: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def minilm_shaped_mlm(directory: Path, target_doc_active_dims: int | None = None) -> str:
-    """A randomly initialised MiniLM-L6-shaped BertForMaskedLM (6 layers, hidden 384, vocab 30522).
+def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int = 30522,
+               target_doc_active_dims: int | None = None) -> str:
+    """A randomly initialised BertForMaskedLM (MiniLM-L6-shaped by default: 6 layers, hidden 384, vocab 30522).
 
     A random MLM head is dense: nearly every vocabulary entry is active for every text, the worst case for a
     sparse backward. With ``target_doc_active_dims`` the decoder bias is shifted by one constant so that training
-    documents get about that many active dimensions, the sparsity of a trained SPLADE model.
+    documents get about that many active dimensions, the sparsity of a trained SPLADE model. The tokenizer is
+    SPLADE-tiny's (its ids are a subset of any larger vocabulary).
     """
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
@@ -163,16 +166,16 @@ def minilm_shaped_mlm(directory: Path, target_doc_active_dims: int | None = None
     from splade_lightning.hub import alias_dir
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                     intermediate_size=1536)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 32,
+                     intermediate_size=4 * hidden)
     model = BertForMaskedLM(cfg).eval()
     tokenizer = AutoTokenizer.from_pretrained(alias_dir("splade-tiny"))
     if target_doc_active_dims:
-        _, positives, _ = training_texts(16)
+        _, positives, _ = training_texts(8)
         enc = tokenized(tokenizer, positives, 128)
         with torch.no_grad():
             logits = model(**enc).logits.masked_fill(~enc["attention_mask"].bool().unsqueeze(-1), float("-inf"))
-            pooled = logits.amax(dim=1)  # (16, V) max logit per document and term
+            pooled = logits.amax(dim=1)  # (8, V) max logit per document and term
             shift = torch.quantile(pooled.flatten()[:2**24], 1 - target_doc_active_dims / cfg.vocab_size)
             model.cls.predictions.decoder.bias -= shift
     model.save_pretrained(directory)
@@ -190,10 +193,13 @@ def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours")) 
 
 
 def largest_batch(impl: str, model_dir: str, budget_bytes: int, batches: list[int]) -> tuple[int, list]:
-    """Largest batch (from ``batches``, ascending) whose whole-process peak RSS stays within ``budget_bytes``."""
+    """Largest batch (from ``batches``, ascending) whose whole-process peak RSS stays within ``budget_bytes``.
+
+    Each batch runs one training step (optimiser state included) in a fresh process.
+    """
     best, tried = 0, []
     for batch in batches:
-        res = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch), "--steps", "1")
+        res = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch), "--steps", "0")
         tried.append((batch, res.get("peak_rss_bytes"), res.get("error")))
         print(f"  {impl:5s} B={batch}: peak RSS {res.get('peak_rss_bytes', 0) / 2**30:.2f} GiB "
               f"{res.get('error', '')}", flush=True)
@@ -203,16 +209,37 @@ def largest_batch(impl: str, model_dir: str, budget_bytes: int, batches: list[in
     return best, tried
 
 
-def compare_encode(model_dir: str, docs: int, doc_len: int, tmp: Path) -> dict:
+TEXT_KINDS = {  # three kinds of text: web passages, encyclopedia abstracts, long scientific abstracts
+    "msmarco-passages": REPO / "data" / "msmarco-trecdl-5k" / "corpus.jsonl",
+    "wikipedia-abstracts": REPO / "data" / "hotpotqa-500" / "corpus.jsonl",
+    "medline-abstracts": REPO / "data" / "med" / "corpus.jsonl",
+}
+
+
+def compare_encode(model_dir: str, corpus: Path, docs: int, doc_len: int, tmp: Path) -> dict:
     import torch
 
     out = {}
     for impl in ("st", "ours"):
         out[impl] = run_worker("encode", "--impl", impl, "--model-dir", model_dir, "--docs", str(docs),
-                               "--doc-len", str(doc_len), "--out", str(tmp / f"{impl}.pt"))
+                               "--doc-len", str(doc_len), "--corpus", str(corpus), "--out", str(tmp / f"{impl}.pt"))
         print(f"  encode {impl:5s}: {out[impl]}", flush=True)
     out["max_abs_diff"] = float((torch.load(tmp / "st.pt") - torch.load(tmp / "ours.pt")).abs().max())
     return out
+
+
+def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int) -> dict:
+    """The V = 250,002 comparison (multilingual-sized vocabulary): one training step's speed and memory at B=8, and
+    the largest batch within 8 GiB on each side (ours is tried at 10x, 25x and 50x sentence-transformers' largest)."""
+    model = shaped_mlm(tmp / f"v250k_{layers}x{hidden}", layers, hidden, 250_002, target_doc_active_dims=150)
+    train = compare_train(model, 8, steps)
+    budget = 8 * 2**30
+    st_batch = largest_batch("st", model, budget, [1, 2, 4, 6, 8, 12, 16])[0]
+    ours_batch = largest_batch("ours", model, budget, [times * max(1, st_batch) for times in (10, 25, 50)])[0]
+    return {"train": train, "train_speedup": ratio(train["ours"], train["st"], "examples_per_s"),
+            "peak_memory_ratio": ratio(train["ours"], train["st"], "peak_memory_bytes"),
+            "largest_batch_8gib": {"st": st_batch, "ours_at_least": ours_batch},
+            "max_batch_ratio": ours_batch / st_batch if st_batch else None}
 
 
 def ratio(a: dict, b: dict, key: str) -> float | None:
@@ -238,26 +265,40 @@ def main() -> None:
                    train_loss_abs_diff=abs(ours["first_loss"] - st["first_loss"]),
                    plain_head_speedup=ratio(tiny_train["plain"], st, "examples_per_s"),
                    tiny_train=tiny_train)
-    print("# Corpus encoding, SPLADE-tiny, doc length 256", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        enc = compare_encode(tiny, args.encode_docs, 256, Path(tmp))
-        summary.update(encode_speedup=ratio(enc["ours"], enc["st"], "docs_per_s"), max_abs_diff=enc["max_abs_diff"],
-                       encode=enc)
+        encodes = {}
+        for kind, corpus in TEXT_KINDS.items():
+            print(f"# Corpus encoding, SPLADE-tiny, {kind}, doc length 256", flush=True)
+            encodes[kind] = compare_encode(tiny, corpus, args.encode_docs, 256, Path(tmp))
+        speedups = {kind: ratio(e["ours"], e["st"], "docs_per_s") for kind, e in encodes.items()}
+        summary.update(encode_speedup=min(speedups.values()), encode_speedup_by_kind=speedups,
+                       max_abs_diff=max(e["max_abs_diff"] for e in encodes.values()), encode=encodes)
         if not args.quick:
             for regime, target in (("sparse", 150), ("dense", None)):
                 print(f"# MiniLM-L6-shaped MLM (6 layers, hidden 384, vocab 30522), B=32, {regime} head", flush=True)
-                minilm = minilm_shaped_mlm(Path(tmp) / f"minilm_{regime}", target)
+                minilm = shaped_mlm(Path(tmp) / f"minilm_{regime}", target_doc_active_dims=target)
                 mini = compare_train(minilm, 32, max(1, args.steps - 1))
                 summary.update({f"minilm_{regime}_train_speedup": ratio(mini["ours"], mini["st"], "examples_per_s"),
                                 f"minilm_{regime}_train_peak_memory_ratio": ratio(mini["ours"], mini["st"],
                                                                                   "peak_memory_bytes"),
                                 f"minilm_{regime}_train": mini})
+            summary.update(dense_train_speedup=summary["minilm_dense_train_speedup"],
+                           dense_peak_memory_ratio=summary["minilm_dense_train_peak_memory_ratio"])
             print("# Largest SPLADE-tiny batch whose training step fits in 8 GiB (peak RSS)", flush=True)
             budget = 8 * 2**30
             summary["largest_batch_8gib"] = {
                 "st": largest_batch("st", tiny, budget, [16, 32, 48, 64, 96, 128])[0],
                 "ours": largest_batch("ours", tiny, budget, [32, 64, 128, 256, 512, 1024])[0],
             }
+            v250k = {}
+            for layers, hidden in ((2, 128), (6, 384)):
+                print(f"# V = 250,002, {layers} layers, hidden {hidden}, B=8, q 32 / d 128, 1 hard negative, sparse "
+                      "head (~150 active terms per document)", flush=True)
+                v250k[f"{layers}x{hidden}"] = compare_v250k(Path(tmp), layers, hidden, max(1, args.steps - 1))
+            summary.update(  # the weaker of the two models
+                v250k_train_speedup=min(v["train_speedup"] or 0 for v in v250k.values()),
+                v250k_peak_memory_ratio=max(v["peak_memory_ratio"] or float("inf") for v in v250k.values()),
+                v250k_max_batch_ratio=min(v["max_batch_ratio"] or 0 for v in v250k.values()), v250k=v250k)
     print(json.dumps(summary, default=float))
 
 
@@ -272,7 +313,8 @@ def worker_main(argv: list[str]) -> None:
     parser.add_argument("--doc-len", type=int, default=128)
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--out", default="")
-    parser.add_argument("--head-chunk", type=int, default=128, help="SpladeEncoder(head_chunk_tokens=...)")
+    parser.add_argument("--corpus", default=str(TEXT_KINDS["msmarco-passages"]))
+    parser.add_argument("--head-chunk", type=int, default=512, help="SpladeEncoder(head_chunk_tokens=...)")
     args = parser.parse_args(argv)
     result = worker_train(args) if args.kind == "train" else worker_encode(args)
     print(json.dumps(result))

@@ -1,10 +1,10 @@
 """Memory-efficient SPLADE max-pooling head: never materialises the (B, L, V) MLM logits.
 
 For max pooling, ``w_v = act(max_l (h_l · W_v + b_v))`` because the SPLADE activation is monotone. Forward computes the
-logits chunk by chunk over sequence positions (only for rows with real tokens in the chunk) and keeps a running maximum
-(B, V). Backward needs the gradient only where the pooled logit is active (``act'`` is 0 wherever the max is <= 0), and
-each such entry depends on one position, the arg-max, which backward recomputes for the K active entries alone
-(K·L·H multiply-adds, against B·L·V·H for the logits):
+logits tile by tile (a few positions of the rows with real tokens there x 1024 vocabulary columns) and keeps a running
+maximum (B, V). Backward needs the gradient only where the pooled logit is active (``act'`` is 0 wherever the max is
+<= 0), and each such entry depends on one position, the arg-max, which backward recomputes for the K active entries
+alone (K·L·H multiply-adds, against B·L·V·H for the logits):
 ``dL/dh[b, l*] += g[b,v]·W_v``, ``dL/dW_v += g[b,v]·h[b, l*]``, ``dL/db_v += g[b,v]``.
 Backward cost is proportional to the number of active terms (~100-300 per text), not to B·L·V.
 """
@@ -14,28 +14,57 @@ from __future__ import annotations
 import torch
 
 _BACKWARD_ELEMENTS = 1 << 22  # size of the (K_chunk, H) temporaries in backward
+_VOCAB_BLOCK = 1024  # vocabulary columns per matmul: a (rows, block) logits tile stays in cache
 
 
-def _running_max(hidden, weight, bias, mask, chunk_tokens):
-    """(B, V) masked maximum over positions of ``hidden @ weight.T + bias``, chunk by chunk.
+def _position_chunks(hidden, mask, chunk_tokens):
+    """Position chunks of the rows that have real tokens there, laid out position-major.
 
-    The bias is constant over positions, so it is added once to the (B, V) maximum instead of to every logit.
+    Yields ``(rows, block, padded)``: ``rows`` (R,) the rows with a token in positions ``start:start+c``
+    (None: all of them), ``block`` (c*R, H) with row ``j*R + r`` = ``hidden[rows[r], start + j]``, and ``padded``
+    (c, R, 1) True at padding (None: no padding). The maximum over the chunk's positions is then a reduction over
+    the leading dimension of the (c, R, V) logits, the fastest direction.
     """
     batch, length, width = hidden.shape
-    best = torch.full((batch, weight.shape[0]), float("-inf"), dtype=hidden.dtype, device=hidden.device)
-    weight_t = weight.to(hidden.dtype).t()
-    step = max(1, min(16, chunk_tokens // max(1, batch)))  # few positions per chunk: padded rows are skipped early
+    step = max(1, chunk_tokens // max(1, batch))  # few positions per chunk: padded rows are skipped early
     for start in range(0, length, step):
         chunk_mask = mask[:, start:start + step]  # (B, c)
         rows = chunk_mask.any(dim=1).nonzero().flatten()
         if rows.numel() == 0:
             continue
-        block = hidden[rows, start:start + step].reshape(-1, width)  # (R*c, H)
-        logits = (block @ weight_t).view(rows.numel(), -1, weight_t.shape[1])  # (R, c, V)
-        rows_mask = chunk_mask[rows]
-        if not bool(rows_mask.all()):
-            logits.masked_fill_(~rows_mask.unsqueeze(-1), float("-inf"))
-        best.index_copy_(0, rows, torch.maximum(best.index_select(0, rows), logits.amax(dim=1)))
+        if rows.numel() == batch:
+            rows, block = None, hidden[:, start:start + step]
+        else:
+            chunk_mask, block = chunk_mask[rows], hidden[rows, start:start + step]
+        block = block.transpose(0, 1).reshape(-1, width)  # (c*R, H)
+        padded = None if bool(chunk_mask.all()) else ~chunk_mask.t().unsqueeze(-1)
+        yield rows, block, padded
+
+
+def _running_max(hidden, weight, bias, mask, chunk_tokens):
+    """(B, V) masked maximum over positions of ``hidden @ weight.T + bias`` (-inf for rows without tokens).
+
+    The logits are computed in (chunk rows x 1024 columns) tiles against a contiguous (H, V) copy of the weight, and
+    each tile is reduced over its positions while it is still in cache: on a 2-core AVX2 CPU that ran 1.5x faster than
+    one (rows x V) product per chunk (benchmarks/README.md). The bias is constant over positions, so it is added once
+    to the (B, V) maximum instead of to every logit.
+    """
+    batch, _, _ = hidden.shape
+    vocab = weight.shape[0]
+    weight_t = weight.to(hidden.dtype).t().contiguous()  # (H, V): column blocks are cheap to read
+    best = torch.full((batch, vocab), float("-inf"), dtype=hidden.dtype, device=hidden.device)
+    for rows, block, padded in _position_chunks(hidden, mask, chunk_tokens):
+        width = batch if rows is None else rows.numel()
+        for lo in range(0, vocab, _VOCAB_BLOCK):
+            hi = min(vocab, lo + _VOCAB_BLOCK)
+            logits = (block @ weight_t[:, lo:hi]).view(-1, width, hi - lo)  # (c, R, hi-lo)
+            if padded is not None:
+                logits.masked_fill_(padded, float("-inf"))
+            if rows is None:
+                old = best[:, lo:hi]
+                torch.maximum(old, logits.amax(dim=0), out=old)
+            else:
+                best[rows, lo:hi] = torch.maximum(best[rows, lo:hi], logits.amax(dim=0))
     return best + bias.to(best.dtype) if bias is not None else best
 
 
@@ -110,7 +139,7 @@ class MaxPoolProjection(torch.autograd.Function):
 
 
 def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                        attention_mask: torch.Tensor, chunk_tokens: int = 128) -> torch.Tensor:
+                        attention_mask: torch.Tensor, chunk_tokens: int = 512) -> torch.Tensor:
     """Masked max over positions of the vocabulary projection, without building (B, L, V).
 
     Args:
@@ -118,7 +147,7 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
         weight: (V, H) decoder weight.
         bias: (V,) decoder bias or None.
         attention_mask: (B, L), 1 for real tokens.
-        chunk_tokens: rows x positions per chunk (memory: about chunk_tokens x V logits at a time).
+        chunk_tokens: rows x positions per chunk (memory: about chunk_tokens x 1024 logits at a time).
 
     Returns:
         (B, V) raw maximum logits (-inf for rows without tokens); apply the SPLADE activation afterwards.

@@ -27,8 +27,8 @@ class SpladeEncoder(SparseEncoderBase):
         efficient_head: for max pooling, use the memory-efficient head (``models/sparse_head.py``): logits computed
             chunk by chunk, never (B, L, V), and a backward over active terms only. Exact; ``false`` restores the
             plain HF head (it is also used automatically when the backbone's head cannot be split).
-        head_chunk_tokens: rows x positions per chunk of the efficient head (extra memory ~ this x V floats); small
-            chunks keep the logits in cache: 128 was fastest on a 2-core Xeon (benchmarks/README.md).
+        head_chunk_tokens: rows x positions per chunk of the efficient head (extra memory ~ this x 1024 floats per
+            logits tile); 512 encoded fastest on a 2-core AMD EPYC (AVX2) (benchmarks/README.md).
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """
@@ -40,7 +40,7 @@ class SpladeEncoder(SparseEncoderBase):
         activation: Activation = "relu",
         gradient_checkpointing: bool = False,
         efficient_head: bool = True,
-        head_chunk_tokens: int = 128,
+        head_chunk_tokens: int = 512,
         backbone_config: dict | None = None,
     ):
         super().__init__()

@@ -37,3 +37,14 @@ def test_quantization_study_anchors_on_float32_and_a_fine_scale_keeps_the_rankin
         expected, abs=1e-6)
     assert by_name["top-1"]["postings"] == len(doc_ids)
     assert "| top-1 |" in quantization.markdown([{"model": "m", "dataset": "toy", **row} for row in rows])
+
+
+def test_a_vocabulary_larger_than_the_tokenizer_gives_the_same_first_loss_on_both_sides(tmp_path):
+    """The V = 250k comparison's setting, scaled down: a random MLM whose vocabulary exceeds its tokenizer's, decoder
+    bias shifted to a trained SPLADE's sparsity; sentence-transformers and ours must still agree on the first loss."""
+    import splade_head
+
+    model_dir = splade_head.shaped_mlm(tmp_path / "mlm", layers=1, hidden=32, vocab=40_000, target_doc_active_dims=150)
+    losses = {impl: splade_head.build_step(impl, model_dir, batch=4, query_len=16, doc_len=32)()
+              for impl in ("st", "ours")}
+    assert losses["ours"] == pytest.approx(losses["st"], rel=1e-5)

@@ -2,31 +2,39 @@
 
 For max pooling, ``w_v = act(max_l (h_l · W_v + b_v))`` because the SPLADE activation is monotone. Forward computes the
 logits tile by tile (a few positions of the rows with real tokens there x 1024 vocabulary columns) and keeps a running
-maximum (B, V). Backward needs the gradient only where the pooled logit is active (``act'`` is 0 wherever the max is
-<= 0), and each such entry depends on one position, the arg-max, which backward recomputes for the K active entries
-alone (K·L·H multiply-adds, against B·L·V·H for the logits):
-``dL/dh[b, l*] += g[b,v]·W_v``, ``dL/dW_v += g[b,v]·h[b, l*]``, ``dL/db_v += g[b,v]``.
-Backward cost is proportional to the number of active terms (~100-300 per text), not to B·L·V.
+maximum (B, V); when gradients are needed it also records which chunk of positions won each (b, v). Backward needs the
+gradient only where the pooled logit is active (``act'`` is 0 wherever the max is <= 0), and each such entry depends on
+one position, the arg-max, which backward recomputes for the K active entries alone, within the winning chunk
+(K·c·H multiply-adds for chunks of c positions, against B·L·V·H for the logits), then applies
+``dL/dh[b, l*] += g[b,v]·W_v``, ``dL/dW_v += g[b,v]·h[b, l*]``, ``dL/db_v += g[b,v]`` as two sparse (CSR) x dense
+products. Backward cost is proportional to the number of active terms (~100-300 per text once trained), and stays
+well below the logits' cost when nearly every term is active (an untrained MLM head).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-_BACKWARD_ELEMENTS = 1 << 22  # size of the (K_chunk, H) temporaries in backward
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul: a (rows, block) logits tile stays in cache
+
+
+def _chunk_positions(batch: int, chunk_tokens: int) -> int:
+    """Positions per chunk: few when the batch is large, so that padded rows are skipped early."""
+    return max(1, chunk_tokens // max(1, batch))
 
 
 def _position_chunks(hidden, mask, chunk_tokens):
     """Position chunks of the rows that have real tokens there, laid out position-major.
 
-    Yields ``(rows, block, padded)``: ``rows`` (R,) the rows with a token in positions ``start:start+c``
-    (None: all of them), ``block`` (c*R, H) with row ``j*R + r`` = ``hidden[rows[r], start + j]``, and ``padded``
-    (c, R, 1) True at padding (None: no padding). The maximum over the chunk's positions is then a reduction over
-    the leading dimension of the (c, R, V) logits, the fastest direction.
+    Yields ``(start, rows, block, padded)``: ``start`` the chunk's first position, ``rows`` (R,) the rows with a
+    token in positions ``start:start+c`` (None: all of them), ``block`` (c*R, H) with row ``j*R + r`` =
+    ``hidden[rows[r], start + j]``, and ``padded`` (c, R, 1) True at padding (None: no padding). The maximum over the
+    chunk's positions is then a reduction over the leading dimension of the (c, R, V) logits, the fastest direction.
     """
     batch, length, width = hidden.shape
-    step = max(1, chunk_tokens // max(1, batch))  # few positions per chunk: padded rows are skipped early
+    step = _chunk_positions(batch, chunk_tokens)
     for start in range(0, length, step):
         chunk_mask = mask[:, start:start + step]  # (B, c)
         rows = chunk_mask.any(dim=1).nonzero().flatten()
@@ -38,42 +46,79 @@ def _position_chunks(hidden, mask, chunk_tokens):
             chunk_mask, block = chunk_mask[rows], hidden[rows, start:start + step]
         block = block.transpose(0, 1).reshape(-1, width)  # (c*R, H)
         padded = None if bool(chunk_mask.all()) else ~chunk_mask.t().unsqueeze(-1)
-        yield rows, block, padded
+        yield start, rows, block, padded
 
 
-def _running_max(hidden, weight, bias, mask, chunk_tokens):
+def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False):
     """(B, V) masked maximum over positions of ``hidden @ weight.T + bias`` (-inf for rows without tokens).
 
-    The logits are computed in (chunk rows x 1024 columns) tiles against a contiguous (H, V) copy of the weight, and
-    each tile is reduced over its positions while it is still in cache: on a 2-core AVX2 CPU, encoding ran 1.33-1.45x
-    faster than with one (rows x V) product per chunk (benchmarks/README.md). The bias is constant over positions, so
-    it is added once to the (B, V) maximum instead of to every logit.
+    The logits are computed in (chunk rows x 1024 columns) tiles, each against a (1024, H) row block of the weight
+    read in place (BLAS takes the transposed operand as it is; no (H, V) copy, which at V = 250k, H = 384 was 384 MB
+    and 70 ms per call), and each tile is reduced over its positions while it is still in cache: on a 2-core AVX2
+    CPU, encoding ran 1.33-1.45x faster than with one (rows x V) product per chunk (benchmarks/README.md). The bias is
+    constant over positions, so it is added once to the (B, V) maximum instead of to every logit.
+
+    Returns ``(best, winner)``: ``winner`` (B, V) holds the first position of the chunk that holds the maximum (the
+    earliest such chunk on ties), or None unless ``track``. Recording it costs two small ops on each reduced tile.
     """
-    batch, _, _ = hidden.shape
+    batch, length, _ = hidden.shape
     vocab = weight.shape[0]
-    weight_t = weight.to(hidden.dtype).t().contiguous()  # (H, V): column blocks are cheap to read
+    weight = weight.to(hidden.dtype)  # a no-op unless autocast
     best = torch.full((batch, vocab), float("-inf"), dtype=hidden.dtype, device=hidden.device)
-    for rows, block, padded in _position_chunks(hidden, mask, chunk_tokens):
+    winner = None
+    if track:
+        winner = torch.zeros((batch, vocab), dtype=torch.int16 if length <= 2**15 else torch.int32,
+                             device=hidden.device)
+    for start, rows, block, padded in _position_chunks(hidden, mask, chunk_tokens):
         width = batch if rows is None else rows.numel()
         for lo in range(0, vocab, _VOCAB_BLOCK):
             hi = min(vocab, lo + _VOCAB_BLOCK)
-            logits = (block @ weight_t[:, lo:hi]).view(-1, width, hi - lo)  # (c, R, hi-lo)
+            logits = (block @ weight[lo:hi].t()).view(-1, width, hi - lo)  # (c, R, hi-lo)
             if padded is not None:
                 logits.masked_fill_(padded, float("-inf"))
+            tile = logits.amax(dim=0)  # (R, hi-lo)
             if rows is None:
                 old = best[:, lo:hi]
-                torch.maximum(old, logits.amax(dim=0), out=old)
+                if winner is not None:
+                    winner[:, lo:hi].masked_fill_(tile > old, start)
+                torch.maximum(old, tile, out=old)
             else:
-                best[rows, lo:hi] = torch.maximum(best[rows, lo:hi], logits.amax(dim=0))
-    return best + bias.to(best.dtype) if bias is not None else best
+                old = best[rows, lo:hi]
+                if winner is not None:
+                    winner[rows, lo:hi] = torch.where(tile > old, start, winner[rows, lo:hi])
+                best[rows, lo:hi] = torch.maximum(old, tile)
+    return (best + bias.to(best.dtype) if bias is not None else best), winner
 
 
-def _argmax_positions(hidden, weight, mask, b, v):
+def _positions_in_chunks(hidden_row, weight, mask_row, v, starts, step):
+    """Arg-max positions of one example's entries ``v`` (K,), each searched within its winning chunk only.
+
+    Entries are grouped by chunk: one (K_c, H) x (H, c) matmul per chunk, K·c·H multiply-adds in all. With one
+    position per chunk the winner is the position itself.
+    """
+    if step == 1:
+        return starts
+    positions = torch.empty_like(v)
+    order = torch.argsort(starts, stable=True)
+    chunk_starts, counts = torch.unique_consecutive(starts.index_select(0, order), return_counts=True)
+    first = 0
+    for lo, count in zip(chunk_starts.tolist(), counts.tolist()):
+        sel = order[first:first + count]
+        first += count
+        hi = min(hidden_row.shape[0], lo + step)
+        scores = weight.index_select(0, v.index_select(0, sel)) @ hidden_row[lo:hi].t()  # (K_c, c)
+        scores.masked_fill_(~mask_row[lo:hi].unsqueeze(0), float("-inf"))
+        positions.index_copy_(0, sel, scores.argmax(dim=1).add_(lo))
+    return positions
+
+
+def _argmax_positions(hidden, weight, mask, b, v, winner=None, step=None):
     """Position of the maximum logit for each active (b, v), as (K,) int64; ties go to the first position.
 
-    ``b`` is sorted (``nonzero`` order), so each example's entries are one slice: one (K_b, H) x (H, L) matmul per
-    example, against the whole vocabulary when most of it is active (dense activations, e.g. an untrained head). The
-    bias is constant per v and does not change the arg-max.
+    ``b`` is sorted (``nonzero`` order), so each example's entries are one slice. An example with few active entries
+    gets one (K_b, H) x (H, L) matmul; one with most of the vocabulary active (dense activations, e.g. an untrained
+    head) is searched only within the chunks that ``winner`` (from the forward) names, which cuts the recomputation
+    by L / c. The bias is constant per v and does not change the arg-max.
     """
     positions = torch.empty_like(b)
     weight = weight.to(hidden.dtype)
@@ -82,15 +127,26 @@ def _argmax_positions(hidden, weight, mask, b, v):
     start = 0
     for row, count in enumerate(counts):
         if count:
-            rows_v = v[start:start + count]
-            if count > vocab // 4:
-                scores = (weight @ hidden[row].t())[rows_v]  # (K_b, L) without gathering most of W
+            part = slice(start, start + count)
+            if winner is not None and count > vocab // 4:
+                starts = winner[row].index_select(0, v[part]).long()
+                positions[part] = _positions_in_chunks(hidden[row], weight, mask[row], v[part], starts, step)
             else:
-                scores = weight[rows_v] @ hidden[row].t()  # (K_b, L)
-            scores.masked_fill_(~mask[row].unsqueeze(0), float("-inf"))
-            positions[start:start + count] = scores.argmax(dim=1)
+                scores = weight.index_select(0, v[part]) @ hidden[row].t()  # (K_b, L)
+                scores.masked_fill_(~mask[row].unsqueeze(0), float("-inf"))
+                positions[part] = scores.argmax(dim=1)
             start += count
     return positions
+
+
+def _csr(rows, cols, values, shape):
+    """A (R, C) CSR matrix from COO entries (any order); entries of one row keep their given order."""
+    order = torch.argsort(rows, stable=True)
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=shape[0]), dim=0, out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, cols[order], values[order], shape, check_invariants=False)
 
 
 class MaxPoolProjection(torch.autograd.Function):
@@ -101,41 +157,33 @@ class MaxPoolProjection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int):
+    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool):
         mask = mask.to(torch.bool)
-        best = _running_max(hidden, weight, bias, mask, chunk_tokens)
-        ctx.save_for_backward(hidden, weight, mask)
+        best, winner = _running_max(hidden, weight, bias, mask, chunk_tokens, track)
+        ctx.save_for_backward(hidden, weight, mask, winner)
         ctx.bias_dtype = bias.dtype if bias is not None else None
+        ctx.step = _chunk_positions(hidden.shape[0], chunk_tokens)
         return best
 
     @staticmethod
     def backward(ctx, grad_best):
-        hidden, weight, mask = ctx.saved_tensors
+        hidden, weight, mask, winner = ctx.saved_tensors
         batch, length, width = hidden.shape
         acc = torch.float64 if torch.float64 in (hidden.dtype, weight.dtype) else torch.float32  # accumulation dtype
         b, v = grad_best.nonzero(as_tuple=True)  # the active entries only
-        g = grad_best[b, v].to(acc).unsqueeze(1)  # (K, 1)
-        flat = b * length + _argmax_positions(hidden, weight, mask, b, v)  # (K,) row of h behind each maximum
-        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_hidden = torch.zeros(batch * length, width, dtype=acc, device=hidden.device) if need_hidden else None
-        grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if need_weight else None
-        hidden_flat = hidden.reshape(batch * length, width)
-        step = max(1, _BACKWARD_ELEMENTS // width)  # bounded (K_chunk, H) temporaries even for dense activations
-        for start in range(0, b.numel(), step):
-            part = slice(start, start + step)
-            if need_hidden:
-                grad_hidden.index_add_(0, flat[part], g[part] * weight[v[part]].to(acc))
-            if need_weight:
-                grad_weight.index_add_(0, v[part], g[part] * hidden_flat[flat[part]].to(acc))
-        grad_bias = None
-        if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
-            grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g.squeeze(1))
-            grad_bias = grad_bias.to(ctx.bias_dtype)
-        if need_hidden:
+        g = grad_best[b, v].to(acc)  # (K,)
+        flat = b * length + _argmax_positions(hidden, weight, mask, b, v, winner, ctx.step)  # (K,) row of h
+        grad_hidden = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:  # (B*L, V) CSR @ (V, H): row b*L+l* gathers g[b,v] W_v
+            grad_hidden = _csr(flat, v, g, (batch * length, weight.shape[0])) @ weight.to(acc)
             grad_hidden = grad_hidden.view(batch, length, width).to(hidden.dtype)
-        if need_weight:
-            grad_weight = grad_weight.to(weight.dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None
+        if ctx.needs_input_grad[1]:  # (V, B*L) CSR @ (B*L, H): row v gathers g[b,v] h[b, l*]
+            hidden_flat = hidden.reshape(batch * length, width).to(acc)
+            grad_weight = (_csr(v, flat, g, (weight.shape[0], batch * length)) @ hidden_flat).to(weight.dtype)
+        if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
+            grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g)
+            grad_bias = grad_bias.to(ctx.bias_dtype)
+        return grad_hidden, grad_weight, grad_bias, None, None, None
 
 
 def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -154,5 +202,6 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
     """
     if torch.is_autocast_enabled(hidden.device.type):  # matmul in the autocast dtype; parameter grads stay fp32
         hidden = hidden.to(torch.get_autocast_dtype(hidden.device.type))
+    track = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)  # winners help backward only
     with torch.autocast(hidden.device.type, enabled=False):
-        return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens)
+        return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens, track)

@@ -48,3 +48,24 @@ def test_a_vocabulary_larger_than_the_tokenizer_gives_the_same_first_loss_on_bot
     losses = {impl: splade_head.build_step(impl, model_dir, batch=4, query_len=16, doc_len=32)()
               for impl in ("st", "ours")}
     assert losses["ours"] == pytest.approx(losses["st"], rel=1e-5)
+
+
+def test_train_worker_measures_memory_from_just_before_the_steps(tiny_bert_dir):
+    """The peak counter is reset before the measured steps, so a peak from before them (loading a model) does not
+    count; each training measurement reports the first-step and the steady-state growth."""
+    import argparse
+
+    import splade_head
+    import torch
+
+    if not splade_head.reset_peak():
+        pytest.skip("this kernel cannot reset VmHWM")
+    big = torch.ones(256 * 2**20 // 4)  # a 256 MiB peak, then freed
+    del big
+    assert splade_head.reset_peak()
+    assert splade_head.peak_rss_bytes() < splade_head.rss_bytes() + 64 * 2**20
+    args = argparse.Namespace(impl="ours", model_dir=tiny_bert_dir, batch=4, query_len=16, doc_len=32, head_chunk=512,
+                              steps=1)
+    result = splade_head.worker_train(args)
+    assert result["peak_reset"] and result["peak_memory_bytes"] < 256 * 2**20
+    assert result["steady_peak_memory_bytes"] is not None and result["steady_peak_memory_bytes"] >= 0

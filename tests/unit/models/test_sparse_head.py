@@ -42,7 +42,7 @@ def assert_rel_close(actual, expected, tol=1e-5, atol=0.0):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("chunk_tokens", [1, 7, 4096])
+@pytest.mark.parametrize("chunk_tokens", [1, 7, 15, 4096])  # positions per chunk (B=5): 1, 1, 3, all
 @pytest.mark.parametrize("activation", ["relu", "log1p_relu"])
 def test_outputs_and_gradients_match_naive(seed, chunk_tokens, activation):
     hidden, weight, bias, mask = case(seed)
@@ -66,14 +66,15 @@ def test_no_bias_and_fully_padded_row():
     torch.testing.assert_close(splade_activation(out), naive(hidden, weight, None, mask))
 
 
-def test_ties_route_the_gradient_to_the_first_position():
+@pytest.mark.parametrize("chunk_tokens", [512, 10])  # one chunk; chunks of 2 positions (the tie spans two)
+def test_ties_route_the_gradient_to_the_first_position(chunk_tokens):
     """Identical hidden states at positions 1 and 4 tie exactly; W/b gradients are unaffected by which one wins."""
     hidden, weight, bias, mask = case(5)
     mask[:] = 1
     hidden[:, 4] = hidden[:, 1]
     upstream = torch.rand(hidden.shape[0], weight.shape[0])
-    _, (gh, gw, gb) = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m)), hidden, weight,
-                            bias, mask, upstream)
+    _, (gh, gw, gb) = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m, chunk_tokens)),
+                            hidden, weight, bias, mask, upstream)
     _, (rh, rw, rb) = grads(naive, hidden, weight, bias, mask, upstream)
     assert_rel_close(gw, rw)
     assert_rel_close(gb, rb)
@@ -81,6 +82,29 @@ def test_ties_route_the_gradient_to_the_first_position():
     logits = hidden @ weight.T + bias
     wins_at_1 = logits.argmax(dim=1) == 1
     assert wins_at_1.any()
+
+
+@pytest.mark.parametrize("shift", [20.0, -100.0])  # every entry active (an untrained head); none active
+def test_dense_and_empty_activations_match_naive(shift):
+    hidden, weight, bias, mask = case(7, B=4, L=16, V=300)
+    bias = bias + shift
+    upstream = torch.randn(hidden.shape[0], weight.shape[0])
+    ours, ours_grads = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m, 12)), hidden,
+                             weight, bias, mask, upstream)
+    ref, ref_grads = grads(naive, hidden, weight, bias, mask, upstream)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    for got, want in zip(ours_grads, ref_grads):
+        assert_rel_close(got, want, atol=1e-12)
+
+
+def test_no_winner_tracking_without_gradients():
+    """Encoding (no grad) skips the chunk-winner bookkeeping and gives the same output."""
+    hidden, weight, bias, mask = case(8)
+    with torch.no_grad():
+        plain = max_pool_projection(hidden, weight, bias, mask, 15)
+    tracked = max_pool_projection(hidden, weight.requires_grad_(True), bias, mask, 15)
+    assert tracked.requires_grad and not plain.requires_grad
+    torch.testing.assert_close(plain, tracked.detach(), rtol=0, atol=0)
 
 
 def test_bf16_autocast_keeps_parameter_gradients_fp32():

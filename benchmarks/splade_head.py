@@ -1,6 +1,6 @@
 """Benchmark: our SPLADE train step and corpus encoding vs sentence-transformers 6.x, same machine, same run.
 
-    python benchmarks/splade_head.py            # full comparison (~30 min on 2 CPU cores)
+    python benchmarks/splade_head.py            # full comparison (~50 min on 2 CPU cores)
     python benchmarks/splade_head.py --quick    # SPLADE-tiny only: training step and encoding, no batch search
 
 Both sides get identical model weights, token tensors, batch, lengths and optimiser: fused AdamW, lr 2e-5, which is

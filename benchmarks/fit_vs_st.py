@@ -5,7 +5,9 @@
 
 sentence-transformers' trainer needs ``accelerate`` (``pip install -e ".[bench]"``); to keep it out of the venv, install
 it in a folder of its own (``pip install --no-deps --target DIR accelerate``) and add ``--st-pythonpath DIR`` (only the
-ST child sees it).
+ST child sees it). With ``--lir-pythonpath DIR`` (lightning-ir and the transformers 4.x it needs, installed there as
+``benchmarks/lightning_ir_step.py`` says), the run ends with lightning-ir's SPLADE training step against ours on the
+same model, batch and tokens; without lightning-ir it says why and skips that step.
 
 Both sides fine-tune SPLADE-tiny (``splade_lightning.hub.alias_dir("splade-tiny")``) on the same triplets with the
 hyper-parameters of ``configs/splade/quickstart.yaml``, read from that file:
@@ -19,7 +21,8 @@ hyper-parameters of ``configs/splade/quickstart.yaml``, read from that file:
   (ST's default would use 1/3, ours uses 0.33). Matched: batch size, lr, weight decay, linear lr schedule with
   ``round(lr_warmup_fraction × steps)`` warm-up steps, epochs (or ``--max-steps``), seed, NO_DUPLICATES batches,
   ``dataloader_drop_last``, fp32, no gradient clipping (``max_grad_norm=0``: Lightning clips nothing by default),
-  torch AdamW (``optim=adamw_torch``), no evaluation, nothing saved but the final model (``save_strategy="no"``).
+  fused AdamW (ST's default ``optim``, ``adamw_torch_fused`` with torch >= 2.8, and our ``fit``'s), no evaluation,
+  nothing saved but the final model (``save_strategy="no"``).
   ST defaults kept: AdamW betas/eps, dot-product similarity with scale 1, max/ReLU SPLADE pooling.
   The rows are our data module's: ``TrainDataset`` (``TextTriplets``, ``num_negatives: 1``, ``sampling: random``)
   with seed S, epoch 0: one (query, positive, negative) per record that has a negative.
@@ -46,6 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning_ir_step  # this folder is on sys.path when the script runs
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +170,7 @@ def st_worker(run_dir: Path, seed: int, threads: int, max_steps: int) -> None:
         weight_decay=r["weight_decay"], lr_scheduler_type="linear", warmup_steps=round(r["lr_warmup_fraction"] * steps),
         num_train_epochs=r["max_epochs"], max_steps=max_steps or -1, seed=seed, data_seed=seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES, dataloader_drop_last=True, dataloader_num_workers=0,
-        max_grad_norm=0.0, optim="adamw_torch", eval_strategy="no", save_strategy="no", logging_steps=4,
+        max_grad_norm=0.0, eval_strategy="no", save_strategy="no", logging_steps=4,
         report_to="none", disable_tqdm=True, fp16=False, bf16=False)
     scheduler = SpladeRegularizerWeightSchedulerCallback(loss, scheduler_type=r["reg_warmup_shape"],
                                                          warmup_ratio=r["reg_warmup_fraction"])
@@ -188,15 +192,6 @@ def evaluate(model_dir: Path, run_dir: Path, args: argparse.Namespace, r: dict) 
                "--measures", "ndcg@10", "--progress=false", "--output", str(output)], run_dir / "eval.log",
               args.threads)
     return {name: row["ndcg@10"] for name, row in json.loads(output.read_text())["datasets"].items()}
-
-
-def lightning_ir_note() -> str | None:
-    """Why a lightning-ir side is not run (``None`` would mean it could be)."""
-    try:
-        import lightning_ir  # noqa: F401
-    except ImportError:
-        return "lightning-ir is not installed in this environment (installing it could change the pinned packages)"
-    return "lightning-ir is installed, but a matched third side is not implemented (its trainer and data differ)"
 
 
 def make_out(path: str | None) -> Path:
@@ -260,7 +255,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="evaluate on this many queries per set (and a proportional corpus): smoke tests only")
     parser.add_argument("--st-pythonpath", default=None,
                         help="prepended to PYTHONPATH of the sentence-transformers child only (e.g. for accelerate)")
-    parser.add_argument("--skip-lightning-ir", action="store_true", help="do not consider a lightning-ir side")
+    parser.add_argument("--lir-pythonpath", default=None,
+                        help="prepended to PYTHONPATH of the lightning-ir step's child only (where lightning-ir is)")
+    parser.add_argument("--lir-steps", type=int, default=3, help="timed lightning-ir / ours training steps")
+    parser.add_argument("--skip-lightning-ir", action="store_true", help="do not run lightning-ir's training step")
     parser.add_argument("--worker-st", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -274,10 +272,11 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(2)
+    lir_problem = None if args.skip_lightning_ir else lightning_ir_step.problem(args.lir_pythonpath)
     out, r = make_out(args.out), recipe()
     print(f"# output: {out}", flush=True)
-    if not args.skip_lightning_ir:
-        print(f"# lightning-ir side skipped: {lightning_ir_note()}", flush=True)
+    if lir_problem:
+        print(f"# lightning-ir step skipped: {lir_problem}", flush=True)
     results: dict = {side: {} for side in SIDES}
     for seed in args.seeds:
         for side, train in (("ours", train_ours), ("st", train_st)):
@@ -287,8 +286,13 @@ def main() -> None:
             measured.update(evaluate(run_dir / "model", run_dir, args, r))
             results[side][seed] = measured
             print(f"# {side} seed {seed}: {json.dumps(measured)}", flush=True)
+    steps = None
+    if not args.skip_lightning_ir and not lir_problem:
+        steps = lightning_ir_step.run_steps(r, args)
     print_tables(results)
-    print(json.dumps(summary(results)))
+    if steps:
+        lightning_ir_step.print_table(steps)
+    print(json.dumps({**summary(results), **lightning_ir_step.summary(steps)}))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/splade_head.py            # full comparison (~50 min on 2 CPU cores)
     python benchmarks/splade_head.py --quick    # SPLADE-tiny only: training step and encoding, no batch search
+    python benchmarks/splade_head.py --checkpointing-only  # V = 250k (6 x 384) batch search, gradient checkpointing
 
 Both sides get identical model weights, token tensors, batch, lengths and optimiser: fused AdamW, lr 2e-5, which is
 sentence-transformers' trainer default (``SparseEncoderTrainingArguments`` inherits transformers' ``optim`` default,
@@ -76,8 +77,9 @@ def tokenized(tokenizer, texts, length):
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
-def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: int, head_chunk: int = 128):
-    """Return (step() -> loss float, number of parameters) for one implementation."""
+def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: int, head_chunk: int = 128,
+               checkpointing: bool = False):
+    """Return step() -> loss float for one implementation (``checkpointing``: recompute the body in backward)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -90,16 +92,23 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
         from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 
         model = no_dropout(SparseEncoder(model_dir, device="cpu"))
+        if checkpointing:  # what its trainer's gradient_checkpointing=True calls
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         loss_fn = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
                              query_regularizer_weight=5e-5)
 
         def forward():
             return sum(loss_fn([q, p, n], None).values())
+    elif impl == "lir":
+        from lightning_ir_step import build_step as lightning_ir_build_step  # this folder is on sys.path
+
+        return lightning_ir_build_step(model_dir, queries, positives, negatives, q, p, n, no_dropout)
     else:
         from splade_lightning.models import SpladeEncoder
         from splade_lightning.systems import SpladeModule
 
-        model = no_dropout(SpladeEncoder(model_dir, efficient_head=impl == "ours", head_chunk_tokens=head_chunk))
+        model = no_dropout(SpladeEncoder(model_dir, efficient_head=impl == "ours", head_chunk_tokens=head_chunk,
+                                         gradient_checkpointing=checkpointing))
         module = SpladeModule(model, query_reg_weight=5e-5, doc_reg_weight=3e-5)
         docs = {k: torch.cat([p[k], n[k]]) for k in p}
 
@@ -116,11 +125,13 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
         optimizer.zero_grad(set_to_none=True)
         return float(loss)
 
+    step.model = model  # for tests
     return step
 
 
 def worker_train(args) -> dict:
-    step = build_step(args.impl, args.model_dir, args.batch, args.query_len, args.doc_len, args.head_chunk)
+    step = build_step(args.impl, args.model_dir, args.batch, args.query_len, args.doc_len, args.head_chunk,
+                      args.gradient_checkpointing)
     before, reset = rss_bytes(), reset_peak()
     first_loss = step()  # includes optimiser-state allocation; same for both sides
     first_peak = peak_rss_bytes()
@@ -169,8 +180,11 @@ def worker_encode(args) -> dict:
                                                                    max_length=args.doc_len)["input_ids"]) / 200}
 
 
-def run_worker(*argv: str) -> dict:
+def run_worker(*argv: str, extra_path: str | None = None) -> dict:
+    """One measurement in a fresh subprocess; ``extra_path`` goes first on its PYTHONPATH (a side's own packages)."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (extra_path, env.get("PYTHONPATH")) if x)
     proc = subprocess.run([sys.executable, __file__, "--worker", *argv], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
@@ -218,14 +232,16 @@ def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours")) 
     return results
 
 
-def largest_batch(impl: str, model_dir: str, budget_bytes: int, batches: list[int]) -> tuple[int, list]:
+def largest_batch(impl: str, model_dir: str, budget_bytes: int, batches: list[int],
+                  checkpointing: bool = False) -> tuple[int, list]:
     """Largest batch (from ``batches``, ascending) whose whole-process peak RSS stays within ``budget_bytes``.
 
     Each batch runs one training step (optimiser state included) in a fresh process.
     """
     best, tried = 0, []
     for batch in batches:
-        res = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch), "--steps", "0")
+        res = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch), "--steps", "0",
+                         *(["--gradient-checkpointing"] if checkpointing else []))
         tried.append((batch, res.get("peak_rss_bytes"), res.get("error")))
         print(f"  {impl:5s} B={batch}: peak RSS {res.get('peak_rss_bytes', 0) / 2**30:.2f} GiB "
               f"{res.get('error', '')}", flush=True)
@@ -254,7 +270,7 @@ def compare_encode(model_dir: str, corpus: Path, docs: int, doc_len: int, tmp: P
     return out
 
 
-def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int) -> dict:
+def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int, checkpointing_search: bool = False) -> dict:
     """The V = 250,002 comparison (multilingual-sized vocabulary): one training step's speed and memory at B=8, and
     the largest batch within 8 GiB on each side (ours is tried at 10x, 25x and 50x sentence-transformers' largest)."""
     model = shaped_mlm(tmp / f"v250k_{layers}x{hidden}", layers, hidden, 250_002, target_doc_active_dims=150)
@@ -262,11 +278,26 @@ def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int) -> dict:
     budget = 8 * 2**30
     st_batch = largest_batch("st", model, budget, [1, 2, 4, 6, 8, 12, 16])[0]
     ours_batch = largest_batch("ours", model, budget, [times * max(1, st_batch) for times in (10, 25, 50)])[0]
-    return {"train": train, "train_speedup": ratio(train["ours"], train["st"], "examples_per_s"),
-            "peak_memory_ratio": ratio(train["ours"], train["st"], "peak_memory_bytes"),
-            "steady_peak_memory_ratio": ratio(train["ours"], train["st"], "steady_peak_memory_bytes"),
-            "largest_batch_8gib": {"st": st_batch, "ours_at_least": ours_batch},
-            "max_batch_ratio": ours_batch / st_batch if st_batch else None}
+    out = {"train": train, "train_speedup": ratio(train["ours"], train["st"], "examples_per_s"),
+           "peak_memory_ratio": ratio(train["ours"], train["st"], "peak_memory_bytes"),
+           "steady_peak_memory_ratio": ratio(train["ours"], train["st"], "steady_peak_memory_bytes"),
+           "largest_batch_8gib": {"st": st_batch, "ours_at_least": ours_batch},
+           "max_batch_ratio": ours_batch / st_batch if st_batch else None}
+    if checkpointing_search:
+        out.update(checkpointing_batches(model, budget))
+    return out
+
+
+def checkpointing_batches(model: str, budget: int) -> dict:
+    """The largest batch in ``budget`` with gradient checkpointing on both sides (the body's saved activations,
+    which grow with the batch, traded for recomputing it in backward; sentence-transformers' trainer has it as
+    ``gradient_checkpointing=True``, ours as ``SpladeEncoder(gradient_checkpointing=True)``)."""
+    print("  with gradient checkpointing on both sides:", flush=True)
+    st_batch = largest_batch("st", model, budget, [4, 6, 8, 12, 16], checkpointing=True)[0]
+    ours_batch = largest_batch("ours", model, budget, [times * max(1, st_batch) for times in (10, 25, 50, 75)],
+                               checkpointing=True)[0]
+    return {"largest_batch_8gib_checkpointing": {"st": st_batch, "ours_at_least": ours_batch},
+            "max_batch_ratio_checkpointing": ours_batch / st_batch if st_batch else None}
 
 
 def ratio(a: dict, b: dict, key: str) -> float | None:
@@ -278,7 +309,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="SPLADE-tiny only; no MiniLM-shaped run, no batch search")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
     parser.add_argument("--encode-docs", type=int, default=1000)
+    parser.add_argument("--checkpointing-only", action="store_true",
+                        help="only the V = 250k (6 x 384) largest-batch search, gradient checkpointing on both sides")
     args = parser.parse_args()
+    if args.checkpointing_only:
+        print("# V = 250,002, 6 layers, hidden 384, largest batch in 8 GiB (peak RSS), sparse head", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            model = shaped_mlm(Path(tmp) / "v250k_6x384", 6, 384, 250_002, target_doc_active_dims=150)
+            print(json.dumps(checkpointing_batches(model, 8 * 2**30)))
+        return
     from splade_lightning.hub import alias_dir
 
     tiny = str(alias_dir("splade-tiny"))
@@ -325,20 +364,22 @@ def main() -> None:
             for layers, hidden in ((2, 128), (6, 384)):
                 print(f"# V = 250,002, {layers} layers, hidden {hidden}, B=8, q 32 / d 128, 1 hard negative, sparse "
                       "head (~150 active terms per document)", flush=True)
-                v250k[f"{layers}x{hidden}"] = compare_v250k(Path(tmp), layers, hidden, max(1, args.steps - 1))
+                v250k[f"{layers}x{hidden}"] = compare_v250k(Path(tmp), layers, hidden, max(1, args.steps - 1),
+                                                            checkpointing_search=layers == 6)
             summary.update(  # the weaker of the two models
                 v250k_train_speedup=min(v["train_speedup"] or 0 for v in v250k.values()),
                 v250k_peak_memory_ratio=max(v["peak_memory_ratio"] or float("inf") for v in v250k.values()),
                 v250k_steady_peak_memory_ratio=max(v["steady_peak_memory_ratio"] or float("inf")
                                                    for v in v250k.values()),
-                v250k_max_batch_ratio=min(v["max_batch_ratio"] or 0 for v in v250k.values()), v250k=v250k)
+                v250k_max_batch_ratio=min(v["max_batch_ratio"] or 0 for v in v250k.values()), v250k=v250k,
+                v250k_6x384_max_batch_ratio_checkpointing=v250k["6x384"]["max_batch_ratio_checkpointing"])
     print(json.dumps(summary, default=float))
 
 
 def worker_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["train", "encode"])
-    parser.add_argument("--impl", choices=["st", "ours", "plain"], required=True)
+    parser.add_argument("--impl", choices=["st", "ours", "plain", "lir"], required=True)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
@@ -348,6 +389,7 @@ def worker_main(argv: list[str]) -> None:
     parser.add_argument("--out", default="")
     parser.add_argument("--corpus", default=str(TEXT_KINDS["msmarco-passages"]))
     parser.add_argument("--head-chunk", type=int, default=512, help="SpladeEncoder(head_chunk_tokens=...)")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute the body in backward")
     args = parser.parse_args(argv)
     result = worker_train(args) if args.kind == "train" else worker_encode(args)
     print(json.dumps(result))

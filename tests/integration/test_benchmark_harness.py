@@ -17,6 +17,18 @@ def test_same_first_loss_for_sentence_transformers_and_ours(tiny_bert_dir):
     assert losses["plain"] == pytest.approx(losses["st"], rel=1e-5)
 
 
+def test_gradient_checkpointing_on_both_sides_keeps_the_first_loss(tiny_bert_dir):
+    """The checkpointing batch search recomputes the body; the objective must not change on either side."""
+    import splade_head
+
+    plain = splade_head.build_step("ours", tiny_bert_dir, batch=4, query_len=16, doc_len=32)()
+    for impl in ("st", "ours"):
+        step = splade_head.build_step(impl, tiny_bert_dir, batch=4, query_len=16, doc_len=32, checkpointing=True)
+        backbone = step.model[0].auto_model if impl == "st" else step.model.mlm
+        assert backbone.is_gradient_checkpointing
+        assert step() == pytest.approx(plain, rel=1e-5)
+
+
 def test_quantization_study_anchors_on_float32_and_a_fine_scale_keeps_the_ranking(tiny_bert_dir, toy_beir):
     import quantization
 
@@ -65,7 +77,7 @@ def test_train_worker_measures_memory_from_just_before_the_steps(tiny_bert_dir):
     assert splade_head.reset_peak()
     assert splade_head.peak_rss_bytes() < splade_head.rss_bytes() + 64 * 2**20
     args = argparse.Namespace(impl="ours", model_dir=tiny_bert_dir, batch=4, query_len=16, doc_len=32, head_chunk=512,
-                              steps=1)
+                              steps=1, gradient_checkpointing=False)
     result = splade_head.worker_train(args)
     assert result["peak_reset"] and result["peak_memory_bytes"] < 256 * 2**20
     assert result["steady_peak_memory_bytes"] is not None and result["steady_peak_memory_bytes"] >= 0

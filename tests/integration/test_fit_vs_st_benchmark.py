@@ -1,6 +1,7 @@
 """The fit-vs-sentence-transformers benchmark trains both sides on the same recipe and rows (no training, no
 timings here)."""
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -39,3 +40,24 @@ def test_summary_has_the_required_keys():
     assert out["wall_speedup"] == pytest.approx(2.0) and out["peak_memory_ratio"] == pytest.approx(1.0)
     assert out["ndcg_at_10_ours"] == pytest.approx(0.6) and out["ndcg_at_10_st"] == pytest.approx(0.5)
     assert out["ndcg_at_10_seed_std"] == pytest.approx(0.1414, abs=1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lightning_ir") is not None, reason="lightning-ir is in this venv")
+def test_the_lightning_ir_step_is_skipped_with_the_reason_when_it_is_not_importable(tmp_path):
+    import lightning_ir_step
+
+    reason = lightning_ir_step.problem(str(tmp_path))  # an empty folder: lightning-ir is not in the venv
+    assert reason is not None and "--lir-pythonpath" in reason and "lightning_ir" in reason
+    assert lightning_ir_step.summary(None) == {"lightning_ir_step_speedup": None,
+                                               "lightning_ir_step_peak_memory_ratio": None}
+
+
+def test_the_lightning_ir_step_summary_is_ours_against_theirs():
+    import lightning_ir_step
+
+    steps = {"lir": {"s_per_step": 6.0, "peak_memory_bytes": 4e9, "first_loss": 2.5},
+             "ours": {"s_per_step": 1.5, "peak_memory_bytes": 1e9, "first_loss": 2.5000001}}
+    out = lightning_ir_step.summary(steps)
+    assert out["lightning_ir_step_speedup"] == pytest.approx(4.0)
+    assert out["lightning_ir_step_peak_memory_ratio"] == pytest.approx(0.25)
+    assert out["lightning_ir_step_loss_abs_diff"] == pytest.approx(1e-7, abs=1e-9)

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import lightning_ir_step  # this folder is on sys.path when the script runs
 import yaml
+from splade_head import with_pythonpath
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "splade" / "quickstart.yaml"
@@ -89,11 +90,8 @@ def training_rows(seed: int, r: dict) -> list[tuple[str, ...]]:
 
 def child_env(threads: int, extra_path: str | None = None) -> dict[str, str]:
     """The environment of a child: ``threads`` torch threads, offline hub, ``extra_path`` first on PYTHONPATH."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, env.get("PYTHONPATH")) if p)
-    return env
+    return with_pythonpath({**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}, extra_path)
 
 
 def run_child(argv: list[str], log: Path, threads: int, extra_path: str | None = None) -> dict:
@@ -142,6 +140,17 @@ def st_problem(extra_path: str | None) -> str | None:
     return ("sentence-transformers' trainer needs accelerate>=1.1.0, which this environment lacks; install it, or "
             "put it in a folder of its own (pip install --no-deps --target DIR accelerate) and pass "
             "--st-pythonpath DIR")
+
+
+def lightning_ir_problem(extra_path: str | None) -> str | None:
+    """Why lightning-ir's training step cannot run (it is not importable with ``extra_path``), or ``None``."""
+    proc = subprocess.run([sys.executable, "-c", "import lightning_ir"], capture_output=True, text=True,
+                          env=child_env(1, extra_path))
+    if proc.returncode == 0:
+        return None
+    return ("lightning-ir is not importable (install it beside the venv: `pip install --no-deps --target DIR "
+            "lightning-ir ir_datasets sentencepiece 'transformers<5' 'tokenizers<0.23' 'huggingface_hub<1'`, and "
+            "give --lir-pythonpath DIR): " + (proc.stderr.strip().splitlines() or ["?"])[-1])
 
 
 def st_worker(run_dir: Path, seed: int, threads: int, max_steps: int) -> None:
@@ -272,7 +281,7 @@ def main() -> None:
     if problem:
         print(problem, file=sys.stderr)
         sys.exit(2)
-    lir_problem = None if args.skip_lightning_ir else lightning_ir_step.problem(args.lir_pythonpath)
+    lir_problem = None if args.skip_lightning_ir else lightning_ir_problem(args.lir_pythonpath)
     out, r = make_out(args.out), recipe()
     print(f"# output: {out}", flush=True)
     if lir_problem:
@@ -286,11 +295,10 @@ def main() -> None:
             measured.update(evaluate(run_dir / "model", run_dir, args, r))
             results[side][seed] = measured
             print(f"# {side} seed {seed}: {json.dumps(measured)}", flush=True)
+    print_tables(results)  # before the lightning-ir step, so that a failing step cannot lose the seeds' results
     steps = None
     if not args.skip_lightning_ir and not lir_problem:
         steps = lightning_ir_step.run_steps(r, args)
-    print_tables(results)
-    if steps:
         lightning_ir_step.print_table(steps)
     print(json.dumps({**summary(results), **lightning_ir_step.summary(steps)}))
 

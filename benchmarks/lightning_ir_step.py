@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 
 def build_step(model_dir: str, queries, positives, negatives, q, p, n, no_dropout):
@@ -61,20 +59,6 @@ def build_step(model_dir: str, queries, positives, negatives, q, p, n, no_dropou
         return float(loss)
 
     return step
-
-
-def problem(extra_path: str | None) -> str | None:
-    """Why lightning-ir's step cannot run (``None``: it can), checked in a child with ``extra_path`` on its path."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if extra_path:
-        env["PYTHONPATH"] = os.pathsep.join(x for x in (extra_path, env.get("PYTHONPATH")) if x)
-    proc = subprocess.run([sys.executable, "-c", "import lightning_ir"], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        return ("lightning-ir is not importable (install it beside the venv: `pip install --no-deps --target DIR "
-                "lightning-ir ir_datasets sentencepiece 'transformers<5' 'tokenizers<0.23' 'huggingface_hub<1'`, "
-                "and give --lir-pythonpath DIR): "
-                + (proc.stderr.strip().splitlines() or ["?"])[-1])
-    return None
 
 
 def run_steps(r: dict, args) -> dict:

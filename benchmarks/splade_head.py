@@ -180,11 +180,16 @@ def worker_encode(args) -> dict:
                                                                    max_length=args.doc_len)["input_ids"]) / 200}
 
 
-def run_worker(*argv: str, extra_path: str | None = None) -> dict:
-    """One measurement in a fresh subprocess; ``extra_path`` goes first on its PYTHONPATH (a side's own packages)."""
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+def with_pythonpath(env: dict[str, str], extra_path: str | None) -> dict[str, str]:
+    """``env`` with ``extra_path`` (a side's own packages, e.g. lightning-ir) first on its PYTHONPATH."""
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join(x for x in (extra_path, env.get("PYTHONPATH")) if x)
+    return env
+
+
+def run_worker(*argv: str, extra_path: str | None = None) -> dict:
+    """One measurement in a fresh subprocess; ``extra_path`` goes first on its PYTHONPATH (a side's own packages)."""
+    env = with_pythonpath({**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}, extra_path)
     proc = subprocess.run([sys.executable, __file__, "--worker", *argv], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}

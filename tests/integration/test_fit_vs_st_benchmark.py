@@ -44,9 +44,10 @@ def test_summary_has_the_required_keys():
 
 @pytest.mark.skipif(importlib.util.find_spec("lightning_ir") is not None, reason="lightning-ir is in this venv")
 def test_the_lightning_ir_step_is_skipped_with_the_reason_when_it_is_not_importable(tmp_path):
+    import fit_vs_st
     import lightning_ir_step
 
-    reason = lightning_ir_step.problem(str(tmp_path))  # an empty folder: lightning-ir is not in the venv
+    reason = fit_vs_st.lightning_ir_problem(str(tmp_path))  # an empty folder: lightning-ir is not in the venv
     assert reason is not None and "--lir-pythonpath" in reason and "lightning_ir" in reason
     assert lightning_ir_step.summary(None) == {"lightning_ir_step_speedup": None,
                                                "lightning_ir_step_peak_memory_ratio": None}

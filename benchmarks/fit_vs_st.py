@@ -51,7 +51,7 @@ from pathlib import Path
 
 import lightning_ir_step  # this folder is on sys.path when the script runs
 import yaml
-from splade_head import with_pythonpath
+from head_worker import with_pythonpath
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "splade" / "quickstart.yaml"

@@ -1,7 +1,7 @@
 """lightning-ir's SPLADE training step against ours, on the same model, batch and token tensors.
 
 Used by ``benchmarks/fit_vs_st.py`` (``--lir-pythonpath DIR``), which adds this step comparison to its whole-run
-comparison with sentence-transformers, and by ``benchmarks/splade_head.py``'s worker (``--impl lir``). lightning-ir
+comparison with sentence-transformers, and by ``benchmarks/head_worker.py`` (``--impl lir``). lightning-ir
 (https://github.com/webis-de/lightning-ir, PyPI ``lightning-ir`` 0.0.6) is kept out of the venv: its requirements are
 unpinned, and 0.0.6 does not work with our transformers 5.x (its tokenizer factory indexes tokenizer classes as
 (slow, fast) pairs, and its MLM-head key mapping leaves ``projection.predictions.decoder`` newly initialised). So it
@@ -18,7 +18,6 @@ model computes the (B, L, V) MLM logits, then log(1 + relu(.)) and max pooling
 from __future__ import annotations
 
 import json
-import os
 
 
 def build_step(model_dir: str, queries, positives, negatives, q, p, n, no_dropout):
@@ -66,20 +65,20 @@ def run_steps(r: dict, args) -> dict:
 
     SPLADE-tiny, the recipe's batch (32 queries, one positive and one hard negative each) and training lengths
     (queries 48, documents 128 tokens), dropout off, fused AdamW, each side in a fresh subprocess
-    (``benchmarks/splade_head.py``'s worker: ``--impl lir`` is lightning-ir 0.0.6's ``BiEncoderModule.training_step``
+    (``benchmarks/head_worker.py``: ``--impl lir`` is lightning-ir 0.0.6's ``BiEncoderModule.training_step``
     with ``InBatchCrossEntropy`` + ``FLOPSRegularization``, ``--impl ours`` is ``SpladeModule.compute_loss``).
     A whole lightning-ir run is not matched: its trainer reads its own dataset formats and samplers.
     """
-    import splade_head  # this folder is on sys.path when the script runs
+    import head_worker  # this folder is on sys.path when the script runs
 
     from splade_lightning.hub import alias_dir
 
-    os.environ.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     common = ["--model-dir", str(alias_dir("splade-tiny")), "--batch", str(r["batch_size"]),
               "--query-len", str(r["max_query_length"]), "--doc-len", str(r["max_doc_length"]),
               "--steps", str(args.lir_steps)]
-    steps = {"lir": splade_head.run_worker("train", "--impl", "lir", *common, extra_path=args.lir_pythonpath),
-             "ours": splade_head.run_worker("train", "--impl", "ours", *common)}
+    steps = {"lir": head_worker.run_worker("train", "--impl", "lir", *common, extra_path=args.lir_pythonpath,
+                                            threads=args.threads),
+             "ours": head_worker.run_worker("train", "--impl", "ours", *common, threads=args.threads)}
     for side, measured in steps.items():
         print(f"# {side} training step: {json.dumps(measured)}", flush=True)
         if "error" in measured:

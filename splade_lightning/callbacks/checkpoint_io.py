@@ -1,25 +1,36 @@
-"""Atomic checkpoint writes: a crash mid-save never leaves a truncated ``.ckpt`` behind."""
+"""Atomic checkpoint writes: a crash mid-save never leaves a truncated ``.ckpt`` behind, and saving streams the
+checkpoint to disk instead of holding a serialised copy of it in memory."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from lightning.fabric.utilities.cloud_io import _atomic_save, get_filesystem
+import torch
+from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from splade_lightning.formats.atomic import atomic_path
+
+
+def write_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
+    """``torch.save`` ``checkpoint`` straight into the file ``path`` (tensor storages are streamed to it)."""
+    torch.save(checkpoint, path)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` that writes to a temporary file in the target directory, fsyncs it and ``os.replace``s
     it over the target, so ``last.ckpt`` is always either the old or the new complete checkpoint.
 
-    Remote (fsspec) paths fall back to Lightning's default writer.
+    Lightning's own writer (``lightning.fabric.utilities.cloud_io._atomic_save``, Lightning 2.6) serialises the
+    whole checkpoint into an ``io.BytesIO`` and writes ``getvalue()``, a second copy: two checkpoint sizes of extra
+    memory at every save (weights + AdamW moments: 3x the model). Local paths here are written by ``torch.save`` to
+    the temporary file directly. Remote (fsspec) paths and ``storage_options`` go to Lightning's writer.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         protocol = get_filesystem(path).protocol
-        if "file" not in (protocol if isinstance(protocol, tuple) else (protocol,)):
+        if storage_options is not None or "file" not in (protocol if isinstance(protocol, tuple) else (protocol,)):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with atomic_path(path) as tmp:
-            _atomic_save(checkpoint, str(tmp))
+            write_checkpoint(checkpoint, tmp)

@@ -9,9 +9,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 def test_same_first_loss_for_sentence_transformers_and_ours(tiny_bert_dir):
-    import splade_head
+    import head_worker
 
-    losses = {impl: splade_head.build_step(impl, tiny_bert_dir, batch=4, query_len=16, doc_len=32)()
+    losses = {impl: head_worker.build_step(impl, tiny_bert_dir, batch=4, query_len=16, doc_len=32)()
               for impl in ("st", "ours", "plain")}
     assert losses["ours"] == pytest.approx(losses["st"], rel=1e-5)
     assert losses["plain"] == pytest.approx(losses["st"], rel=1e-5)
@@ -19,11 +19,11 @@ def test_same_first_loss_for_sentence_transformers_and_ours(tiny_bert_dir):
 
 def test_gradient_checkpointing_on_both_sides_keeps_the_first_loss(tiny_bert_dir):
     """The checkpointing batch search recomputes the body; the objective must not change on either side."""
-    import splade_head
+    import head_worker
 
-    plain = splade_head.build_step("ours", tiny_bert_dir, batch=4, query_len=16, doc_len=32)()
+    plain = head_worker.build_step("ours", tiny_bert_dir, batch=4, query_len=16, doc_len=32)()
     for impl in ("st", "ours"):
-        step = splade_head.build_step(impl, tiny_bert_dir, batch=4, query_len=16, doc_len=32, checkpointing=True)
+        step = head_worker.build_step(impl, tiny_bert_dir, batch=4, query_len=16, doc_len=32, checkpointing=True)
         backbone = step.model[0].auto_model if impl == "st" else step.model.mlm
         assert backbone.is_gradient_checkpointing
         assert step() == pytest.approx(plain, rel=1e-5)
@@ -54,10 +54,11 @@ def test_quantization_study_anchors_on_float32_and_a_fine_scale_keeps_the_rankin
 def test_a_vocabulary_larger_than_the_tokenizer_gives_the_same_first_loss_on_both_sides(tmp_path):
     """The V = 250k comparison's setting, scaled down: a random MLM whose vocabulary exceeds its tokenizer's, decoder
     bias shifted to a trained SPLADE's sparsity; sentence-transformers and ours must still agree on the first loss."""
+    import head_worker
     import splade_head
 
     model_dir = splade_head.shaped_mlm(tmp_path / "mlm", layers=1, hidden=32, vocab=40_000, target_doc_active_dims=150)
-    losses = {impl: splade_head.build_step(impl, model_dir, batch=4, query_len=16, doc_len=32)()
+    losses = {impl: head_worker.build_step(impl, model_dir, batch=4, query_len=16, doc_len=32)()
               for impl in ("st", "ours")}
     assert losses["ours"] == pytest.approx(losses["st"], rel=1e-5)
 
@@ -67,17 +68,34 @@ def test_train_worker_measures_memory_from_just_before_the_steps(tiny_bert_dir):
     count; each training measurement reports the first-step and the steady-state growth."""
     import argparse
 
-    import splade_head
+    import head_worker
     import torch
 
-    if not splade_head.reset_peak():
+    if not head_worker.reset_peak():
         pytest.skip("this kernel cannot reset VmHWM")
     big = torch.ones(256 * 2**20 // 4)  # a 256 MiB peak, then freed
     del big
-    assert splade_head.reset_peak()
-    assert splade_head.peak_rss_bytes() < splade_head.rss_bytes() + 64 * 2**20
+    assert head_worker.reset_peak()
+    assert head_worker.peak_rss_bytes() < head_worker.rss_bytes() + 64 * 2**20
     args = argparse.Namespace(impl="ours", model_dir=tiny_bert_dir, batch=4, query_len=16, doc_len=32, head_chunk=512,
                               steps=1, gradient_checkpointing=False)
-    result = splade_head.worker_train(args)
+    result = head_worker.worker_train(args)
     assert result["peak_reset"] and result["peak_memory_bytes"] < 256 * 2**20
     assert result["steady_peak_memory_bytes"] is not None and result["steady_peak_memory_bytes"] >= 0
+
+
+def test_checkpoint_save_benchmark_measures_lightnings_buffer(tmp_path):
+    """Both writers run in their own process and write the same-size file; Lightning's BytesIO shows up as peak
+    growth of at least the checkpoint's size, ours does not (no timings are asserted)."""
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "checkpoint_save.py"
+    argv = [sys.executable, str(script), "--params", "4000000", "--repeats", "1", "--dir", str(tmp_path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    size = result["checkpoint_bytes"]
+    assert size > 3 * 4 * 4_000_000
+    assert result["peak_growth_bytes"]["lightning"] >= size
+    assert result["peak_growth_bytes"]["ours"] < size / 4
+    assert list(tmp_path.iterdir()) == []

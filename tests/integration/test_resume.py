@@ -46,7 +46,7 @@ class KillAt(pl.Callback):
         if self.during_save:
             import splade_lightning.callbacks.checkpoint_io as checkpoint_io
 
-            real = checkpoint_io._atomic_save
+            real = checkpoint_io.write_checkpoint
 
             def save(checkpoint, path):
                 real(checkpoint, path)
@@ -55,7 +55,7 @@ class KillAt(pl.Callback):
                         f.truncate(os.path.getsize(path) // 2)
                     os.kill(os.getpid(), signal.SIGKILL)
 
-            checkpoint_io._atomic_save = save
+            checkpoint_io.write_checkpoint = save
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         if not self.during_save and trainer.global_step == self.step:
@@ -212,7 +212,7 @@ def test_crash_during_save_keeps_previous_last(tiny_bert_dir, toy_triplets, tmp_
     import splade_lightning.callbacks.checkpoint_io as checkpoint_io
     from splade_lightning.tools.main import main
 
-    real, calls = checkpoint_io._atomic_save, []
+    real, calls = checkpoint_io.write_checkpoint, []
 
     def crash_on_third(checkpoint, path):  # step 1: step=1.ckpt, last.ckpt; step 2: crash half-way
         calls.append(path)
@@ -221,7 +221,7 @@ def test_crash_during_save_keeps_previous_last(tiny_bert_dir, toy_triplets, tmp_
             raise OSError("disk full")
         real(checkpoint, path)
 
-    monkeypatch.setattr(checkpoint_io, "_atomic_save", crash_on_third)
+    monkeypatch.setattr(checkpoint_io, "write_checkpoint", crash_on_third)
     overlay = tmp_path / "callbacks.yaml"
     overlay.write_text("trainer:\n  callbacks:\n" + CHECKPOINT)
     with pytest.raises(OSError, match="disk full"):

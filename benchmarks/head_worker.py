@@ -121,6 +121,8 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
 
 
 def worker_train(args) -> dict:
+    import torch
+
     step = build_step(args.impl, args.model_dir, args.batch, args.query_len, args.doc_len, args.head_chunk,
                       args.gradient_checkpointing)
     before, reset = rss_bytes(), reset_peak()
@@ -138,7 +140,7 @@ def worker_train(args) -> dict:
             "s_per_step": elapsed / timed if args.steps else None,
             "peak_memory_bytes": peak - before, "peak_rss_bytes": peak,
             "steady_peak_memory_bytes": peak_rss_bytes() - steady_before if args.steps and reset else None,
-            "peak_reset": reset, "first_loss": first_loss}
+            "peak_reset": reset, "first_loss": first_loss, "torch_threads": torch.get_num_threads()}
 
 
 def worker_encode(args) -> dict:
@@ -215,7 +217,6 @@ def worker_main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     result = worker_train(args) if args.kind == "train" else worker_encode(args)
     print(json.dumps(result))
-
 
 
 if __name__ == "__main__":

@@ -206,6 +206,5 @@ def main() -> None:
     print(json.dumps(summary, default=float))
 
 
-
 if __name__ == "__main__":
     main()

@@ -31,8 +31,8 @@ def test_crash_mid_save_keeps_old_checkpoint(tmp_path, monkeypatch):
 
 
 def test_save_streams_to_the_file_without_an_in_memory_copy(tmp_path):
-    """Lightning's writer buffers the serialised checkpoint in a BytesIO (Python memory, seen by tracemalloc) and
-    copies it once more; ours streams the 32 MB tensor to the file, so the Python heap barely grows."""
+    """Lightning's writer buffers the serialised checkpoint in a BytesIO (Python memory, seen by tracemalloc); ours
+    streams the 32 MiB tensor to the file, so the Python heap barely grows."""
     import tracemalloc
 
     checkpoint = {"step": 3, "w": torch.arange(8 * 2**20, dtype=torch.float32)}
@@ -48,7 +48,7 @@ def test_save_streams_to_the_file_without_an_in_memory_copy(tmp_path):
     assert loaded["step"] == 3 and torch.equal(loaded["w"], checkpoint["w"])
 
 
-def test_storage_options_go_to_lightnings_writer(tmp_path):
+def test_storage_options_are_rejected_as_by_lightnings_writer(tmp_path):
     with pytest.raises(TypeError, match="storage_options"):
         AtomicCheckpointIO().save_checkpoint({"step": 1}, tmp_path / "x.ckpt", storage_options={"a": 1})
     assert list(tmp_path.iterdir()) == []

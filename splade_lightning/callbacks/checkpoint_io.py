@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.utilities.cloud_io import get_filesystem
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from splade_lightning.formats.atomic import atomic_path
@@ -31,8 +32,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        protocol = get_filesystem(path).protocol
-        if storage_options is not None or "file" not in (protocol if isinstance(protocol, tuple) else (protocol,)):
+        fs, local = url_to_fs(str(path))  # "file:///a/b.ckpt" -> "/a/b.ckpt"
+        if storage_options is not None or not isinstance(fs, LocalFileSystem):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_path(path) as tmp:
+        with atomic_path(local) as tmp:
             write_checkpoint(checkpoint, tmp)

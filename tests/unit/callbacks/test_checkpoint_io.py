@@ -48,6 +48,15 @@ def test_save_streams_to_the_file_without_an_in_memory_copy(tmp_path):
     assert loaded["step"] == 3 and torch.equal(loaded["w"], checkpoint["w"])
 
 
+def test_file_url_is_written_to_its_local_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpts").mkdir()
+    AtomicCheckpointIO().save_checkpoint({"step": 4}, f"file://{tmp_path}/ckpts/last.ckpt")
+    assert torch.load(tmp_path / "ckpts" / "last.ckpt")["step"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpts"]  # no relative "file:" folder
+    assert [p.name for p in (tmp_path / "ckpts").iterdir()] == ["last.ckpt"]
+
+
 def test_storage_options_are_rejected_as_by_lightnings_writer(tmp_path):
     with pytest.raises(TypeError, match="storage_options"):
         AtomicCheckpointIO().save_checkpoint({"step": 1}, tmp_path / "x.ckpt", storage_options={"a": 1})

@@ -28,6 +28,7 @@ import time
 
 def worker(writer: str, params: int, path: str) -> dict:
     import torch
+    from head_worker import peak_rss_bytes, reset_peak, rss_bytes  # this folder is on sys.path
     from lightning.fabric.utilities.cloud_io import _atomic_save
 
     from splade_lightning.callbacks import AtomicCheckpointIO
@@ -35,20 +36,13 @@ def worker(writer: str, params: int, path: str) -> dict:
     save = _atomic_save if writer == "lightning" else AtomicCheckpointIO().save_checkpoint
     moments = {"exp_avg": torch.randn(params), "exp_avg_sq": torch.rand(params)}
     checkpoint = {"state_dict": {"weight": torch.randn(params)}, "optimizer_states": [{"state": {0: moments}}]}
-    from head_worker import reset_peak  # this folder is on sys.path when the script runs
-
     if not reset_peak():  # no /proc/self/clear_refs: the peak during the save cannot be isolated
         return {"peak_growth_bytes": None, "seconds": None, "file_bytes": None}
-    before = resident("VmRSS")
+    before = rss_bytes()
     start = time.perf_counter()
     save(checkpoint, path)
     seconds = time.perf_counter() - start
-    return {"peak_growth_bytes": resident("VmHWM") - before, "seconds": seconds, "file_bytes": os.path.getsize(path)}
-
-
-def resident(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+    return {"peak_growth_bytes": peak_rss_bytes() - before, "seconds": seconds, "file_bytes": os.path.getsize(path)}
 
 
 def run(writer: str, params: int, path: str) -> dict:

@@ -69,8 +69,9 @@ def tokenized(tokenizer, texts, length):
 
 
 def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: int, head_chunk: int = 128,
-               checkpointing: bool = False):
-    """Return step() -> loss float for one implementation (``checkpointing``: recompute the body in backward)."""
+               checkpointing: bool = False, selective_recompute: bool = True):
+    """Return step() -> loss float for one implementation (``checkpointing``: recompute the body in backward;
+    ``selective_recompute``: ours' default recomputation of attention cores and GELU outputs)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -99,7 +100,8 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
         from splade_lightning.systems import SpladeModule
 
         model = no_dropout(SpladeEncoder(model_dir, efficient_head=impl == "ours", head_chunk_tokens=head_chunk,
-                                         gradient_checkpointing=checkpointing))
+                                         gradient_checkpointing=checkpointing,
+                                         selective_recompute=selective_recompute))
         module = SpladeModule(model, query_reg_weight=5e-5, doc_reg_weight=3e-5)
         docs = {k: torch.cat([p[k], n[k]]) for k in p}
 
@@ -124,7 +126,7 @@ def worker_train(args) -> dict:
     import torch
 
     step = build_step(args.impl, args.model_dir, args.batch, args.query_len, args.doc_len, args.head_chunk,
-                      args.gradient_checkpointing)
+                      args.gradient_checkpointing, not args.no_selective_recompute)
     before, reset = rss_bytes(), reset_peak()
     first_loss = step()  # includes optimiser-state allocation; same for both sides
     first_peak = peak_rss_bytes()
@@ -214,6 +216,8 @@ def worker_main(argv: list[str]) -> None:
     parser.add_argument("--corpus", default=str(TEXT_KINDS["msmarco-passages"]))
     parser.add_argument("--head-chunk", type=int, default=512, help="SpladeEncoder(head_chunk_tokens=...)")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute the body in backward")
+    parser.add_argument("--no-selective-recompute", action="store_true",
+                        help="ours/plain: SpladeEncoder(selective_recompute=False)")
     args = parser.parse_args(argv)
     result = worker_train(args) if args.kind == "train" else worker_encode(args)
     print(json.dumps(result))

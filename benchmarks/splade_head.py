@@ -60,13 +60,38 @@ def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int =
     return str(directory)
 
 
-def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours")) -> dict:
+# Extra sides of compare_train: (name, worker --impl, extra worker arguments).
+KEEP_ACTIVATIONS = ("ours_keep_activations", "ours", ("--no-selective-recompute",))
+
+
+def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours"), extra_sides=()) -> dict:
     results = {}
-    for impl in impls:
-        results[impl] = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch),
-                                   "--steps", str(steps))
-        print(f"  train {impl:5s} B={batch}: {results[impl]}", flush=True)
+    sides = [(impl, impl, ()) for impl in impls] + list(extra_sides)
+    for name, impl, extra in sides:
+        results[name] = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch),
+                                   "--steps", str(steps), *extra)
+        print(f"  train {name:5s} B={batch}: {results[name]}", flush=True)
     return results
+
+
+def compare_minilm(tmp: Path, steps: int) -> dict:
+    """The MiniLM-L6-shaped step in the sparse and the dense regime; ours also without selective recomputation."""
+    summary: dict = {}
+    for regime, target in (("sparse", 150), ("dense", None)):
+        print(f"# MiniLM-L6-shaped MLM (6 layers, hidden 384, vocab 30522), B=32, {regime} head", flush=True)
+        minilm = shaped_mlm(tmp / f"minilm_{regime}", target_doc_active_dims=target)
+        mini = compare_train(minilm, 32, steps, extra_sides=[KEEP_ACTIVATIONS])
+        for key, result in ((f"minilm_{regime}", mini["ours"]), (f"minilm_{regime}_keep_activations",
+                                                                 mini[KEEP_ACTIVATIONS[0]])):
+            summary.update({f"{key}_train_speedup": ratio(result, mini["st"], "examples_per_s"),
+                            f"{key}_train_peak_memory_ratio": ratio(result, mini["st"], "peak_memory_bytes"),
+                            f"{key}_train_steady_peak_memory_ratio": ratio(result, mini["st"],
+                                                                           "steady_peak_memory_bytes")})
+        summary[f"minilm_{regime}_train"] = mini
+    summary.update(dense_train_speedup=summary["minilm_dense_train_speedup"],
+                   dense_peak_memory_ratio=summary["minilm_dense_train_peak_memory_ratio"],
+                   dense_steady_peak_memory_ratio=summary["minilm_dense_train_steady_peak_memory_ratio"])
+    return summary
 
 
 def largest_batch(impl: str, model_dir: str, budget_bytes: int, batches: list[int],
@@ -141,7 +166,13 @@ def main() -> None:
     parser.add_argument("--encode-docs", type=int, default=1000)
     parser.add_argument("--checkpointing-only", action="store_true",
                         help="only the V = 250k (6 x 384) largest-batch search, gradient checkpointing on both sides")
+    parser.add_argument("--minilm-only", action="store_true",
+                        help="only the MiniLM-L6-shaped steps (sparse and dense regime)")
     args = parser.parse_args()
+    if args.minilm_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(compare_minilm(Path(tmp), max(1, args.steps - 1)), default=float))
+        return
     if args.checkpointing_only:
         print("# V = 250,002, 6 layers, hidden 384, largest batch in 8 GiB (peak RSS), sparse head", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -171,19 +202,7 @@ def main() -> None:
         summary.update(encode_speedup=min(speedups.values()), encode_speedup_by_kind=speedups,
                        max_abs_diff=max(e["max_abs_diff"] for e in encodes.values()), encode=encodes)
         if not args.quick:
-            for regime, target in (("sparse", 150), ("dense", None)):
-                print(f"# MiniLM-L6-shaped MLM (6 layers, hidden 384, vocab 30522), B=32, {regime} head", flush=True)
-                minilm = shaped_mlm(Path(tmp) / f"minilm_{regime}", target_doc_active_dims=target)
-                mini = compare_train(minilm, 32, max(1, args.steps - 1))
-                summary.update({f"minilm_{regime}_train_speedup": ratio(mini["ours"], mini["st"], "examples_per_s"),
-                                f"minilm_{regime}_train_peak_memory_ratio": ratio(mini["ours"], mini["st"],
-                                                                                  "peak_memory_bytes"),
-                                f"minilm_{regime}_train_steady_peak_memory_ratio": ratio(
-                                    mini["ours"], mini["st"], "steady_peak_memory_bytes"),
-                                f"minilm_{regime}_train": mini})
-            summary.update(dense_train_speedup=summary["minilm_dense_train_speedup"],
-                           dense_peak_memory_ratio=summary["minilm_dense_train_peak_memory_ratio"],
-                           dense_steady_peak_memory_ratio=summary["minilm_dense_train_steady_peak_memory_ratio"])
+            summary.update(compare_minilm(Path(tmp), max(1, args.steps - 1)))
             print("# Largest SPLADE-tiny batch whose training step fits in 8 GiB (peak RSS)", flush=True)
             budget = 8 * 2**30
             summary["largest_batch_8gib"] = {

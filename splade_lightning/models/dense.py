@@ -10,6 +10,7 @@ from torch import nn
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.models.backbone import load_encoder
+from splade_lightning.models.recompute import selective_recompute
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -35,6 +36,8 @@ class DenseEncoder(nn.Module):
         normalize: L2-normalise the pooled vector (all-MiniLM-L6-v2's ``Normalize`` module).
         frozen: freeze the backbone: no gradients (the forward runs under ``torch.no_grad``) and dropout stays off
             (the backbone stays in eval mode even under ``.train()``), so the embeddings are deterministic.
+        selective_recompute: when training the backbone, recompute each layer's attention core and GELU output in
+            backward instead of keeping them (``models/recompute.py``): bitwise-identical gradients, less memory.
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """
@@ -45,6 +48,7 @@ class DenseEncoder(nn.Module):
         pooling: Literal["mean", "cls"] = "mean",
         normalize: bool = True,
         frozen: bool = False,
+        selective_recompute: bool = True,
         backbone_config: dict | None = None,
     ):
         super().__init__()
@@ -54,6 +58,7 @@ class DenseEncoder(nn.Module):
         self.pooling: Literal["mean", "cls"] = pooling
         self.normalize = bool(normalize)
         self.frozen = bool(frozen)
+        self.selective_recompute = bool(selective_recompute)
         self.encoder = load_encoder(backbone, config=backbone_config)
         if self.frozen:
             self.encoder.requires_grad_(False)
@@ -90,7 +95,8 @@ class DenseEncoder(nn.Module):
         Returns:
             (B, d) embeddings, unit length when ``normalize``.
         """
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen), \
+                selective_recompute(self.selective_recompute):
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = mean_pool(hidden, attention_mask) if self.pooling == "mean" else hidden[:, 0]
         return F.normalize(pooled, p=2, dim=-1) if self.normalize else pooled

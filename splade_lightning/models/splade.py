@@ -13,6 +13,7 @@ from splade_lightning.errors import ConfigError
 from splade_lightning.models.backbone import load_mlm, vocab_size_of
 from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.pooling import Activation, Pooling, splade_activation, splade_pool
+from splade_lightning.models.recompute import selective_recompute
 from splade_lightning.models.sparse_head import max_pool_projection
 
 
@@ -24,6 +25,9 @@ class SpladeEncoder(SparseEncoderBase):
         pooling: ``max`` (SPLADE v2 / SPLADE++ / v3, default) or ``sum`` (SPLADE v1).
         activation: ``relu`` for log(1+relu(x)); ``log1p_relu`` for log(1+log(1+relu(x))) (OpenSearch v3 "L0").
         gradient_checkpointing: recompute the transformer body in backward (less memory, ~30% slower).
+        selective_recompute: recompute only each layer's attention core and GELU output in backward
+            (``models/recompute.py``; Korthikanti et al., arXiv:2205.05198): bitwise-identical gradients, less
+            activation memory, a few percent more time. Ignored with ``gradient_checkpointing``.
         efficient_head: for max pooling, use the memory-efficient head (``models/sparse_head.py``): logits computed
             chunk by chunk, never (B, L, V), and a backward over active terms only. Exact; ``false`` restores the
             plain HF head (it is also used automatically when the backbone's head cannot be split).
@@ -39,6 +43,7 @@ class SpladeEncoder(SparseEncoderBase):
         pooling: Pooling = "max",
         activation: Activation = "relu",
         gradient_checkpointing: bool = False,
+        selective_recompute: bool = True,
         efficient_head: bool = True,
         head_chunk_tokens: int = 512,
         backbone_config: dict | None = None,
@@ -60,6 +65,7 @@ class SpladeEncoder(SparseEncoderBase):
         self.mlm.train()  # from_pretrained returns eval mode; keep nn.Module semantics (Lightning preserves modes)
         if gradient_checkpointing:
             self.mlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.selective_recompute = selective_recompute and not gradient_checkpointing
         self.head_chunk_tokens = head_chunk_tokens
         self._decoder_slot = _find_decoder(self.mlm) if efficient_head and pooling == "max" else None
         if self._decoder_slot is not None and not self._head_split_is_exact():
@@ -124,7 +130,8 @@ class SpladeEncoder(SparseEncoderBase):
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, L, V) MLM logits."""
-        return self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits
+        with selective_recompute(self.selective_recompute):
+            return self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Encode token ids.
@@ -137,7 +144,7 @@ class SpladeEncoder(SparseEncoderBase):
             (B, V) non-negative term weights.
         """
         if self._decoder_slot is not None:
-            with self._decoder_bypassed() as decoder:
+            with self._decoder_bypassed() as decoder, selective_recompute(self.selective_recompute):
                 hidden = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, H)
             raw = max_pool_projection(hidden, decoder.weight, decoder.bias, attention_mask, self.head_chunk_tokens)
             return splade_activation(raw, self.activation)

@@ -1,0 +1,142 @@
+"""Selective recomputation (``models/recompute.py``): bitwise-identical training, and the big tensors really go."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoTokenizer
+
+import splade_lightning.models.recompute as recompute
+from splade_lightning.models import SpladeEncoder
+from splade_lightning.models.dense import DenseEncoder
+
+TEXTS = ["what is the capital of france", "a much longer text about the history of paris and the seine river",
+         "short", "sparse retrieval with learned term weights and an inverted index"]
+
+
+def batch(model_dir: str) -> dict[str, torch.Tensor]:
+    enc = AutoTokenizer.from_pretrained(model_dir)(TEXTS, padding=True, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def train_step(encoder: torch.nn.Module, inputs: dict, seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One loss and its gradients, dropout on (its mask drawn from ``seed``)."""
+    encoder.train()
+    encoder.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    reps = encoder(inputs["input_ids"], inputs["attention_mask"])
+    loss = F.cross_entropy(reps @ reps.T, torch.arange(len(reps))) + 1e-3 * reps.abs().sum()
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
+
+
+def two_encoders(cls, model_dir: str, **kw):
+    encoders = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        encoders.append(cls(model_dir, selective_recompute=flag, **kw))
+    return encoders
+
+
+@pytest.mark.parametrize("efficient_head", [True, False])
+def test_splade_training_is_bitwise_identical(tiny_bert_dir, efficient_head):
+    plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir, efficient_head=efficient_head)
+    assert plain.mlm.config.attention_probs_dropout_prob > 0  # the math attention path, the one recomputed
+    inputs = batch(tiny_bert_dir)
+    for seed in (1, 2):
+        loss_a, grads_a = train_step(plain, inputs, seed)
+        loss_b, grads_b = train_step(recomputed, inputs, seed)
+        assert torch.equal(loss_a, loss_b)
+        assert len(grads_a) == len(grads_b) > 0
+        assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def test_dense_training_is_bitwise_identical(tiny_encoder_dir):
+    plain, recomputed = two_encoders(DenseEncoder, tiny_encoder_dir)
+    inputs = batch(tiny_encoder_dir)
+    loss_a, grads_a = train_step(plain, inputs, 3)
+    loss_b, grads_b = train_step(recomputed, inputs, 3)
+    assert torch.equal(loss_a, loss_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def saved_tensors(encoder, inputs, monkeypatch) -> list[torch.Tensor]:
+    """Every tensor the forward keeps for backward, except those a checkpoint holds (its inputs, kept anyway)."""
+    kept = []
+    original = recompute._pack
+    monkeypatch.setattr(recompute, "_pack", lambda t: (kept.append(t) if isinstance(r := original(t), torch.Tensor)
+                                                       else None) or r)
+    torch.manual_seed(0)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+        encoder.train()(inputs["input_ids"], inputs["attention_mask"])
+    return kept
+
+
+def test_attention_probabilities_and_gelu_outputs_are_not_kept(tiny_bert_dir, monkeypatch):
+    plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir)
+    inputs = batch(tiny_bert_dir)
+    B, L = inputs["input_ids"].shape
+    heads, layers = plain.mlm.config.num_attention_heads, plain.mlm.config.num_hidden_layers
+    intermediate = plain.mlm.config.intermediate_size
+
+    def counts(tensors):
+        probs = sum(1 for t in tensors if tuple(t.shape) == (B, heads, L, L))
+        gelu = sum(1 for t in tensors if t.grad_fn is not None and recompute._gelu_node(t) is not None
+                   and t.shape[-1] == intermediate)
+        return probs, gelu, sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+                                .values())
+
+    probs_plain, gelu_plain, bytes_plain = counts(saved_tensors(plain, inputs, monkeypatch))
+    probs_kept, gelu_kept, bytes_kept = counts(saved_tensors(recomputed, inputs, monkeypatch))
+    assert probs_plain >= 2 * layers and gelu_plain >= layers  # what plain training keeps (the test can fail)
+    assert probs_kept == 0 and gelu_kept == 0
+    assert bytes_kept < bytes_plain - layers * (2 * B * heads * L * L + B * L * intermediate) * 4
+
+
+def test_fused_attention_is_left_alone():
+    q = torch.randn(2, 2, 8, 16, requires_grad=True)
+    mask = torch.ones(2, 1, 8, 8, dtype=torch.bool)
+    assert recompute._runs_math_attention((q, q, q), {"attn_mask": mask, "dropout_p": 0.1})
+    assert not recompute._runs_math_attention((q, q, q), {"attn_mask": mask, "dropout_p": 0.0})  # CPU flash kernel
+    calls = []
+    real = recompute.checkpoint
+
+    def counting(*args, **kw):
+        calls.append(kw.get("dropout_p"))
+        return real(*args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(recompute, "checkpoint", counting)
+        with recompute.selective_recompute():
+            F.scaled_dot_product_attention(q, q, q, attn_mask=mask, dropout_p=0.0)
+            F.scaled_dot_product_attention(q, q, q, attn_mask=mask, dropout_p=0.1)
+    assert calls == [0.1]
+
+
+def test_off_without_a_graph_or_when_disabled():
+    q = torch.randn(2, 2, 8, 16)
+    with recompute.selective_recompute():  # no tensor requires grad, but grad mode is on: the mode is active
+        out = F.scaled_dot_product_attention(q, q, q, dropout_p=0.0)
+    assert out.shape == q.shape
+    with torch.no_grad(), recompute.selective_recompute():
+        assert not torch._C._is_torch_function_mode_enabled()
+    with recompute.selective_recompute(enabled=False):
+        assert not torch._C._is_torch_function_mode_enabled()
+
+
+def test_gelu_input_modified_in_place_is_an_error():
+    x = torch.randn(4, 8, requires_grad=True)
+    with recompute.selective_recompute():
+        pre = x * 2
+        h = F.gelu(pre)
+        out = (h @ torch.randn(8, 3, requires_grad=True)).sum()
+    with torch.no_grad():
+        pre.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.backward()
+
+
+def test_ignored_with_gradient_checkpointing(tiny_bert_dir):
+    encoder = SpladeEncoder(tiny_bert_dir, gradient_checkpointing=True, selective_recompute=True)
+    assert encoder.selective_recompute is False

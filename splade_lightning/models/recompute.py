@@ -20,7 +20,7 @@ training (tested). The cost is one extra attention core and one extra GELU per l
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -66,7 +66,8 @@ class _GeluOutput:
 
 
 def _gelu_node(tensor: torch.Tensor):
-    """The GELU node whose contiguous output ``tensor`` is, or views (``Linear`` saves its 3-D input as a 2-D view)."""
+    """The GELU node whose contiguous output is ``tensor`` or ``tensor``'s base, else None (``Linear`` saves its 3-D
+    input as a 2-D view of it)."""
     output = tensor._base if tensor._is_view() else tensor
     node = output.grad_fn
     if node is None or type(node).__name__ != "GeluBackward0" or output._is_view():
@@ -113,7 +114,5 @@ def selective_recompute(enabled: bool = True):
     if not enabled or not torch.is_grad_enabled():
         yield
         return
-    with ExitStack() as stack:
-        stack.enter_context(torch.autograd.graph.saved_tensors_hooks(_pack, _unpack))
-        stack.enter_context(_CheckpointAttention())
+    with torch.autograd.graph.saved_tensors_hooks(_pack, _unpack), _CheckpointAttention():
         yield

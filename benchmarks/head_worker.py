@@ -68,22 +68,35 @@ def tokenized(tokenizer, texts, length):
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
+def concat_padded(a: dict, b: dict, pad_id: int) -> dict:
+    """Two tokenized batches as one, the shorter right-padded to the longer's length."""
+    import torch
+    import torch.nn.functional as F
+
+    length = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
+    return {key: torch.cat([F.pad(x[key], (0, length - x[key].shape[1]), value=pad_id if key == "input_ids" else 0)
+                            for x in (a, b)]) for key in a}
+
+
 def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: int, head_chunk: int = 128,
-               checkpointing: bool = False, selective_recompute: bool = True):
+               checkpointing: bool = False, selective_recompute: bool = True, device: str = "cpu",
+               bf16: bool = False):
     """Return step() -> loss float for one implementation (``checkpointing``: recompute the body in backward;
-    ``selective_recompute``: ours' default recomputation of attention cores and GELU outputs)."""
+    ``selective_recompute``: ours' default recomputation of attention cores and GELU outputs; ``bf16``: the forward
+    under bf16 autocast, parameters and optimiser in float32, as sentence-transformers' trainer with ``bf16=True``
+    and Lightning's ``bf16-mixed``)."""
     import torch
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     queries, positives, negatives = training_texts(batch)
-    q, p, n = (tokenized(tokenizer, t, ln) for t, ln in ((queries, query_len), (positives, doc_len),
-                                                          (negatives, doc_len)))
+    q, p, n = ({k: v.to(device) for k, v in tokenized(tokenizer, t, ln).items()}
+               for t, ln in ((queries, query_len), (positives, doc_len), (negatives, doc_len)))
     if impl == "st":
         from sentence_transformers import SparseEncoder
         from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
 
-        model = no_dropout(SparseEncoder(model_dir, device="cpu"))
+        model = no_dropout(SparseEncoder(model_dir, device=device))
         if checkpointing:  # what its trainer's gradient_checkpointing=True calls
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         loss_fn = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
@@ -101,9 +114,9 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
 
         model = no_dropout(SpladeEncoder(model_dir, efficient_head=impl == "ours", head_chunk_tokens=head_chunk,
                                          gradient_checkpointing=checkpointing,
-                                         selective_recompute=selective_recompute))
-        module = SpladeModule(model, query_reg_weight=5e-5, doc_reg_weight=3e-5)
-        docs = {k: torch.cat([p[k], n[k]]) for k in p}
+                                         selective_recompute=selective_recompute)).to(device)
+        module = SpladeModule(model, query_reg_weight=5e-5, doc_reg_weight=3e-5).to(device)
+        docs = concat_padded(p, n, tokenizer.pad_token_id)
 
         def forward():
             query_reps = model(q["input_ids"], q["attention_mask"])
@@ -112,7 +125,8 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)  # the trainer's adamw_torch_fused
 
     def step() -> float:
-        loss = forward()
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            loss = forward()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -122,11 +136,19 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
     return step
 
 
+def step_args(args, batch: int) -> tuple:
+    return (args.impl, args.model_dir, batch, args.query_len, args.doc_len, args.head_chunk,
+            args.gradient_checkpointing, not args.no_selective_recompute, args.device, args.bf16)
+
+
 def worker_train(args) -> dict:
     import torch
 
-    step = build_step(args.impl, args.model_dir, args.batch, args.query_len, args.doc_len, args.head_chunk,
-                      args.gradient_checkpointing, not args.no_selective_recompute)
+    step = build_step(*step_args(args, args.batch))
+    if args.device != "cpu":
+        from gpu_measure import train_on_gpu  # this folder is on sys.path
+
+        return train_on_gpu(step, args)
     before, reset = rss_bytes(), reset_peak()
     first_loss = step()  # includes optimiser-state allocation; same for both sides
     first_peak = peak_rss_bytes()
@@ -152,25 +174,29 @@ def worker_encode(args) -> dict:
     if args.impl == "st":
         from sentence_transformers import SparseEncoder
 
-        model = SparseEncoder(args.model_dir, device="cpu")
+        model = SparseEncoder(args.model_dir, device=args.device)
         model.max_seq_length = args.doc_len
     else:
         import splade_lightning
 
-        model = splade_lightning.load(args.model_dir)
+        model = splade_lightning.load(args.model_dir, device=args.device)
         model.max_doc_length = args.doc_len
         model.encoder.head_chunk_tokens = args.head_chunk
 
     def encode(texts):  # both sides' defaults: a sparse COO tensor
         return model.encode_document(texts, batch_size=32)
+    gpu = args.device != "cpu"
     encode(docs[:32])  # warm-up
-    before = rss_bytes()
-    reset_peak()
+    before = torch.cuda.memory_allocated() if gpu else rss_bytes()
+    torch.cuda.reset_peak_memory_stats() if gpu else reset_peak()
     start = time.perf_counter()
     out = encode(docs)
+    if gpu:
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    torch.save(out.to_dense()[:200].clone(), args.out)
-    return {"docs_per_s": len(docs) / elapsed, "peak_memory_bytes": peak_rss_bytes() - before,
+    peak = torch.cuda.max_memory_allocated() if gpu else peak_rss_bytes()
+    torch.save(out.to_dense()[:200].cpu().clone(), args.out)
+    return {"docs_per_s": len(docs) / elapsed, "peak_memory_bytes": peak - before,
             "tokens_per_doc": sum(len(t) for t in model.tokenizer(docs[:200], truncation=True,
                                                                    max_length=args.doc_len)["input_ids"]) / 200}
 
@@ -204,7 +230,7 @@ TEXT_KINDS = {  # three kinds of text: web passages, encyclopedia abstracts, lon
 
 def worker_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["train", "encode"])
+    parser.add_argument("kind", choices=["train", "encode", "largest-batch"])
     parser.add_argument("--impl", choices=["st", "ours", "plain", "lir"], required=True)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--batch", type=int, default=32)
@@ -218,8 +244,18 @@ def worker_main(argv: list[str]) -> None:
     parser.add_argument("--gradient-checkpointing", action="store_true", help="recompute the body in backward")
     parser.add_argument("--no-selective-recompute", action="store_true",
                         help="ours/plain: SpladeEncoder(selective_recompute=False)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU: allocator memory, synchronised timing)")
+    parser.add_argument("--bf16", action="store_true", help="train under bf16 autocast (parameters stay float32)")
+    parser.add_argument("--warmup", type=int, default=2, help="GPU: untimed steps after the first")
+    parser.add_argument("--batches", default="", help="largest-batch (GPU): ascending batch sizes to try")
+    parser.add_argument("--budget-gib", type=float, default=8.0, help="largest-batch (GPU): allocated-memory budget")
     args = parser.parse_args(argv)
-    result = worker_train(args) if args.kind == "train" else worker_encode(args)
+    if args.kind == "largest-batch":
+        from gpu_measure import largest_batch_on_gpu
+
+        result = largest_batch_on_gpu(args, lambda batch: build_step(*step_args(args, batch)))
+    else:
+        result = worker_train(args) if args.kind == "train" else worker_encode(args)
     print(json.dumps(result))
 
 

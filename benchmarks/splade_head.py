@@ -29,8 +29,9 @@ from head_worker import TEXT_KINDS, run_worker, tokenized, training_texts  # thi
 
 
 def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int = 30522,
-               target_doc_active_dims: int | None = None) -> str:
-    """A randomly initialised BertForMaskedLM (MiniLM-L6-shaped by default: 6 layers, hidden 384, vocab 30522).
+               target_doc_active_dims: int | None = None, heads: int | None = None) -> str:
+    """A randomly initialised BertForMaskedLM (MiniLM-L6-shaped by default: 6 layers, hidden 384, vocab 30522, 12
+    heads; ``heads`` defaults to hidden / 32).
 
     A random MLM head is dense: nearly every vocabulary entry is active for every text, the worst case for a
     sparse backward. With ``target_doc_active_dims`` the decoder bias is shifted by one constant so that training
@@ -43,8 +44,8 @@ def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int =
     from splade_lightning.hub import alias_dir
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=hidden // 32,
-                     intermediate_size=4 * hidden)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads or hidden // 32, intermediate_size=4 * hidden)
     model = BertForMaskedLM(cfg).eval()
     tokenizer = AutoTokenizer.from_pretrained(alias_dir("splade-tiny"))
     if target_doc_active_dims:

@@ -50,6 +50,9 @@ class SparsityStats(Metric):
 
     Args:
         vocab_size: width V of the reps.
+        sync_on_compute: sum the statistics over all processes in ``compute`` (torchmetrics' default, for a stream
+            split across DDP processes); False for reps that are already complete on this process (an evaluation
+            of gathered reps), which also never calls a collective (NCCL cannot gather the CPU states).
 
     Raises:
         ConfigError: if ``vocab_size`` is not a positive integer.
@@ -59,8 +62,8 @@ class SparsityStats(Metric):
     higher_is_better = None
     full_state_update = False
 
-    def __init__(self, vocab_size: int):
-        super().__init__()
+    def __init__(self, vocab_size: int, sync_on_compute: bool = True):
+        super().__init__(sync_on_compute=sync_on_compute)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < 1:
             raise ConfigError(f"vocab_size must be a positive integer (the width V of the reps), got {vocab_size!r}")
         self.vocab_size = int(vocab_size)

@@ -9,6 +9,10 @@ one position, the arg-max, which backward recomputes for the K active entries al
 ``dL/dh[b, l*] += g[b,v]·W_v``, ``dL/dW_v += g[b,v]·h[b, l*]``, ``dL/db_v += g[b,v]`` as two sparse (CSR) x dense
 products. Backward cost is proportional to the number of active terms (~100-300 per text once trained), and stays
 well below the logits' cost when nearly every term is active (an untrained MLM head).
+
+On an accelerator (CUDA) the loop is launch-bound rather than cache-bound, so the tiles span up to 32,768 vocabulary
+columns, and the forward records the exact arg-max position of each (b, v) (the tile's ``max`` with indices) instead of
+the winning chunk: backward then reads the positions and recomputes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ import warnings
 
 import torch
 
-_VOCAB_BLOCK = 1024  # vocabulary columns per matmul: a (rows, block) logits tile stays in cache
+_VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
+_VOCAB_BLOCK_ACCELERATOR = 32768  # on a GPU: fewer, larger matmuls (launch-bound, not cache-bound)
+
+
+def _vocab_block(device: torch.device) -> int:
+    return _VOCAB_BLOCK if device.type == "cpu" else _VOCAB_BLOCK_ACCELERATOR
 
 
 def _chunk_positions(batch: int, chunk_tokens: int) -> int:
@@ -49,7 +58,7 @@ def _position_chunks(hidden, mask, chunk_tokens):
         yield start, rows, block, padded
 
 
-def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False):
+def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, exact: bool = False):
     """(B, V) masked maximum over positions of ``hidden @ weight.T + bias`` (-inf for rows without tokens).
 
     The logits are computed in (chunk rows x 1024 columns) tiles, each against a (1024, H) row block of the weight
@@ -60,6 +69,7 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False):
 
     Returns ``(best, winner)``: ``winner`` (B, V) holds the first position of the chunk that holds the maximum (the
     earliest such chunk on ties), or None unless ``track``. Recording it costs two small ops on each reduced tile.
+    With ``exact`` it holds the arg-max position itself (the first on ties), from each tile's ``max`` with indices.
     """
     batch, length, _ = hidden.shape
     vocab = weight.shape[0]
@@ -69,23 +79,30 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False):
     if track:
         winner = torch.zeros((batch, vocab), dtype=torch.int16 if length <= 2**15 else torch.int32,
                              device=hidden.device)
+    block_columns = _vocab_block(hidden.device)
     for start, rows, block, padded in _position_chunks(hidden, mask, chunk_tokens):
         width = batch if rows is None else rows.numel()
-        for lo in range(0, vocab, _VOCAB_BLOCK):
-            hi = min(vocab, lo + _VOCAB_BLOCK)
+        for lo in range(0, vocab, block_columns):
+            hi = min(vocab, lo + block_columns)
             logits = (block @ weight[lo:hi].t()).view(-1, width, hi - lo)  # (c, R, hi-lo)
             if padded is not None:
                 logits.masked_fill_(padded, float("-inf"))
-            tile = logits.amax(dim=0)  # (R, hi-lo)
+            if winner is not None and exact:
+                tile, arg = logits.max(dim=0)  # (R, hi-lo); the first position on ties
+                won = arg.add_(start).to(winner.dtype)
+            else:
+                tile, won = logits.amax(dim=0), start
             if rows is None:
                 old = best[:, lo:hi]
-                if winner is not None:
+                if winner is not None and exact:
+                    winner[:, lo:hi] = torch.where(tile > old, won, winner[:, lo:hi])
+                elif winner is not None:
                     winner[:, lo:hi].masked_fill_(tile > old, start)
                 torch.maximum(old, tile, out=old)
             else:
                 old = best[rows, lo:hi]
                 if winner is not None:
-                    winner[rows, lo:hi] = torch.where(tile > old, start, winner[rows, lo:hi])
+                    winner[rows, lo:hi] = torch.where(tile > old, won, winner[rows, lo:hi])
                 best[rows, lo:hi] = torch.maximum(old, tile)
     return (best + bias.to(best.dtype) if bias is not None else best), winner
 
@@ -157,10 +174,11 @@ class MaxPoolProjection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool):
+    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool, exact: bool = False):
         mask = mask.to(torch.bool)
-        best, winner = _running_max(hidden, weight, bias, mask, chunk_tokens, track)
+        best, winner = _running_max(hidden, weight, bias, mask, chunk_tokens, track, exact)
         ctx.save_for_backward(hidden, weight, mask, winner)
+        ctx.exact = exact and winner is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.step = _chunk_positions(hidden.shape[0], chunk_tokens)
         return best
@@ -172,7 +190,11 @@ class MaxPoolProjection(torch.autograd.Function):
         acc = torch.float64 if torch.float64 in (hidden.dtype, weight.dtype) else torch.float32  # accumulation dtype
         b, v = grad_best.nonzero(as_tuple=True)  # the active entries only
         g = grad_best[b, v].to(acc)  # (K,)
-        flat = b * length + _argmax_positions(hidden, weight, mask, b, v, winner, ctx.step)  # (K,) row of h
+        if ctx.exact:  # the forward recorded the arg-max positions themselves
+            positions = winner[b, v].long()
+        else:
+            positions = _argmax_positions(hidden, weight, mask, b, v, winner, ctx.step)
+        flat = b * length + positions  # (K,) row of h
         grad_hidden = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # (B*L, V) CSR @ (V, H): row b*L+l* gathers g[b,v] W_v
             grad_hidden = _csr(flat, v, g, (batch * length, weight.shape[0])) @ weight.to(acc)
@@ -183,7 +205,7 @@ class MaxPoolProjection(torch.autograd.Function):
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g)
             grad_bias = grad_bias.to(ctx.bias_dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None
 
 
 def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -203,5 +225,6 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
     if torch.is_autocast_enabled(hidden.device.type):  # matmul in the autocast dtype; parameter grads stay fp32
         hidden = hidden.to(torch.get_autocast_dtype(hidden.device.type))
     track = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)  # winners help backward only
+    exact = hidden.device.type != "cpu"  # accelerators: record arg-max positions, recompute nothing in backward
     with torch.autocast(hidden.device.type, enabled=False):
-        return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens, track)
+        return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens, track, exact)

@@ -37,7 +37,9 @@ class RetrievalResult:
 
 
 def _sparsity(reps: torch.Tensor) -> dict[str, float | torch.Tensor]:
-    stats = SparsityStats(vocab_size=int(reps.shape[1]))
+    """The statistics of these reps alone: no sync across processes (under DDP every process evaluates complete reps,
+    and NCCL could not gather CPU states), on the reps' device."""
+    stats = SparsityStats(vocab_size=int(reps.shape[1]), sync_on_compute=False).to(reps.device)
     stats.update(reps)
     return stats.compute()
 

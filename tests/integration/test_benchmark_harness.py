@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -15,6 +16,24 @@ def test_same_first_loss_for_sentence_transformers_and_ours(tiny_bert_dir):
               for impl in ("st", "ours", "plain")}
     assert losses["ours"] == pytest.approx(losses["st"], rel=1e-5)
     assert losses["plain"] == pytest.approx(losses["st"], rel=1e-5)
+
+
+def test_bf16_autocast_sides_and_documents_of_different_padded_lengths(tiny_bert_dir):
+    """``gpu_bf16.py``'s sides on the CPU: positives and negatives padded to different lengths are joined for ours
+    (the first CPU smoke run of it failed there), and under bf16 autocast the first losses stay close."""
+    import head_worker
+
+    long_negative = head_worker.concat_padded({"input_ids": torch.ones(2, 3, dtype=torch.long),
+                                               "attention_mask": torch.ones(2, 3, dtype=torch.long)},
+                                              {"input_ids": torch.ones(2, 5, dtype=torch.long),
+                                               "attention_mask": torch.ones(2, 5, dtype=torch.long)}, pad_id=0)
+    assert long_negative["input_ids"].shape == (4, 5)
+    assert long_negative["attention_mask"].sum(dim=1).tolist() == [3, 3, 5, 5]
+    assert long_negative["input_ids"][:2, 3:].eq(0).all()
+    losses = {impl: head_worker.build_step(impl, tiny_bert_dir, batch=4, query_len=16, doc_len=128, bf16=True)()
+              for impl in ("st", "ours", "plain")}
+    assert losses["ours"] == pytest.approx(losses["st"], rel=2e-2)
+    assert losses["plain"] == pytest.approx(losses["st"], rel=2e-2)
 
 
 def test_gradient_checkpointing_on_both_sides_keeps_the_first_loss(tiny_bert_dir):
@@ -78,7 +97,8 @@ def test_train_worker_measures_memory_from_just_before_the_steps(tiny_bert_dir):
     assert head_worker.reset_peak()
     assert head_worker.peak_rss_bytes() < head_worker.rss_bytes() + 64 * 2**20
     args = argparse.Namespace(impl="ours", model_dir=tiny_bert_dir, batch=4, query_len=16, doc_len=32, head_chunk=512,
-                              steps=1, gradient_checkpointing=False, no_selective_recompute=False)
+                              steps=1, gradient_checkpointing=False, no_selective_recompute=False, device="cpu",
+                              bf16=False)
     result = head_worker.worker_train(args)
     assert result["peak_reset"] and result["peak_memory_bytes"] < 256 * 2**20
     assert result["steady_peak_memory_bytes"] is not None and result["steady_peak_memory_bytes"] >= 0

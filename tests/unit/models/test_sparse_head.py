@@ -146,3 +146,39 @@ def test_encoder_efficient_equals_plain_head(tiny_bert_dir, activation, checkpoi
 
 def test_sum_pooling_uses_the_plain_head(tiny_bert_dir):
     assert not SpladeEncoder(tiny_bert_dir, pooling="sum").efficient_head
+
+
+def exact_path(h, w, b, m, chunk_tokens=12):
+    """The accelerator path (arg-max positions recorded in forward), forced on the CPU."""
+    from splade_lightning.models.sparse_head import MaxPoolProjection
+
+    return splade_activation(MaxPoolProjection.apply(h, w, b, m, chunk_tokens, True, True))
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 12, 4096])
+@pytest.mark.parametrize("shift", [0.0, 20.0])  # sparse and every entry active
+def test_recorded_positions_give_the_same_gradients_as_recomputed_ones(chunk_tokens, shift):
+    """The accelerator path must route every gradient to the position the CPU path recomputes (bitwise)."""
+    hidden, weight, bias, mask = case(9, B=4, L=16, V=300)
+    bias = bias + shift
+    upstream = torch.randn(hidden.shape[0], weight.shape[0])
+    fwd, fwd_grads = grads(lambda h, w, b, m: exact_path(h, w, b, m, chunk_tokens), hidden, weight, bias, mask,
+                           upstream)
+    cpu, cpu_grads = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m, chunk_tokens)),
+                           hidden, weight, bias, mask, upstream)
+    torch.testing.assert_close(fwd, cpu, rtol=0, atol=0)
+    for got, want in zip(fwd_grads, cpu_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("chunk_tokens", [512, 10])
+def test_recorded_positions_break_ties_towards_the_first_position(chunk_tokens):
+    hidden, weight, bias, mask = case(5)
+    mask[:] = 1
+    hidden[:, 4] = hidden[:, 1]  # positions 1 and 4 tie exactly
+    upstream = torch.rand(hidden.shape[0], weight.shape[0])
+    _, (gh, _, _) = grads(lambda h, w, b, m: exact_path(h, w, b, m, chunk_tokens), hidden, weight, bias, mask,
+                          upstream)
+    logits = hidden @ weight.T + bias
+    assert (logits.argmax(dim=1) == 1).any()
+    assert gh[:, 4].abs().sum() == 0 and gh[:, 1].abs().sum() > 0  # all on the first of the tied positions

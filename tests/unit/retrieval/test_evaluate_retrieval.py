@@ -79,3 +79,23 @@ def test_bad_inputs_are_rejected_before_searching(kwargs, error, match):
             "qrels": QRELS} | kwargs
     with pytest.raises(error, match=match):
         evaluate_retrieval(**args)
+
+
+def test_no_collective_under_an_initialised_process_group(tmp_path, monkeypatch):
+    """Under DDP every process evaluates complete reps: the sparsity statistics must not be gathered (with NCCL, a
+    gather of their CPU states failed: "No backend type associated with device type cpu", on a single H200)."""
+    import torch.distributed as dist
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluate_retrieval called a collective")
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        expected = None
+        for name in ("all_gather", "all_reduce", "all_gather_object"):
+            monkeypatch.setattr(dist, name, refuse)
+        expected = evaluate_retrieval(QUERY_IDS, QUERY_REPS, DOC_IDS, DOC_REPS, QRELS).metrics
+    finally:
+        monkeypatch.undo()
+        dist.destroy_process_group()
+    assert expected == evaluate_retrieval(QUERY_IDS, QUERY_REPS, DOC_IDS, DOC_REPS, QRELS).metrics

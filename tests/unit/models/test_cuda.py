@@ -1,0 +1,69 @@
+"""The model layer on a CUDA GPU (skipped without one; on a GPU machine: ``pytest tests/unit/models/test_cuda.py``).
+
+The efficient head records arg-max positions in forward there (``sparse_head.max_pool_projection``); these tests pin
+that the GPU path equals the plain (B, L, V) head in float32 and under bf16 autocast (they passed on an H200,
+2026-12-04).
+"""
+
+import pytest
+import torch
+
+from splade_lightning.models import SpladeEncoder
+from splade_lightning.models.pooling import splade_activation
+from splade_lightning.models.sparse_head import max_pool_projection
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def naive(hidden, weight, bias, mask):
+    logits = (hidden @ weight.T + bias).masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
+    return splade_activation(logits.max(dim=1).values)
+
+
+def leaves(*tensors):
+    return [t.detach().clone().cuda().requires_grad_(True) for t in tensors]
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 64, 4096])
+@pytest.mark.parametrize("shift", [-2.0, 20.0])  # sparse and every entry active
+def test_gpu_head_matches_the_plain_head_in_float32(chunk_tokens, shift):
+    g = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(6, 40, 32, generator=g), torch.randn(40000, 32, generator=g) * 0.3
+    bias = torch.randn(40000, generator=g) + shift  # > 32,768 columns: two vocabulary blocks
+    mask = torch.ones(6, 40, dtype=torch.long)
+    mask[2, 10:] = 0
+    mask[4] = 0
+    upstream = torch.randn(6, 40000, generator=g).cuda()
+    outs = []
+    for fn in (lambda h, w, b: splade_activation(max_pool_projection(h, w, b, mask.cuda(), chunk_tokens)),
+               lambda h, w, b: naive(h, w, b, mask.cuda())):
+        h, w, b = leaves(hidden, weight, bias)
+        out = fn(h, w, b)
+        (out * upstream).sum().backward()
+        outs.append((out.detach(), h.grad, w.grad, b.grad))
+    for got, want in zip(*outs):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("efficient_head", [True, False])
+def test_encoder_under_bf16_autocast_on_gpu(tiny_bert_dir, efficient_head):
+    torch.manual_seed(0)
+    fast = SpladeEncoder(tiny_bert_dir, head_chunk_tokens=64).cuda()
+    plain = SpladeEncoder(tiny_bert_dir, efficient_head=False).cuda()
+    plain.load_state_dict(fast.state_dict())
+    for module in (fast, plain):
+        module.eval()  # no dropout: the same function on both sides
+    ids = torch.randint(1000, 5000, (8, 33)).cuda()
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    reps = []
+    for module in (fast, plain):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = module(ids, mask)
+        out.float().sum().backward()
+        reps.append(out.float())
+        assert all(p.grad is None or p.grad.dtype == torch.float32 for p in module.parameters())
+    torch.testing.assert_close(reps[0], reps[1], rtol=2e-2, atol=2e-2)
+    w_fast = fast.mlm.get_output_embeddings().weight.grad
+    w_plain = plain.mlm.get_output_embeddings().weight.grad
+    assert (w_fast - w_plain).abs().max() <= 2e-2 * w_plain.abs().max()

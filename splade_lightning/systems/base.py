@@ -15,7 +15,14 @@ from splade_lightning.metrics.ir import parse_measure
 from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.router import encode_route
 from splade_lightning.prompts import check_prompts
-from splade_lightning.systems.eval_buffer import EvalBuffer, eval_set_of, mean_by_kind, score_buffer, suite_means
+from splade_lightning.systems.eval_buffer import (
+    EvalBuffer,
+    eval_set_of,
+    mean_by_kind,
+    quiet_sync_dist_warnings,
+    score_buffer,
+    suite_means,
+)
 from splade_lightning.types import EncodeBatch
 
 #: constructor arguments that are modules or factories, kept out of ``hparams``
@@ -216,6 +223,8 @@ class RetrievalModule(pl.LightningModule):
         logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
                   for key, value in metrics.items()}  # a suite's mean: val/<suite>/mean/<measure>
         logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            quiet_sync_dist_warnings(list(logged))
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)
 
     # -- optimisation --------------------------------------------------------------------------------------------

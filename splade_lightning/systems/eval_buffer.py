@@ -3,6 +3,7 @@ and score retrieval at its end."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -158,3 +159,10 @@ def mean_by_kind(results: dict[str, dict[str, float]]) -> dict[str, float]:
     for group in groups.values():
         mean.update(mean_over_datasets(group) if len(group) > 1 else dict(next(iter(group.values()))))
     return mean
+
+
+def quiet_sync_dist_warnings(keys: Sequence[str]) -> None:
+    """Silence Lightning's "use ``sync_dist=True``" warning for these logged keys (one per key per evaluation under
+    DDP): every process scores the complete representations, so the values are already equal on all of them."""
+    for key in keys:
+        warnings.filterwarnings("ignore", message=re.escape(f"It is recommended to use `self.log({key!r}, ..."))

@@ -182,3 +182,19 @@ def test_recorded_positions_break_ties_towards_the_first_position(chunk_tokens):
     logits = hidden @ weight.T + bias
     assert (logits.argmax(dim=1) == 1).any()
     assert gh[:, 4].abs().sum() == 0 and gh[:, 1].abs().sum() > 0  # all on the first of the tied positions
+
+
+def test_chunk_size_by_device_when_none_is_given(tiny_bert_dir):
+    """512 on the CPU, 8192 on a GPU (where 512 was launch-bound: benchmarks/README.md); an explicit value wins."""
+    from splade_lightning.errors import ConfigError
+    from splade_lightning.models.sparse_head import default_chunk_tokens
+
+    assert default_chunk_tokens(torch.device("cpu")) == 512
+    assert default_chunk_tokens(torch.device("cuda", 0)) == 8192
+    hidden, weight, bias, mask = case(3)
+    torch.testing.assert_close(max_pool_projection(hidden, weight, bias, mask),
+                               max_pool_projection(hidden, weight, bias, mask, 512), rtol=0, atol=0)
+    assert SpladeEncoder(tiny_bert_dir).head_chunk_tokens is None
+    for bad in (0, True, 2.5):
+        with pytest.raises(ConfigError, match="head_chunk_tokens"):
+            SpladeEncoder(tiny_bert_dir, head_chunk_tokens=bad)

@@ -141,3 +141,24 @@ def test_a_run_without_zero_shot_metrics_saves_and_restores_none(tiny_bert_dir):
     assert module.zero_shot_metrics == ZERO_SHOT  # nothing to restore: left as it is
     module.on_load_checkpoint(checkpoint)
     assert module.zero_shot_metrics is None
+
+
+def test_sync_dist_warning_is_silenced_for_the_evaluation_keys_only():
+    """Under DDP Lightning warns once per epoch-level key logged without ``sync_dist``; our evaluation figures are
+    equal on every process, so their warnings go (a single H200 run printed ~40 of them), others stay."""
+    import warnings
+
+    from lightning.pytorch.utilities.warnings import PossibleUserWarning
+
+    from splade_lightning.systems.eval_buffer import quiet_sync_dist_warnings
+
+    def lightning_warning(key):  # the text of lightning/pytorch/trainer/connectors/logger_connector/result.py
+        warnings.warn(f"It is recommended to use `self.log({key!r}, ..., sync_dist=True)` when logging on epoch level "
+                      "in distributed setting to accumulate the metric across devices.", PossibleUserWarning)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_sync_dist_warnings(["val/toy/ndcg@10", "val/ndcg@10"])
+        for key in ("val/toy/ndcg@10", "val/ndcg@10", "val/toy/ndcg@100", "val/loss"):
+            lightning_warning(key)
+    assert [str(w.message).split("'")[1] for w in caught] == ["val/toy/ndcg@100", "val/loss"]

@@ -145,7 +145,7 @@ def test_a_run_without_zero_shot_metrics_saves_and_restores_none(tiny_bert_dir):
 
 def test_sync_dist_warning_is_silenced_for_the_evaluation_keys_only():
     """Under DDP Lightning warns once per epoch-level key logged without ``sync_dist``; our evaluation figures are
-    equal on every process, so their warnings go (a single H200 run printed ~40 of them), others stay."""
+    equal on every process, so their warnings go (a single H200 run printed 43 of them), others stay."""
     import warnings
 
     from lightning.pytorch.utilities.warnings import PossibleUserWarning

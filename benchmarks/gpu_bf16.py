@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 from head_worker import TEXT_KINDS, run_worker  # this folder is on sys.path
-from splade_head import ratio, shaped_mlm
+from splade_head import compare_train, ratio, shaped_mlm
 
 # An extra side: ours with larger head chunks (fewer, larger matmuls; a GPU has the memory for them).
 LARGE_CHUNKS = ("ours_chunk8192", "ours", ("--head-chunk", "8192"))
@@ -41,15 +41,10 @@ LARGE_CHUNKS = ("ours_chunk8192", "ours", ("--head-chunk", "8192"))
 
 def train(model_dir: str, impls: tuple[str, ...], batch: int, query_len: int, doc_len: int, args,
           extra_sides=()) -> dict:
-    out = {}
-    sides = [(impl, impl, ()) for impl in impls] + list(extra_sides)
-    for name, impl, extra in sides:
-        out[name] = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch),
-                               "--query-len", str(query_len), "--doc-len", str(doc_len), "--steps", str(args.steps),
-                               "--warmup", str(args.warmup), "--device", args.device, "--head-chunk",
-                               str(args.head_chunk), *(["--bf16"] if args.device != "cpu" else []), *extra)
-        print(f"  train {name:5s} B={batch}: {out[name]}", flush=True)
-    for name, _, _ in sides[1:]:
+    common = ("--query-len", str(query_len), "--doc-len", str(doc_len), "--warmup", str(args.warmup), "--device",
+              args.device, "--head-chunk", str(args.head_chunk), *(["--bf16"] if args.device != "cpu" else []))
+    out = compare_train(model_dir, batch, args.steps, impls, extra_sides, common)
+    for name in list(out)[1:]:
         out[f"{name}_speedup"] = ratio(out[name], out["st"], "examples_per_s")
         out[f"{name}_peak_memory_ratio"] = ratio(out[name], out["st"], "peak_memory_bytes")
     return out

@@ -188,7 +188,10 @@ def worker_encode(args) -> dict:
     gpu = args.device != "cpu"
     encode(docs[:32])  # warm-up
     before = torch.cuda.memory_allocated() if gpu else rss_bytes()
-    torch.cuda.reset_peak_memory_stats() if gpu else reset_peak()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        reset_peak()
     start = time.perf_counter()
     out = encode(docs)
     if gpu:

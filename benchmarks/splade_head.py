@@ -65,12 +65,15 @@ def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int =
 KEEP_ACTIVATIONS = ("ours_keep_activations", "ours", ("--no-selective-recompute",))
 
 
-def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours"), extra_sides=()) -> dict:
+def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours"), extra_sides=(),
+                  common: tuple[str, ...] = ()) -> dict:
+    """One training measurement per side: ``impls`` by name, then ``extra_sides``; ``common`` worker arguments go to
+    every side (before a side's own, which win)."""
     results = {}
     sides = [(impl, impl, ()) for impl in impls] + list(extra_sides)
     for name, impl, extra in sides:
         results[name] = run_worker("train", "--impl", impl, "--model-dir", model_dir, "--batch", str(batch),
-                                   "--steps", str(steps), *extra)
+                                   "--steps", str(steps), *common, *extra)
         print(f"  train {name:5s} B={batch}: {results[name]}", flush=True)
     return results
 

@@ -103,7 +103,7 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, 
                 old = best[:, lo:hi]
                 if winner is not None and exact:
                     winner[:, lo:hi] = torch.where(tile > old, won, winner[:, lo:hi])
-                elif winner is not None:
+                elif winner is not None:  # the CPU path: one chunk start, filled in place
                     winner[:, lo:hi].masked_fill_(tile > old, start)
                 torch.maximum(old, tile, out=old)
             else:

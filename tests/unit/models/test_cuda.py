@@ -11,13 +11,9 @@ import torch
 from splade_lightning.models import SpladeEncoder
 from splade_lightning.models.pooling import splade_activation
 from splade_lightning.models.sparse_head import max_pool_projection
+from tests.unit.models.test_sparse_head import naive
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def naive(hidden, weight, bias, mask):
-    logits = (hidden @ weight.T + bias).masked_fill(~mask.bool().unsqueeze(-1), float("-inf"))
-    return splade_activation(logits.max(dim=1).values)
 
 
 def leaves(*tensors):

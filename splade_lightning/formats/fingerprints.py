@@ -40,12 +40,23 @@ def model_fingerprint(model) -> str:
     export_config = getattr(model.encoder, "export_config", None)
     settings = export_config() if export_config is not None else {"class": type(model.encoder).__name__}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode("utf-8"))
-    for name, tensor in sorted(model.encoder.state_dict().items()):
+    _update_with_state(digest, model.encoder.state_dict())
+    digest.update(_tokenizer_text(model.tokenizer).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def state_fingerprint(state: Mapping) -> str:
+    """sha256 of a state dict: every tensor's name, dtype, shape and bytes (e.g. a frozen teacher's weights)."""
+    digest = hashlib.sha256()
+    _update_with_state(digest, state)
+    return digest.hexdigest()
+
+
+def _update_with_state(digest, state: Mapping) -> None:
+    for name, tensor in sorted(state.items()):
         data = tensor.detach().cpu().contiguous()
         digest.update(f"\0{name}\0{data.dtype}\0{tuple(data.shape)}\0".encode())
         digest.update(data.reshape(-1).view(_uint8()).numpy())
-    digest.update(_tokenizer_text(model.tokenizer).encode("utf-8"))
-    return digest.hexdigest()
 
 
 def _uint8():

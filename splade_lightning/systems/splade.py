@@ -16,6 +16,7 @@ from splade_lightning.models.router import encode_route
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.systems.interfaces import Side, check_side
 from splade_lightning.systems.loss_inputs import loss_terms
+from splade_lightning.systems.teacher_checkpoint import drop_teacher_state, restore_teacher_state
 from splade_lightning.types import TrainBatch
 
 #: computes the teacher's (query reps, doc reps) of the current batch
@@ -65,8 +66,9 @@ class SpladeModule(RetrievalModule):
             (sentence-transformers' ``prompts``; see docs/splade.md#prompts). Default: none.
         teacher: a frozen sparse encoder for ``EmbeddingMSELoss`` (embedding distillation): it encodes the batch's
             texts (the same token ids, so it must share the student's tokenizer and vocabulary) and the loss regresses
-            the student's reps on its reps. Not trained, kept in eval mode; its weights are saved in checkpoints but
-            not exported. ``None``: no teacher.
+            the student's reps on its reps. Not trained, kept in eval mode, not exported; checkpoints record a
+            fingerprint of its weights instead of the weights (``systems/teacher_checkpoint.py``), and resuming with
+            another teacher is refused. ``None``: no teacher.
     """
 
     def __init__(
@@ -172,6 +174,17 @@ class SpladeModule(RetrievalModule):
                                   (lambda: self.teacher_reps(batch)) if self.teacher is not None else None)
         self.log_training(terms, batch.batch_size)
         return {"loss": terms["loss"], "query_reps": query_reps.detach(), "doc_reps": doc_reps.detach()}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The base payload; the teacher's weights are replaced by their fingerprint."""
+        super().on_save_checkpoint(checkpoint)
+        drop_teacher_state(checkpoint, self.teacher)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """The base payload; the configured teacher's weights go back in (refused if they differ from the run's)."""
+        super().on_load_checkpoint(checkpoint)
+        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        restore_teacher_state(checkpoint, self.teacher, f"checkpoint {path}" if path else "the checkpoint")
 
     @torch.no_grad()
     def teacher_reps(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:

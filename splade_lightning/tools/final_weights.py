@@ -144,5 +144,6 @@ def load_weights(module: pl.LightningModule, path: str) -> int:
         raise ConfigError(f"{FLAG}=best: the best checkpoint {path} cannot be loaded ({problem}); expected a complete "
                           f"checkpoint file written by Lightning, or {FLAG}=last")
     checkpoint = torch_load_checkpoint(path)
+    module.on_load_checkpoint(checkpoint)  # as Lightning's restore does first (e.g. a teacher's weights go back in)
     module.load_state_dict(checkpoint["state_dict"])
     return int(checkpoint["global_step"])

@@ -1,0 +1,93 @@
+"""A frozen teacher (``SpladeModule(teacher=...)``, embedding distillation) stays out of the training checkpoints:
+they hold a fingerprint of its weights, resuming puts the configured teacher back (bitwise), a different teacher is
+refused, and a checkpoint written with the teacher's weights inside (before this change) still loads."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from splade_lightning.errors import ConfigError
+
+
+def teacher_module(tiny_bert_dir, shift=0.5):
+    from splade_lightning.losses import EmbeddingMSELoss
+    from splade_lightning.models import SpladeEncoder
+    from splade_lightning.systems import SpladeModule
+
+    torch.manual_seed(1)
+    teacher = SpladeEncoder(tiny_bert_dir)
+    with torch.no_grad():  # a teacher that differs from the student
+        teacher.mlm.cls.predictions.bias.add_(shift)
+    return SpladeModule(SpladeEncoder(tiny_bert_dir), loss=EmbeddingMSELoss(), teacher=teacher, lr=1e-3)
+
+
+def trainer(root, steps):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return pl.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False, default_root_dir=root,
+                      callbacks=[ModelCheckpoint(dirpath=root, every_n_train_steps=1, save_top_k=-1,
+                                                 filename="{step}")],
+                      enable_progress_bar=False, enable_model_summary=False)
+
+
+def datamodule(tiny_bert_dir, toy_triplets):
+    from splade_lightning.data import RetrievalDataModule, TextTriplets
+
+    train = TextTriplets([str(toy_triplets)], negative_columns=["neg"], num_negatives=1)
+    return RetrievalDataModule(train=train, tokenizer=tiny_bert_dir, batch_size=4, max_query_length=12,
+                               max_doc_length=12)
+
+
+def test_checkpoints_hold_a_teacher_fingerprint_not_its_weights_and_resume_with_it(tiny_bert_dir, toy_triplets,
+                                                                                      tmp_path):
+    from splade_lightning.formats.fingerprints import state_fingerprint
+
+    module = teacher_module(tiny_bert_dir)
+    trainer(tmp_path, 2).fit(module, datamodule=datamodule(tiny_bert_dir, toy_triplets))
+    saved = torch.load(tmp_path / "step=1.ckpt", map_location="cpu", weights_only=False)
+    assert not any(key.startswith("teacher.") for key in saved["state_dict"])
+    assert any(key.startswith("encoder.") for key in saved["state_dict"])
+    assert saved["splade_lightning"]["teacher_fingerprint"] == state_fingerprint(module.teacher.state_dict())
+
+    resumed = teacher_module(tiny_bert_dir)  # the same configured teacher, rebuilt
+    trainer(tmp_path / "resumed", 3).fit(resumed, datamodule=datamodule(tiny_bert_dir, toy_triplets),
+                                         ckpt_path=str(tmp_path / "step=2.ckpt"))
+    assert all(torch.equal(value, module.teacher.state_dict()[key])
+               for key, value in resumed.teacher.state_dict().items())  # the teacher was not trained either
+
+
+def test_resuming_with_another_teacher_is_refused(tiny_bert_dir, toy_triplets, tmp_path):
+    trainer(tmp_path, 1).fit(teacher_module(tiny_bert_dir), datamodule=datamodule(tiny_bert_dir, toy_triplets))
+    other = teacher_module(tiny_bert_dir, shift=0.25)
+    with pytest.raises(ConfigError, match=r"Checkpoint .*step=1.ckpt was trained with a teacher whose weights have "
+                                          r"sha256 .* resume with the same"):
+        trainer(tmp_path / "resumed", 2).fit(other, datamodule=datamodule(tiny_bert_dir, toy_triplets),
+                                             ckpt_path=str(tmp_path / "step=1.ckpt"))
+
+
+def test_a_checkpoint_with_the_teacher_inside_loads_as_before(tiny_bert_dir):
+    from splade_lightning.systems.teacher_checkpoint import restore_teacher_state
+
+    module = teacher_module(tiny_bert_dir)
+    legacy = {"state_dict": {key: value.clone() for key, value in module.state_dict().items()}}
+    assert any(key.startswith("teacher.") for key in legacy["state_dict"])
+    other = teacher_module(tiny_bert_dir, shift=0.25)
+    restore_teacher_state(legacy, other.teacher)  # its own teacher weights are kept and loaded, as before
+    other.load_state_dict(legacy["state_dict"])
+    assert torch.equal(other.teacher.mlm.cls.predictions.bias, module.teacher.mlm.cls.predictions.bias)
+
+
+def test_the_best_weights_load_without_the_teacher_in_the_checkpoint(tiny_bert_dir, tmp_path):
+    """``--final_weights best`` loads a checkpoint into the module outside Lightning's restore."""
+    from splade_lightning.tools.final_weights import load_weights
+
+    module = teacher_module(tiny_bert_dir)
+    checkpoint = {"state_dict": {key: value.clone() for key, value in module.state_dict().items()}, "global_step": 7}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "best.ckpt")
+    with torch.no_grad():
+        module.encoder.mlm.cls.predictions.bias.add_(1.0)
+    saved = checkpoint["state_dict"]["encoder.mlm.cls.predictions.bias"]
+    assert not torch.equal(module.encoder.mlm.cls.predictions.bias, saved)
+    assert load_weights(module, str(tmp_path / "best.ckpt")) == 7
+    assert torch.equal(module.encoder.mlm.cls.predictions.bias, saved)

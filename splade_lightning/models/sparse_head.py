@@ -209,12 +209,13 @@ class MaxPoolProjection(torch.autograd.Function):
         acc = torch.float64 if torch.float64 in (hidden.dtype, weight.dtype) else torch.float32  # accumulation dtype
         b, v = grad_best.nonzero(as_tuple=True)  # the active entries only
         g = grad_best[b, v].to(acc)  # (K,)
-        if ctx.exact:  # the forward recorded the arg-max positions themselves
-            positions = winner[b, v].long()
-        else:
-            positions = _argmax_positions(hidden, weight, mask, b, v, winner, ctx.step)
-        flat = b * length + positions  # (K,) row of h
         grad_hidden = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:  # the bias's gradient needs no positions
+            if ctx.exact:  # the forward recorded the arg-max positions themselves
+                positions = winner[b, v].long()
+            else:
+                positions = _argmax_positions(hidden, weight, mask, b, v, winner, ctx.step)
+            flat = b * length + positions  # (K,) row of h
         if ctx.needs_input_grad[0]:  # (B*L, V) CSR @ (V, H): row b*L+l* gathers g[b,v] W_v
             grad_hidden = _csr(flat, v, g, (batch * length, weight.shape[0])) @ weight.to(acc)
             grad_hidden = grad_hidden.view(batch, length, width).to(hidden.dtype)

@@ -97,6 +97,24 @@ def test_dense_and_empty_activations_match_naive(shift):
         assert_rel_close(got, want, atol=1e-12)
 
 
+def test_a_bias_only_gradient_searches_no_positions(monkeypatch):
+    """With the hidden states and the decoder weight frozen, backward needs no arg-max position at all."""
+    import splade_lightning.models.sparse_head as sparse_head
+
+    hidden, weight, bias, mask = case(12)
+    upstream = torch.randn(hidden.shape[0], weight.shape[0])
+    ref = bias.detach().clone().requires_grad_(True)
+    (naive(hidden, weight, ref, mask) * upstream).sum().backward()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("arg-max positions searched for a bias-only gradient")
+
+    monkeypatch.setattr(sparse_head, "_argmax_positions", fail)
+    ours = bias.detach().clone().requires_grad_(True)
+    (splade_activation(max_pool_projection(hidden, weight, ours, mask, 15)) * upstream).sum().backward()
+    assert_rel_close(ours.grad, ref.grad)
+
+
 def test_no_winner_tracking_without_gradients():
     """Encoding (no grad) skips the chunk-winner bookkeeping and gives the same output."""
     hidden, weight, bias, mask = case(8)

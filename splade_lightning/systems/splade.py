@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
 from splade_lightning.errors import ConfigError
@@ -16,7 +17,7 @@ from splade_lightning.models.router import encode_route
 from splade_lightning.systems.base import RetrievalModule
 from splade_lightning.systems.interfaces import Side, check_side
 from splade_lightning.systems.loss_inputs import loss_terms
-from splade_lightning.systems.teacher_checkpoint import drop_teacher_state, restore_teacher_state
+from splade_lightning.systems.teacher_checkpoint import drop_teacher_state, restore_teacher_state, teacher_fingerprint
 from splade_lightning.types import TrainBatch
 
 #: computes the teacher's (query reps, doc reps) of the current batch
@@ -100,6 +101,7 @@ class SpladeModule(RetrievalModule):
         self.query_regularizer = query_regularizer if query_regularizer is not None else FlopsRegularizer()
         self.doc_regularizer = doc_regularizer if doc_regularizer is not None else FlopsRegularizer()
         self.teacher = _frozen_teacher(teacher, encoder, self.loss)
+        self._teacher_fingerprint = teacher_fingerprint(self.teacher)  # before any precision conversion
         self.parameter_groups()  # every learning_rate_mapping regex claims a parameter: fail now, not at fit
         self._configured_reg_weights: dict[str, float] = {"query": query_reg_weight, "doc": doc_reg_weight}
         self._reg_scale = 1.0  # set by callbacks.RegularizerWarmup from trainer.global_step
@@ -178,13 +180,16 @@ class SpladeModule(RetrievalModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """The base payload; the teacher's weights are replaced by their fingerprint."""
         super().on_save_checkpoint(checkpoint)
-        drop_teacher_state(checkpoint, self.teacher)
+        drop_teacher_state(checkpoint, self._teacher_fingerprint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """The base payload; the configured teacher's weights go back in (refused if they differ from the run's)."""
         super().on_load_checkpoint(checkpoint)
-        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
-        restore_teacher_state(checkpoint, self.teacher, f"checkpoint {path}" if path else "the checkpoint")
+        trainer = self._trainer
+        path = getattr(trainer, "ckpt_path", None) if trainer is not None else None
+        resuming = trainer is not None and trainer.state.fn == TrainerFn.FITTING
+        restore_teacher_state(checkpoint, self.teacher, self._teacher_fingerprint, resuming,
+                              f"checkpoint {path}" if path else "the checkpoint")
 
     @torch.no_grad()
     def teacher_reps(self, batch: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:

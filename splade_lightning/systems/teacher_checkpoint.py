@@ -6,11 +6,12 @@ configured teacher whenever the run is rebuilt: for a teacher the size of the st
 (student weights and AdamW's two moments are the other three). Instead:
 
 - :func:`drop_teacher_state` (``on_save_checkpoint``) removes the ``teacher.`` entries from the checkpoint's state
-  dict and records the sha256 of the teacher's weights (:func:`~splade_lightning.formats.fingerprints.
-  state_fingerprint`) in the checkpoint's ``splade_lightning`` payload;
+  dict and records the sha256 of the teacher's weights (:func:`teacher_fingerprint`, taken when the module is built)
+  in the checkpoint's ``splade_lightning`` payload;
 - :func:`restore_teacher_state` (``on_load_checkpoint``, which Lightning calls before it loads the state dict)
-  refuses a configured teacher whose weights differ from the recorded ones (resuming would silently distil from
-  another teacher), then puts the configured teacher's weights back so that the strict state-dict load succeeds.
+  refuses, when ``fit`` resumes, a configured teacher whose weights differ from the recorded ones (training would
+  silently distil from another teacher) or a checkpoint trained without one, then puts the configured teacher's
+  weights back so that the strict state-dict load succeeds.
 
 Checkpoints written before this change still hold the teacher's weights; they load as before.
 """
@@ -26,44 +27,49 @@ PREFIX = "teacher."
 KEY = "teacher_fingerprint"  # in checkpoint["splade_lightning"]
 
 
-def teacher_fingerprint(teacher: nn.Module) -> str:
-    """sha256 of the teacher's weights (its state dict), cached on the module: a frozen teacher never changes."""
-    cached = getattr(teacher, "_splade_lightning_fingerprint", None)
-    if cached is None:
-        cached = state_fingerprint(teacher.state_dict())
-        teacher._splade_lightning_fingerprint = cached
-    return cached
+def teacher_fingerprint(teacher: nn.Module | None) -> str | None:
+    """sha256 of the teacher's weights (its state dict), or None without a teacher. Take it when the module is built:
+    a ``*-true`` precision converts the teacher (dtype and bytes) after that, but before a checkpoint is restored."""
+    return None if teacher is None else state_fingerprint(teacher.state_dict())
 
 
-def drop_teacher_state(checkpoint: dict, teacher: nn.Module | None) -> None:
-    """Remove the teacher's ``teacher.*`` tensors from ``checkpoint["state_dict"]`` and record their fingerprint."""
-    if teacher is None:
+def drop_teacher_state(checkpoint: dict, fingerprint: str | None) -> None:
+    """Remove the teacher's ``teacher.*`` tensors from ``checkpoint["state_dict"]`` and record ``fingerprint``
+    (:func:`teacher_fingerprint` of the configured teacher; None: no teacher, nothing to do)."""
+    if fingerprint is None:
         return
     state = checkpoint.get("state_dict", {})
     for key in [key for key in state if key.startswith(PREFIX)]:
         del state[key]
-    checkpoint.setdefault("splade_lightning", {})[KEY] = teacher_fingerprint(teacher)
+    checkpoint.setdefault("splade_lightning", {})[KEY] = fingerprint
 
 
-def restore_teacher_state(checkpoint: dict, teacher: nn.Module | None, source: str = "the checkpoint") -> None:
+def restore_teacher_state(checkpoint: dict, teacher: nn.Module | None, fingerprint: str | None, resuming: bool,
+                          source: str = "the checkpoint") -> None:
     """Put the configured teacher's weights into a checkpoint written by :func:`drop_teacher_state`.
 
     Args:
         checkpoint: a loaded Lightning checkpoint (modified in place).
         teacher: the module's teacher (``None``: nothing to do).
+        fingerprint: :func:`teacher_fingerprint` of ``teacher``, taken when the module was built.
+        resuming: training continues from the checkpoint (``fit``), so its teacher must be the configured one;
+            evaluation (``validate``/``test``) never uses the teacher and only gets its weights back.
         source: how to name the checkpoint in an error (its path when known).
 
     Raises:
-        ConfigError: the checkpoint records a teacher whose weights differ from the configured teacher's.
+        ConfigError: when ``resuming``, the checkpoint was trained with a teacher whose weights differ from the
+            configured teacher's, or without a teacher.
     """
     state = checkpoint.get("state_dict")
     if teacher is None or state is None or any(key.startswith(PREFIX) for key in state):
         return  # no teacher, or a checkpoint that still holds its teacher's weights (loaded as they are)
     recorded = (checkpoint.get("splade_lightning") or {}).get(KEY)
-    current = teacher_fingerprint(teacher)
-    if recorded is not None and recorded != current:
-        raise ConfigError(f"{source[0].upper()}{source[1:]} was trained with a teacher whose weights have sha256 "
-                          f"{recorded[:12]}..., but the configured --model.init_args.teacher has {current[:12]}...; "
-                          "resume with the same teacher, or start a new run (a fresh --trainer.default_root_dir) to "
-                          "distil from this one")
+    name = source[0].upper() + source[1:]
+    if resuming and recorded is None:
+        raise ConfigError(f"{name} was trained without a teacher, but --model.init_args.teacher is set; resume "
+                          "without it, or start a new run (a fresh --trainer.default_root_dir) to distil from it")
+    if resuming and recorded != fingerprint:
+        raise ConfigError(f"{name} was trained with a teacher whose weights have sha256 {recorded[:12]}..., but the "
+                          f"configured --model.init_args.teacher has {fingerprint[:12]}...; resume with the same "
+                          "teacher, or start a new run (a fresh --trainer.default_root_dir) to distil from this one")
     state.update({PREFIX + key: value for key, value in teacher.state_dict().items()})

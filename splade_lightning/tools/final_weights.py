@@ -137,13 +137,17 @@ def load_weights(module: pl.LightningModule, path: str) -> int:
     """Load the weights of checkpoint ``path`` into ``module`` (the file is only read); returns its global step.
 
     Raises:
-        ConfigError: the file is missing or cannot be loaded.
+        ConfigError: the file is missing or cannot be loaded, or the module's ``on_load_checkpoint`` refuses it (e.g.
+            a teacher other than the run's).
     """
     problem = "no such file" if not Path(path).is_file() else checkpoint_problem(path)
     if problem is not None:
         raise ConfigError(f"{FLAG}=best: the best checkpoint {path} cannot be loaded ({problem}); expected a complete "
                           f"checkpoint file written by Lightning, or {FLAG}=last")
     checkpoint = torch_load_checkpoint(path)
-    module.on_load_checkpoint(checkpoint)  # as Lightning's restore does first (e.g. a teacher's weights go back in)
+    try:  # as Lightning's restore does first (e.g. a frozen teacher's weights go back in)
+        module.on_load_checkpoint(checkpoint)
+    except ConfigError as e:
+        raise ConfigError(f"{FLAG}=best: the best checkpoint {path}: {e}") from None
     module.load_state_dict(checkpoint["state_dict"])
     return int(checkpoint["global_step"])

@@ -21,10 +21,11 @@ def teacher_module(tiny_bert_dir, shift=0.5):
     return SpladeModule(SpladeEncoder(tiny_bert_dir), loss=EmbeddingMSELoss(), teacher=teacher, lr=1e-3)
 
 
-def trainer(root, steps):
+def trainer(root, steps, precision="32-true"):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     return pl.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False, default_root_dir=root,
+                      precision=precision,
                       callbacks=[ModelCheckpoint(dirpath=root, every_n_train_steps=1, save_top_k=-1,
                                                  filename="{step}")],
                       enable_progress_bar=False, enable_model_summary=False)
@@ -38,22 +39,53 @@ def datamodule(tiny_bert_dir, toy_triplets):
                                max_doc_length=12)
 
 
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-true"])  # bf16-true converts the teacher after it is built
 def test_checkpoints_hold_a_teacher_fingerprint_not_its_weights_and_resume_with_it(tiny_bert_dir, toy_triplets,
-                                                                                      tmp_path):
+                                                                                      tmp_path, precision):
     from splade_lightning.formats.fingerprints import state_fingerprint
 
     module = teacher_module(tiny_bert_dir)
-    trainer(tmp_path, 2).fit(module, datamodule=datamodule(tiny_bert_dir, toy_triplets))
-    saved = torch.load(tmp_path / "step=1.ckpt", map_location="cpu", weights_only=False)
+    fingerprint = state_fingerprint(module.teacher.state_dict())  # of the configured (float32) teacher
+    trainer(tmp_path, 2, precision).fit(module, datamodule=datamodule(tiny_bert_dir, toy_triplets))
+    saved = load(tmp_path / "step=2.ckpt")
     assert not any(key.startswith("teacher.") for key in saved["state_dict"])
     assert any(key.startswith("encoder.") for key in saved["state_dict"])
-    assert saved["splade_lightning"]["teacher_fingerprint"] == state_fingerprint(module.teacher.state_dict())
+    assert saved["splade_lightning"]["teacher_fingerprint"] == fingerprint
 
     resumed = teacher_module(tiny_bert_dir)  # the same configured teacher, rebuilt
-    trainer(tmp_path / "resumed", 3).fit(resumed, datamodule=datamodule(tiny_bert_dir, toy_triplets),
-                                         ckpt_path=str(tmp_path / "step=2.ckpt"))
-    assert all(torch.equal(value, module.teacher.state_dict()[key])
-               for key, value in resumed.teacher.state_dict().items())  # the teacher was not trained either
+    trainer(tmp_path / "resumed", 3, precision).fit(resumed, datamodule=datamodule(tiny_bert_dir, toy_triplets),
+                                                    ckpt_path=str(tmp_path / "step=2.ckpt"))
+    assert resumed.trainer.global_step == 3
+    again = load(tmp_path / "resumed" / "step=3.ckpt")
+    assert not any(key.startswith("teacher.") for key in again["state_dict"])
+    assert again["splade_lightning"]["teacher_fingerprint"] == fingerprint
+
+
+def test_evaluating_a_checkpoint_with_another_teacher_is_allowed(tiny_bert_dir, toy_triplets, tmp_path):
+    """validate/test never use the teacher: its weights are only put back, whatever teacher is configured."""
+    trainer(tmp_path, 1).fit(teacher_module(tiny_bert_dir), datamodule=datamodule(tiny_bert_dir, toy_triplets))
+    other = teacher_module(tiny_bert_dir, shift=0.25)
+    checkpoint = load(tmp_path / "step=1.ckpt")
+    other.on_load_checkpoint(checkpoint)  # no trainer: not resuming
+    other.load_state_dict(checkpoint["state_dict"])
+    torch.testing.assert_close(other.encoder.mlm.cls.predictions.bias,
+                               checkpoint["state_dict"]["encoder.mlm.cls.predictions.bias"], rtol=0, atol=0)
+
+
+def test_resuming_a_run_without_a_teacher_with_one_is_refused(tiny_bert_dir, toy_triplets, tmp_path):
+    from splade_lightning.models import SpladeEncoder
+    from splade_lightning.systems import SpladeModule
+
+    plain = SpladeModule(SpladeEncoder(tiny_bert_dir), lr=1e-3)
+    trainer(tmp_path, 1).fit(plain, datamodule=datamodule(tiny_bert_dir, toy_triplets))
+    with pytest.raises(ConfigError, match=r"step=1.ckpt was trained without a teacher, but --model.init_args.teacher"):
+        trainer(tmp_path / "resumed", 2).fit(teacher_module(tiny_bert_dir),
+                                             datamodule=datamodule(tiny_bert_dir, toy_triplets),
+                                             ckpt_path=str(tmp_path / "step=1.ckpt"))
 
 
 def test_resuming_with_another_teacher_is_refused(tiny_bert_dir, toy_triplets, tmp_path):
@@ -72,7 +104,7 @@ def test_a_checkpoint_with_the_teacher_inside_loads_as_before(tiny_bert_dir):
     legacy = {"state_dict": {key: value.clone() for key, value in module.state_dict().items()}}
     assert any(key.startswith("teacher.") for key in legacy["state_dict"])
     other = teacher_module(tiny_bert_dir, shift=0.25)
-    restore_teacher_state(legacy, other.teacher)  # its own teacher weights are kept and loaded, as before
+    restore_teacher_state(legacy, other.teacher, other._teacher_fingerprint, resuming=True)  # kept, as before
     other.load_state_dict(legacy["state_dict"])
     assert torch.equal(other.teacher.mlm.cls.predictions.bias, module.teacher.mlm.cls.predictions.bias)
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.serialization.checkpoint import torch_load_checkpoint as load
 
 
 def teacher_module(tiny_bert_dir, shift=0.5):
@@ -39,10 +40,6 @@ def datamodule(tiny_bert_dir, toy_triplets):
                                max_doc_length=12)
 
 
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 @pytest.mark.parametrize("precision", ["32-true", "bf16-true"])  # bf16-true converts the teacher after it is built
 def test_checkpoints_hold_a_teacher_fingerprint_not_its_weights_and_resume_with_it(tiny_bert_dir, toy_triplets,
                                                                                       tmp_path, precision):
@@ -56,10 +53,12 @@ def test_checkpoints_hold_a_teacher_fingerprint_not_its_weights_and_resume_with_
     assert any(key.startswith("encoder.") for key in saved["state_dict"])
     assert saved["splade_lightning"]["teacher_fingerprint"] == fingerprint
 
+    source = (tmp_path / "step=2.ckpt").read_bytes()
     resumed = teacher_module(tiny_bert_dir)  # the same configured teacher, rebuilt
     trainer(tmp_path / "resumed", 3, precision).fit(resumed, datamodule=datamodule(tiny_bert_dir, toy_triplets),
                                                     ckpt_path=str(tmp_path / "step=2.ckpt"))
     assert resumed.trainer.global_step == 3
+    assert (tmp_path / "step=2.ckpt").read_bytes() == source  # the teacher went back into memory, not the file
     again = load(tmp_path / "resumed" / "step=3.ckpt")
     assert not any(key.startswith("teacher.") for key in again["state_dict"])
     assert again["splade_lightning"]["teacher_fingerprint"] == fingerprint
@@ -91,10 +90,13 @@ def test_resuming_a_run_without_a_teacher_with_one_is_refused(tiny_bert_dir, toy
 def test_resuming_with_another_teacher_is_refused(tiny_bert_dir, toy_triplets, tmp_path):
     trainer(tmp_path, 1).fit(teacher_module(tiny_bert_dir), datamodule=datamodule(tiny_bert_dir, toy_triplets))
     other = teacher_module(tiny_bert_dir, shift=0.25)
+    source = (tmp_path / "step=1.ckpt").read_bytes()
     with pytest.raises(ConfigError, match=r"Checkpoint .*step=1.ckpt was trained with a teacher whose weights have "
                                           r"sha256 .* resume with the same"):
         trainer(tmp_path / "resumed", 2).fit(other, datamodule=datamodule(tiny_bert_dir, toy_triplets),
                                              ckpt_path=str(tmp_path / "step=1.ckpt"))
+    assert (tmp_path / "step=1.ckpt").read_bytes() == source  # refused before anything was written
+    assert not list((tmp_path / "resumed").glob("*.ckpt"))
 
 
 def test_a_checkpoint_with_the_teacher_inside_loads_as_before(tiny_bert_dir):

@@ -3,6 +3,7 @@
     python benchmarks/splade_head.py            # full comparison (~50 min on 2 CPU cores)
     python benchmarks/splade_head.py --quick    # SPLADE-tiny only: training step and encoding, no batch search
     python benchmarks/splade_head.py --checkpointing-only  # V = 250k (6 x 384) batch search, gradient checkpointing
+    python benchmarks/splade_head.py --v250k-only  # V = 250k steps and batch searches, ours also with dense grads
 
 Both sides get identical model weights, token tensors, batch, lengths and optimiser: fused AdamW, lr 2e-5, which is
 sentence-transformers' trainer default (``SparseEncoderTrainingArguments`` inherits transformers' ``optim`` default,
@@ -63,6 +64,7 @@ def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int =
 
 # Extra sides of compare_train: (name, worker --impl, extra worker arguments).
 KEEP_ACTIVATIONS = ("ours_keep_activations", "ours", ("--no-selective-recompute",))
+DENSE_VOCAB_GRAD = ("ours_dense_vocab_grad", "ours", ("--dense-vocab-grad",))
 
 
 def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours"), extra_sides=(),
@@ -130,16 +132,20 @@ def compare_encode(model_dir: str, corpus: Path, docs: int, doc_len: int, tmp: P
 
 
 def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int, checkpointing_search: bool = False) -> dict:
-    """The V = 250,002 comparison (multilingual-sized vocabulary): one training step's speed and memory at B=8, and
-    the largest batch within 8 GiB on each side (ours is tried at 10x, 25x and 50x sentence-transformers' largest)."""
+    """The V = 250,002 comparison (multilingual-sized vocabulary): one training step's speed and memory at B=8 (ours
+    also with dense (V, H) gradient contributions, ``sparse_vocab_grad=False``), and the largest batch within 8 GiB
+    on each side (ours is tried at 10x, 25x and 50x sentence-transformers' largest)."""
     model = shaped_mlm(tmp / f"v250k_{layers}x{hidden}", layers, hidden, 250_002, target_doc_active_dims=150)
-    train = compare_train(model, 8, steps)
+    train = compare_train(model, 8, steps, extra_sides=[DENSE_VOCAB_GRAD])
     budget = 8 * 2**30
     st_batch = largest_batch("st", model, budget, [1, 2, 4, 6, 8, 12, 16])[0]
     ours_batch = largest_batch("ours", model, budget, [times * max(1, st_batch) for times in (10, 25, 50)])[0]
     out = {"train": train, "train_speedup": ratio(train["ours"], train["st"], "examples_per_s"),
            "peak_memory_ratio": ratio(train["ours"], train["st"], "peak_memory_bytes"),
            "steady_peak_memory_ratio": ratio(train["ours"], train["st"], "steady_peak_memory_bytes"),
+           "dense_vocab_grad_peak_memory_ratio": ratio(train[DENSE_VOCAB_GRAD[0]], train["st"], "peak_memory_bytes"),
+           "dense_vocab_grad_steady_peak_memory_ratio": ratio(train[DENSE_VOCAB_GRAD[0]], train["st"],
+                                                              "steady_peak_memory_bytes"),
            "largest_batch_8gib": {"st": st_batch, "ours_at_least": ours_batch},
            "max_batch_ratio": ours_batch / st_batch if st_batch else None}
     if checkpointing_search:
@@ -172,7 +178,14 @@ def main() -> None:
                         help="only the V = 250k (6 x 384) largest-batch search, gradient checkpointing on both sides")
     parser.add_argument("--minilm-only", action="store_true",
                         help="only the MiniLM-L6-shaped steps (sparse and dense regime)")
+    parser.add_argument("--v250k-only", action="store_true",
+                        help="only the V = 250k steps and largest-batch searches (no checkpointing search)")
     args = parser.parse_args()
+    if args.v250k_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(v250k_summary(Path(tmp), max(1, args.steps - 1), checkpointing_search=False),
+                             default=float))
+        return
     if args.minilm_only:
         with tempfile.TemporaryDirectory() as tmp:
             print(json.dumps(compare_minilm(Path(tmp), max(1, args.steps - 1)), default=float))
@@ -213,20 +226,26 @@ def main() -> None:
                 "st": largest_batch("st", tiny, budget, [16, 32, 48, 64, 96, 128])[0],
                 "ours": largest_batch("ours", tiny, budget, [32, 64, 128, 256, 512, 1024])[0],
             }
-            v250k = {}
-            for layers, hidden in ((2, 128), (6, 384)):
-                print(f"# V = 250,002, {layers} layers, hidden {hidden}, B=8, q 32 / d 128, 1 hard negative, sparse "
-                      "head (~150 active terms per document)", flush=True)
-                v250k[f"{layers}x{hidden}"] = compare_v250k(Path(tmp), layers, hidden, max(1, args.steps - 1),
-                                                            checkpointing_search=layers == 6)
-            summary.update(  # the weaker of the two models
-                v250k_train_speedup=min(v["train_speedup"] or 0 for v in v250k.values()),
-                v250k_peak_memory_ratio=max(v["peak_memory_ratio"] or float("inf") for v in v250k.values()),
-                v250k_steady_peak_memory_ratio=max(v["steady_peak_memory_ratio"] or float("inf")
-                                                   for v in v250k.values()),
-                v250k_max_batch_ratio=min(v["max_batch_ratio"] or 0 for v in v250k.values()), v250k=v250k,
-                v250k_6x384_max_batch_ratio_checkpointing=v250k["6x384"]["max_batch_ratio_checkpointing"])
+            summary.update(v250k_summary(Path(tmp), max(1, args.steps - 1), checkpointing_search=True))
     print(json.dumps(summary, default=float))
+
+
+def v250k_summary(tmp: Path, steps: int, checkpointing_search: bool) -> dict:
+    """Both V = 250k models (2 x 128 and 6 x 384); the summary keys give the weaker of the two."""
+    v250k = {}
+    for layers, hidden in ((2, 128), (6, 384)):
+        print(f"# V = 250,002, {layers} layers, hidden {hidden}, B=8, q 32 / d 128, 1 hard negative, sparse "
+              "head (~150 active terms per document)", flush=True)
+        v250k[f"{layers}x{hidden}"] = compare_v250k(tmp, layers, hidden, steps,
+                                                    checkpointing_search=checkpointing_search and layers == 6)
+    out = dict(v250k_train_speedup=min(v["train_speedup"] or 0 for v in v250k.values()),
+               v250k_peak_memory_ratio=max(v["peak_memory_ratio"] or float("inf") for v in v250k.values()),
+               v250k_steady_peak_memory_ratio=max(v["steady_peak_memory_ratio"] or float("inf")
+                                                  for v in v250k.values()),
+               v250k_max_batch_ratio=min(v["max_batch_ratio"] or 0 for v in v250k.values()), v250k=v250k)
+    if checkpointing_search:
+        out["v250k_6x384_max_batch_ratio_checkpointing"] = v250k["6x384"]["max_batch_ratio_checkpointing"]
+    return out
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ one position, the arg-max, which backward recomputes for the K active entries al
 products. Backward cost is proportional to the number of active terms (~100-300 per text once trained), and stays
 well below the logits' cost when nearly every term is active (an untrained MLM head).
 
+With ``sparse_weight_grad`` the decoder weight's gradient is returned as a sparse COO tensor of the rows of active
+terms, when they are at most V / 8, and made dense once accumulated (``models/vocab_grad.py``).
+
 On an accelerator (CUDA) the loop is launch-bound rather than cache-bound, so the tiles span up to 32,768 vocabulary
 columns, and the forward records the exact arg-max position of each (b, v) (the tile's ``max`` with indices) instead of
 the winning chunk: backward then reads the positions and recomputes nothing. (On the CPU, ``max`` with indices made
@@ -21,6 +24,8 @@ from __future__ import annotations
 import warnings
 
 import torch
+
+from splade_lightning.models.vocab_grad import ensure_densify_hook, weight_grad
 
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
 _VOCAB_BLOCK_ACCELERATOR = 32768  # on a GPU: fewer, larger matmuls (launch-bound, not cache-bound)
@@ -197,13 +202,15 @@ class MaxPoolProjection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool, exact: bool = False):
+    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool, exact: bool = False,
+                sparse_weight_grad: bool = False):
         mask = mask.to(torch.bool)
         best, winner = _running_max(hidden, weight, bias, mask, chunk_tokens, track, exact)
         ctx.save_for_backward(hidden, weight, mask, winner)
         ctx.exact = exact and winner is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.step = _chunk_positions(hidden.shape[0], chunk_tokens)
+        ctx.sparse_weight_grad = sparse_weight_grad
         return best
 
     @staticmethod
@@ -225,15 +232,17 @@ class MaxPoolProjection(torch.autograd.Function):
             grad_hidden = grad_hidden.view(batch, length, width).to(hidden.dtype)
         if ctx.needs_input_grad[1]:  # (V, B*L) CSR @ (B*L, H): row v gathers g[b,v] h[b, l*]
             hidden_flat = hidden.reshape(batch * length, width).to(acc)
-            grad_weight = (_csr(v, flat, g, (weight.shape[0], batch * length)) @ hidden_flat).to(weight.dtype)
+            grad_weight = weight_grad(_csr, v, flat, g, hidden_flat, weight.shape[0], ctx.sparse_weight_grad)
+            grad_weight = grad_weight.to(weight.dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g)
             grad_bias = grad_bias.to(ctx.bias_dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
 
 
 def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                        attention_mask: torch.Tensor, chunk_tokens: int | None = None) -> torch.Tensor:
+                        attention_mask: torch.Tensor, chunk_tokens: int | None = None,
+                        sparse_weight_grad: bool = False) -> torch.Tensor:
     """Masked max over positions of the vocabulary projection, without building (B, L, V).
 
     Args:
@@ -243,6 +252,8 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
         attention_mask: (B, L), 1 for real tokens.
         chunk_tokens: rows x positions per chunk (memory: about chunk_tokens x 1024 logits at a time on the CPU,
             x 32768 on a GPU); None: :func:`default_chunk_tokens` of the device.
+        sparse_weight_grad: return ``weight``'s gradient as a sparse COO tensor of its non-zero rows when they are
+            few (``models/vocab_grad.py``); ``weight`` gets the hook that makes its accumulated ``.grad`` dense.
 
     Returns:
         (B, V) raw maximum logits (-inf for rows without tokens); apply the SPLADE activation afterwards.
@@ -253,5 +264,9 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
         chunk_tokens = default_chunk_tokens(hidden.device)
     track = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)  # winners help backward only
     exact = hidden.device.type != "cpu"  # accelerators: record arg-max positions, recompute nothing in backward
+    sparse_weight_grad = sparse_weight_grad and track and weight.requires_grad
+    if sparse_weight_grad:
+        ensure_densify_hook(weight)
     with torch.autocast(hidden.device.type, enabled=False):
-        return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens, track, exact)
+        return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens, track, exact,
+                                       sparse_weight_grad)

@@ -15,6 +15,7 @@ from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.pooling import Activation, Pooling, splade_activation, splade_pool
 from splade_lightning.models.recompute import selective_recompute
 from splade_lightning.models.sparse_head import max_pool_projection
+from splade_lightning.models.vocab_grad import row_sparse_grads_available, sparse_embedding_grads
 
 
 class SpladeEncoder(SparseEncoderBase):
@@ -35,6 +36,10 @@ class SpladeEncoder(SparseEncoderBase):
             logits tile on the CPU, x 32768 on a GPU). None: 512 on the CPU (encoded fastest on a 2-core AMD EPYC,
             AVX2) and 8192 on a GPU (a BERT-base-shaped bf16 step on an H200 ran 1.12-1.21x faster than with 512;
             benchmarks/README.md).
+        sparse_vocab_grad: with the efficient head, build the gradients of the (V, H) vocabulary matrix (input
+            embedding and decoder weight) from the rows a step touches and make them dense once, when accumulated
+            (``models/vocab_grad.py``): one (V, H) gradient tensor alive instead of two or three. The same sums in
+            another order. Off under ``torch.distributed``, where the dense path runs.
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """
@@ -48,6 +53,7 @@ class SpladeEncoder(SparseEncoderBase):
         selective_recompute: bool = True,
         efficient_head: bool = True,
         head_chunk_tokens: int | None = None,
+        sparse_vocab_grad: bool = True,
         backbone_config: dict | None = None,
     ):
         super().__init__()
@@ -70,6 +76,7 @@ class SpladeEncoder(SparseEncoderBase):
             self.mlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.selective_recompute = selective_recompute and not gradient_checkpointing
         self.head_chunk_tokens = head_chunk_tokens
+        self.sparse_vocab_grad = sparse_vocab_grad
         self._decoder_slot = _find_decoder(self.mlm) if efficient_head and pooling == "max" else None
         if self._decoder_slot is not None and not self._head_split_is_exact():
             warnings.warn(f"SpladeEncoder: cannot split the MLM head of {type(self.mlm).__name__} into transform + "
@@ -147,9 +154,12 @@ class SpladeEncoder(SparseEncoderBase):
             (B, V) non-negative term weights.
         """
         if self._decoder_slot is not None:
-            with self._decoder_bypassed() as decoder, selective_recompute(self.selective_recompute):
+            sparse = self.sparse_vocab_grad and torch.is_grad_enabled() and row_sparse_grads_available()
+            with self._decoder_bypassed() as decoder, selective_recompute(self.selective_recompute), \
+                    sparse_embedding_grads(self.mlm.get_input_embeddings(), sparse):
                 hidden = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, H)
-            raw = max_pool_projection(hidden, decoder.weight, decoder.bias, attention_mask, self.head_chunk_tokens)
+            raw = max_pool_projection(hidden, decoder.weight, decoder.bias, attention_mask, self.head_chunk_tokens,
+                                      sparse_weight_grad=sparse)
             return splade_activation(raw, self.activation)
         logits = self.logits(input_ids, attention_mask)
         return splade_pool(logits, attention_mask, self.pooling, self.activation, inplace=True)

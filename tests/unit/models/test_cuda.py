@@ -2,7 +2,8 @@
 
 The efficient head records arg-max positions in forward there (``sparse_head.max_pool_projection``); these tests pin
 that the GPU path equals the plain (B, L, V) head in float32 and under bf16 autocast (they passed on an H200,
-2026-12-04).
+2026-12-04). The row-sparse vocabulary gradients (``models/vocab_grad.py``, 2026-12-04 evening) have not yet run on a
+GPU: ``test_row_sparse_vocabulary_gradients_on_gpu`` is written for the next GPU session.
 """
 
 import pytest
@@ -12,6 +13,8 @@ from splade_lightning.models import SpladeEncoder
 from splade_lightning.models.pooling import splade_activation
 from splade_lightning.models.sparse_head import max_pool_projection
 from tests.unit.models.test_sparse_head import naive
+from tests.unit.models.test_vocab_grad import batch
+from tests.unit.models.test_vocab_grad import encoder as vocab_grad_encoder
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -63,3 +66,19 @@ def test_encoder_under_bf16_autocast_on_gpu(tiny_bert_dir, efficient_head):
     w_fast = fast.mlm.get_output_embeddings().weight.grad
     w_plain = plain.mlm.get_output_embeddings().weight.grad
     assert (w_fast - w_plain).abs().max() <= 2e-2 * w_plain.abs().max()
+
+
+def test_row_sparse_vocabulary_gradients_on_gpu(tiny_bert_dir):
+    """``models/vocab_grad.py`` on CUDA: sparse contributions summed, a dense ``.grad``, the dense path's values."""
+    ids, mask = (t.cuda() for t in batch(tiny_bert_dir))
+    grads = {}
+    for sparse in (False, True):
+        enc = vocab_grad_encoder(tiny_bert_dir, sparse, 300).cuda()
+        vocab = enc.output_decoder().weight
+        layouts = []
+        vocab.register_hook(lambda g, seen=layouts: seen.append(g.layout))
+        (enc(ids, mask).pow(2).sum() + enc(ids[:3], mask[:3]).sum()).backward()
+        assert layouts == [torch.sparse_coo if sparse else torch.strided] and vocab.grad.layout == torch.strided
+        torch.optim.AdamW(enc.parameters(), lr=1e-3, fused=True).step()  # the optimiser accepts the gradient
+        grads[sparse] = vocab.grad
+    torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-6)

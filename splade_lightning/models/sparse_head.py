@@ -25,7 +25,7 @@ import warnings
 
 import torch
 
-from splade_lightning.models.vocab_grad import ensure_densify_hook, weight_grad
+from splade_lightning.models.vocab_grad import can_take_sparse_grad, ensure_densify_hook, weight_grad
 
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
 _VOCAB_BLOCK_ACCELERATOR = 32768  # on a GPU: fewer, larger matmuls (launch-bound, not cache-bound)
@@ -264,7 +264,7 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
         chunk_tokens = default_chunk_tokens(hidden.device)
     track = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)  # winners help backward only
     exact = hidden.device.type != "cpu"  # accelerators: record arg-max positions, recompute nothing in backward
-    sparse_weight_grad = sparse_weight_grad and track and weight.requires_grad
+    sparse_weight_grad = sparse_weight_grad and track and can_take_sparse_grad(weight)
     if sparse_weight_grad:
         ensure_densify_hook(weight)
     with torch.autocast(hidden.device.type, enabled=False):

@@ -15,7 +15,11 @@ from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.pooling import Activation, Pooling, splade_activation, splade_pool
 from splade_lightning.models.recompute import selective_recompute
 from splade_lightning.models.sparse_head import max_pool_projection
-from splade_lightning.models.vocab_grad import row_sparse_grads_available, sparse_embedding_grads
+from splade_lightning.models.vocab_grad import (
+    embedding_grads_can_be_sparse,
+    row_sparse_grads_available,
+    sparse_embedding_grads,
+)
 
 
 class SpladeEncoder(SparseEncoderBase):
@@ -39,7 +43,8 @@ class SpladeEncoder(SparseEncoderBase):
         sparse_vocab_grad: with the efficient head, build the gradients of the (V, H) vocabulary matrix (input
             embedding and decoder weight) from the rows a step touches and make them dense once, when accumulated
             (``models/vocab_grad.py``): one (V, H) gradient tensor alive instead of two or three. The same sums in
-            another order. Off under ``torch.distributed``, where the dense path runs.
+            another order. The dense path runs under ``torch.distributed`` and where few rows would be saved (see
+            that module).
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """
@@ -155,14 +160,20 @@ class SpladeEncoder(SparseEncoderBase):
         """
         if self._decoder_slot is not None:
             sparse = self.sparse_vocab_grad and torch.is_grad_enabled() and row_sparse_grads_available()
+            lookup = self._sparse_lookup(attention_mask) if sparse else None
             with self._decoder_bypassed() as decoder, selective_recompute(self.selective_recompute), \
-                    sparse_embedding_grads(self.mlm.get_input_embeddings(), sparse):
+                    sparse_embedding_grads(lookup):
                 hidden = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, H)
             raw = max_pool_projection(hidden, decoder.weight, decoder.bias, attention_mask, self.head_chunk_tokens,
                                       sparse_weight_grad=sparse)
             return splade_activation(raw, self.activation)
         logits = self.logits(input_ids, attention_mask)
         return splade_pool(logits, attention_mask, self.pooling, self.activation, inplace=True)
+
+    def _sparse_lookup(self, attention_mask: torch.Tensor) -> nn.Module | None:
+        """The input embedding when its lookup of this batch should return a row-sparse gradient, else None."""
+        embedding = self.mlm.get_input_embeddings()
+        return embedding if embedding_grads_can_be_sparse(embedding, int(attention_mask.sum())) else None
 
     def encode_query(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Query side: (B, L) -> (B, V). SPLADE uses one encoder for both sides."""

@@ -13,20 +13,22 @@ run when the parameter's gradient is accumulated (``register_post_accumulate_gra
 own ``nn.Embedding(sparse=True)`` backward, switched on for the duration of a forward call; the head side is
 ``models/sparse_head.py``'s backward. The values are the same sums in another order (float rounding, ~1e-7 relative).
 
-Not used under ``torch.distributed`` (DDP decides at wrap time whether a parameter's gradient is sparse, and NCCL
-cannot reduce sparse tensors): there the dense path runs unchanged.
+The dense path runs unchanged under ``torch.distributed`` (DDP decides at wrap time whether a parameter's gradient is
+sparse, and NCCL cannot reduce sparse tensors), for weights that are not leaf tensors (computed weights, as with
+``torch.func.functional_call``: only leaves accumulate a ``.grad``), for the head when more than V / 8 rows are
+active (an untrained head) and for a lookup of more than V / 2 real tokens (its sparse gradient has one row per
+token). ``torch.autograd.grad`` (which accumulates nothing) returns the sparse sums themselves.
 """
 
 from __future__ import annotations
 
-import weakref
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 _SPARSE_ROWS_FRACTION = 8  # the head's gradient is built sparse when at most V / 8 rows are non-zero
-_HOOKED: dict[int, weakref.ref] = {}  # id -> parameter carrying the densify hook (tensors compare elementwise)
+_SPARSE_TOKENS_FRACTION = 2  # a lookup's gradient is built sparse when the call has at most V / 2 real tokens
 
 
 def row_sparse_grads_available() -> bool:
@@ -34,33 +36,48 @@ def row_sparse_grads_available() -> bool:
     return not (torch.distributed.is_available() and torch.distributed.is_initialized())
 
 
+def can_take_sparse_grad(param: torch.Tensor) -> bool:
+    """A trainable leaf parameter: only leaves accumulate ``.grad`` (and take the densify hook)."""
+    return param.requires_grad and param.is_leaf
+
+
 def _densify(param: torch.Tensor) -> None:
-    """Post-accumulate-grad hook: a sparse ``.grad`` becomes dense (duplicate rows summed)."""
-    if param.grad is not None and param.grad.layout != torch.strided:
-        param.grad = param.grad.to_dense()
+    """Post-accumulate-grad hook: a sparse ``.grad`` becomes dense (duplicate rows summed).
+
+    Off the CPU the sum is coalesced first: densifying an uncoalesced tensor there adds with atomics, in a varying
+    order.
+    """
+    grad = param.grad
+    if grad is not None and grad.layout != torch.strided:
+        param.grad = (grad if grad.device.type == "cpu" else grad.coalesce()).to_dense()
+
+
+def _has_densify_hook(param: torch.Tensor) -> bool:
+    hooks = getattr(param, "_post_accumulate_grad_hooks", None) or {}  # torch's own registry on the tensor
+    return any(hook is _densify for hook in hooks.values())
 
 
 def ensure_densify_hook(param: torch.Tensor) -> None:
-    """Register :func:`_densify` on ``param`` once (a copy of the parameter, a new object, gets its own)."""
-    if not param.requires_grad:
-        return
-    key = id(param)
-    known = _HOOKED.get(key)
-    if known is not None and known() is param:
-        return
-    param.register_post_accumulate_grad_hook(_densify)
-    _HOOKED[key] = weakref.ref(param, lambda _, key=key: _HOOKED.pop(key, None))
+    """Register :func:`_densify` on the leaf ``param`` unless it has it (a copy of a parameter has no hooks)."""
+    if can_take_sparse_grad(param) and not _has_densify_hook(param):
+        param.register_post_accumulate_grad_hook(_densify)
+
+
+def embedding_grads_can_be_sparse(embedding: nn.Module, real_tokens: int) -> bool:
+    """Whether ``embedding``'s lookup of ``real_tokens`` tokens should return a sparse gradient.
+
+    A sparse lookup gradient has one row per token (duplicates are summed only when the gradient is made dense), so
+    beyond about V tokens per step it would outgrow the dense (V, H) tensor; one call may use up to V / 2.
+    """
+    return isinstance(embedding, nn.Embedding) and can_take_sparse_grad(embedding.weight) \
+        and real_tokens * _SPARSE_TOKENS_FRACTION <= embedding.num_embeddings
 
 
 @contextmanager
-def sparse_embedding_grads(embedding: nn.Module | None, enabled: bool):
-    """Within the block, ``embedding`` (an ``nn.Embedding``) returns a sparse COO gradient for its weight.
-
-    The weight gets the densify hook first, so ``.grad`` is dense again once accumulated. Anything but an
-    ``nn.Embedding`` with a trainable weight, or ``enabled=False``, leaves the module unchanged.
-    """
-    if not enabled or not isinstance(embedding, nn.Embedding) or not embedding.weight.requires_grad \
-            or embedding.sparse:
+def sparse_embedding_grads(embedding: nn.Module | None):
+    """Within the block, ``embedding`` (an ``nn.Embedding``, or None for no change) returns a sparse COO gradient
+    for its weight. The weight gets the densify hook first, so its ``.grad`` is dense again once accumulated."""
+    if embedding is None or embedding.sparse:
         yield
         return
     ensure_densify_hook(embedding.weight)

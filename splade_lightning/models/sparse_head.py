@@ -25,10 +25,11 @@ import warnings
 
 import torch
 
-from splade_lightning.models.vocab_grad import can_take_sparse_grad, ensure_densify_hook, weight_grad
+from splade_lightning.models.vocab_grad import can_take_sparse_grad, ensure_densify_hook
 
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
 _VOCAB_BLOCK_ACCELERATOR = 32768  # on a GPU: fewer, larger matmuls (launch-bound, not cache-bound)
+_SPARSE_ROWS_FRACTION = 8  # the weight's gradient is built sparse when at most V / 8 rows are non-zero
 
 
 def _vocab_block(device: torch.device) -> int:
@@ -194,6 +195,30 @@ def _csr(rows, cols, values, shape):
         return torch.sparse_csr_tensor(crow, cols[order], values[order], shape, check_invariants=False)
 
 
+def weight_grad(v: torch.Tensor, cols: torch.Tensor, g: torch.Tensor, inputs: torch.Tensor, vocab: int,
+                sparse: bool) -> torch.Tensor:
+    """``dL/dW`` (V, H): row ``r`` sums ``g[k] * inputs[cols[k]]`` over the entries with ``v[k] == r``.
+
+    Args:
+        v: (K,) vocabulary row of each active entry.
+        cols: (K,) row of ``inputs`` (the arg-max position, flattened) of each entry.
+        g: (K,) upstream gradient of each entry.
+        inputs: (N, H) the head's flattened inputs.
+        vocab: V.
+        sparse: build a sparse COO result of the non-zero rows when they are at most V / 8 (the caller has put the
+            densify hook of ``models/vocab_grad.py`` on the weight).
+
+    Returns:
+        (V, H) dense, or sparse COO (coalesced) with the non-zero rows only; each row's sum is computed the same way.
+    """
+    if sparse:
+        rows, local = torch.unique(v, return_inverse=True)  # sorted: the COO tensor is coalesced
+        if rows.numel() * _SPARSE_ROWS_FRACTION <= vocab:
+            values = _csr(local, cols, g, (rows.numel(), inputs.shape[0])) @ inputs  # (R, H)
+            return torch.sparse_coo_tensor(rows.unsqueeze(0), values, (vocab, inputs.shape[1]), is_coalesced=True,
+                                           check_invariants=False)
+    return _csr(v, cols, g, (vocab, inputs.shape[0])) @ inputs
+
 class MaxPoolProjection(torch.autograd.Function):
     """``max_l mask(h @ W.T + b)`` over positions: (B, L, H) x (V, H) -> (B, V), with a sparse backward.
 
@@ -232,7 +257,7 @@ class MaxPoolProjection(torch.autograd.Function):
             grad_hidden = grad_hidden.view(batch, length, width).to(hidden.dtype)
         if ctx.needs_input_grad[1]:  # (V, B*L) CSR @ (B*L, H): row v gathers g[b,v] h[b, l*]
             hidden_flat = hidden.reshape(batch * length, width).to(acc)
-            grad_weight = weight_grad(_csr, v, flat, g, hidden_flat, weight.shape[0], ctx.sparse_weight_grad)
+            grad_weight = weight_grad(v, flat, g, hidden_flat, weight.shape[0], ctx.sparse_weight_grad)
             grad_weight = grad_weight.to(weight.dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g)

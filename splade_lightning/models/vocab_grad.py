@@ -11,7 +11,8 @@ With row-sparse gradients each contribution is a sparse COO tensor of its rows o
 run when the parameter's gradient is accumulated (``register_post_accumulate_grad_hook``) turns the sum into the dense
 ``.grad`` that optimisers, clipping and logging expect: one (V, H) tensor per step. The embedding side is PyTorch's
 own ``nn.Embedding(sparse=True)`` backward, switched on for the duration of a forward call; the head side is
-``models/sparse_head.py``'s backward. The values are the same sums in another order (float rounding, ~1e-7 relative).
+``models/sparse_head.py``'s backward (``weight_grad``). The values are the same sums in another order (float
+rounding, ~1e-7 relative).
 
 The dense path runs unchanged under ``torch.distributed`` (DDP decides at wrap time whether a parameter's gradient is
 sparse, and NCCL cannot reduce sparse tensors), for weights that are not leaf tensors (computed weights, as with
@@ -27,7 +28,6 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-_SPARSE_ROWS_FRACTION = 8  # the head's gradient is built sparse when at most V / 8 rows are non-zero
 _SPARSE_TOKENS_FRACTION = 2  # a lookup's gradient is built sparse when the call has at most V / 2 real tokens
 
 
@@ -87,28 +87,3 @@ def sparse_embedding_grads(embedding: nn.Module | None):
     finally:
         embedding.sparse = False
 
-
-def weight_grad(csr_of_rows, v: torch.Tensor, cols: torch.Tensor, g: torch.Tensor, inputs: torch.Tensor,
-                vocab: int, sparse: bool) -> torch.Tensor:
-    """``dL/dW`` (V, H) of the head: row ``r`` sums ``g[k] * inputs[cols[k]]`` over the entries with ``v[k] == r``.
-
-    Args:
-        csr_of_rows: ``(rows, cols, values, shape) -> CSR matrix`` (``sparse_head._csr``).
-        v: (K,) vocabulary row of each active entry.
-        cols: (K,) row of ``inputs`` (the arg-max position, flattened) of each entry.
-        g: (K,) upstream gradient of each entry.
-        inputs: (N, H) the head's flattened inputs.
-        vocab: V.
-        sparse: build a sparse COO result of the non-zero rows when they are at most V / 8 (the caller has put the
-            densify hook on the weight).
-
-    Returns:
-        (V, H) dense, or sparse COO (coalesced) with the non-zero rows only; each row's sum is computed the same way.
-    """
-    if sparse:
-        rows, local = torch.unique(v, return_inverse=True)  # sorted: the COO tensor is coalesced
-        if rows.numel() * _SPARSE_ROWS_FRACTION <= vocab:
-            values = csr_of_rows(local, cols, g, (rows.numel(), inputs.shape[0])) @ inputs  # (R, H)
-            return torch.sparse_coo_tensor(rows.unsqueeze(0), values, (vocab, inputs.shape[1]), is_coalesced=True,
-                                           check_invariants=False)
-    return csr_of_rows(v, cols, g, (vocab, inputs.shape[0])) @ inputs

@@ -8,8 +8,7 @@ import torch
 
 from splade_lightning.models import SpladeEncoder, sparse_head, vocab_grad
 from splade_lightning.models.pooling import splade_activation
-from splade_lightning.models.sparse_head import _csr, max_pool_projection
-from splade_lightning.models.vocab_grad import weight_grad
+from splade_lightning.models.sparse_head import max_pool_projection, weight_grad
 from tests.unit.models.test_sparse_head import case
 
 TEXTS = ["what is a sparse retriever", "learned sparse retrieval with splade", "the vocabulary has many rows",
@@ -171,7 +170,7 @@ def test_untied_embedding_and_decoder_each_get_a_dense_gradient(tiny_bert_dir):
 def test_a_dense_head_gradient_and_a_sparse_lookup_sum_to_the_dense_paths(tiny_bert_dir, monkeypatch):
     """A random head has nearly every term active: its gradient stays dense while the lookup's is sparse."""
     returned = []
-    real = vocab_grad.weight_grad
+    real = sparse_head.weight_grad
     monkeypatch.setattr(sparse_head, "weight_grad", lambda *a, **k: returned.append(real(*a, **k).layout)
                         or real(*a, **k))
     ids, mask = batch(tiny_bert_dir)
@@ -222,7 +221,7 @@ def test_many_active_rows_give_a_dense_head_gradient_with_the_same_rows():
         v = torch.cat([torch.arange(rows_used), torch.randint(0, rows_used, (42,), generator=g)])
         cols = torch.randint(0, n, (v.numel(),), generator=g)
         values = torch.randn(v.numel(), generator=g)
-        dense = weight_grad(_csr, v, cols, values, inputs, vocab, sparse=False)
-        got = weight_grad(_csr, v, cols, values, inputs, vocab, sparse=True)
+        dense = weight_grad(v, cols, values, inputs, vocab, sparse=False)
+        got = weight_grad(v, cols, values, inputs, vocab, sparse=True)
         assert got.layout == expect
         assert torch.equal(got.to_dense(), dense)  # each row's sum is computed the same way: bitwise

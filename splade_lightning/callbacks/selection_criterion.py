@@ -4,12 +4,11 @@ out-of-domain losses (the score is :func:`~splade_lightning.metrics.selection.se
 from __future__ import annotations
 
 import lightning.pytorch as pl
-import torch
-from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.trainer.states import TrainerFn
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.metrics.selection import missing_sets, selection_score
+from splade_lightning.systems.interfaces import EvalReporting, require
 
 WHERE = "trainer.callbacks: SelectionCriterion"
 
@@ -32,8 +31,9 @@ class SelectionCriterion(pl.Callback):
     ``val/<name>_ood_change`` (mean change against zero-shot). The zero-shot reference is the module's
     ``zero_shot_metrics``, which ``fit --eval_before_fit`` sets (and checkpoints keep across a resume); ``fit``
     without it is refused before training. The set names are checked at that zero-shot evaluation, before training.
-    Lightning runs checkpoint callbacks last, so ``ModelCheckpoint`` sees the value; an ``EarlyStopping`` on it must
-    come after this callback in the list (checked).
+    The module logs these figures together with its own validation metrics (the
+    :class:`~splade_lightning.systems.interfaces.EvalReporting` interface), so ``ModelCheckpoint`` and
+    ``EarlyStopping`` see them wherever they are in the callback list.
 
     Args:
         in_domain: names of the validation sets of the training domain (``val_sets`` ``name``s).
@@ -65,6 +65,16 @@ class SelectionCriterion(pl.Callback):
         self.measure = measure
         self.max_drop = float(max_drop)
         self.key = f"val/{name}"
+        self._module: pl.LightningModule | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        require(pl_module, EvalReporting, "SelectionCriterion", "a RetrievalModule (SPLADE, inference-free, CSR)")
+        self._module = pl_module
+        pl_module.add_eval_reporter(self.report)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        pl_module.remove_eval_reporter(self.report)
+        self._module = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if getattr(pl_module, "zero_shot_metrics", None) is None:
@@ -72,30 +82,21 @@ class SelectionCriterion(pl.Callback):
                               "`fit` with --eval_before_fit (eval_before_fit: true in the config), or set the "
                               "module's zero_shot_metrics before trainer.fit")
         self._check_names(pl_module.zero_shot_metrics, "the zero-shot evaluation")
-        mine = trainer.callbacks.index(self)
-        for index, callback in enumerate(trainer.callbacks):
-            if isinstance(callback, EarlyStopping) and callback.monitor == self.key and index < mine:
-                raise ConfigError(f"{WHERE}: an EarlyStopping monitoring {self.key} comes before this callback "
-                                  "in trainer.callbacks, so it would read the previous validation's value; "
-                                  "list SelectionCriterion first")
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or pl_module.last_eval_step != trainer.global_step:
-            return
-        metrics = pl_module.last_eval_metrics
-        if trainer.state.fn != TrainerFn.FITTING:  # the zero-shot run (or a re-evaluation): check names only
+    def report(self, stage: str, metrics: dict) -> dict[str, float]:
+        """The logged figures of one validation (the module logs them with its own metrics, in the same row); none
+        for a test, or for a validation outside ``fit`` (the zero-shot run, a re-evaluation), whose set names are
+        checked instead."""
+        if stage != "validate" or self._module is None:
+            return {}
+        if self._module.trainer.state.fn != TrainerFn.FITTING:
             self._check_names(metrics, "this evaluation")
-            return
-        result = selection_score(metrics, pl_module.zero_shot_metrics, self.in_domain, self.out_of_domain,
+            return {}
+        result = selection_score(metrics, self._module.zero_shot_metrics, self.in_domain, self.out_of_domain,
                                  self.measure, self.max_drop)
-        logged = {self.key: result.score, f"{self.key}_feasible": float(result.feasible),
-                  f"{self.key}_in_domain_change": result.in_domain_change,
-                  f"{self.key}_ood_change": result.out_of_domain_change}
-        for key, value in logged.items():
-            trainer.callback_metrics[key] = torch.tensor(value)
-        # self.log is not allowed after the epoch end; the connector logs at the step (and with the epoch) that the
-        # module's validation metrics were logged at, so they share a row of metrics.csv
-        trainer._logger_connector.log_metrics(logged)
+        return {self.key: result.score, f"{self.key}_feasible": float(result.feasible),
+                f"{self.key}_in_domain_change": result.in_domain_change,
+                f"{self.key}_ood_change": result.out_of_domain_change}
 
     def _check_names(self, metrics: dict, what: str) -> None:
         missing = missing_sets(metrics, self.in_domain + self.out_of_domain, self.measure)

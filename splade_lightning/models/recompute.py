@@ -20,7 +20,7 @@ training (tested). The cost is one extra attention core and one extra GELU per l
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -104,15 +104,28 @@ def _unpack(packed):
     return output.as_strided(packed.size, packed.stride, packed.offset)
 
 
+def _outer_hooks_in_force() -> bool:
+    """Whether saved-tensor hooks are already in force (a user's ``torch.autograd.graph.save_on_cpu``, an outer
+    ``torch.utils.checkpoint``). PyTorch's hooks do not nest: inner ones replace the outer ones entirely."""
+    try:
+        return torch._C._autograd._top_saved_tensors_default_hooks(False) is not None
+    except (AttributeError, RuntimeError, TypeError):  # a PyTorch without it: assume none
+        return False
+
+
 @contextmanager
 def selective_recompute(enabled: bool = True):
     """Within the block, attention cores and GELU outputs are recomputed in backward instead of kept.
 
     Wrap the backbone's forward only (not a custom autograd head: its saved tensors pass through the same hooks
-    but are left unchanged). A no-op when ``enabled`` is false or when no graph is being recorded.
+    but are left unchanged). A no-op when ``enabled`` is false or when no graph is being recorded. Saved-tensor
+    hooks already in force (a user's ``save_on_cpu``, an outer checkpoint) stay in charge of everything the block
+    keeps, GELU outputs included (rebuilding those would replace the user's hooks); only the attention cores are
+    then recomputed.
     """
     if not enabled or not torch.is_grad_enabled():
         yield
         return
-    with torch.autograd.graph.saved_tensors_hooks(_pack, _unpack), _CheckpointAttention():
+    gelu = nullcontext() if _outer_hooks_in_force() else torch.autograd.graph.saved_tensors_hooks(_pack, _unpack)
+    with gelu, _CheckpointAttention():
         yield

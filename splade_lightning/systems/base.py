@@ -23,6 +23,7 @@ from splade_lightning.systems.eval_buffer import (
     score_buffer,
     suite_means,
 )
+from splade_lightning.systems.interfaces import EvalReporter
 from splade_lightning.types import EncodeBatch
 
 #: constructor arguments that are modules or factories, kept out of ``hparams``
@@ -119,6 +120,7 @@ class RetrievalModule(pl.LightningModule):
         self._eval_buffer = EvalBuffer()
         self._defer_nonfinite = False
         self._nonfinite_terms: dict[str, float] | None = None
+        self._eval_reporters: list[EvalReporter] = []
 
     @property
     def tokenizer_name_or_path(self) -> str:
@@ -174,6 +176,17 @@ class RetrievalModule(pl.LightningModule):
         return rates
 
     # -- evaluation ----------------------------------------------------------------------------------------------
+    def add_eval_reporter(self, reporter: EvalReporter) -> None:
+        """Log what ``reporter(stage, metrics)`` returns with every evaluation's metrics (the
+        :class:`~splade_lightning.systems.interfaces.EvalReporting` interface); once per reporter."""
+        if reporter not in self._eval_reporters:
+            self._eval_reporters.append(reporter)
+
+    def remove_eval_reporter(self, reporter: EvalReporter) -> None:
+        """Stop calling ``reporter``."""
+        if reporter in self._eval_reporters:
+            self._eval_reporters.remove(reporter)
+
     def _encode_eval(self, batch: EncodeBatch, dataloader_idx: int) -> torch.Tensor:
         """Encode one evaluation batch -> (B, V) and keep it, with its evaluation set, for :meth:`_finish_eval`."""
         eval_set = eval_set_of(batch, type(self).__name__)
@@ -223,6 +236,8 @@ class RetrievalModule(pl.LightningModule):
         logged = {f"{prefix}/{name}/{key}": value for name, metrics in results.items() if name != "mean"
                   for key, value in metrics.items()}  # a suite's mean: val/<suite>/mean/<measure>
         logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})
+        for reporter in self._eval_reporters:  # e.g. SelectionCriterion's val/selection, in the same row
+            logged.update(reporter(stage, results))
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             quiet_sync_dist_warnings(list(logged))
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)

@@ -1,13 +1,15 @@
 """Typed interfaces between the LightningModules and the callbacks that steer them.
 
 A callback talks to a module only through these methods, never through attributes it writes or ``hparams`` keys it
-reads: :class:`Regularized` (the λ of each side: warm-up scale, controller multiplier, the weight applied) and
-:class:`DeferrableLoss` (who decides about a non-finite training loss). :func:`require` turns a module that lacks an
+reads: :class:`Regularized` (the λ of each side: warm-up scale, controller multiplier, the weight applied),
+:class:`DeferrableLoss` (who decides about a non-finite training loss) and :class:`EvalReporting` (figures derived
+from each evaluation, logged with it). :func:`require` turns a module that lacks an
 interface into a :class:`~splade_lightning.errors.ConfigError` naming the module and the callback.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from splade_lightning.errors import ConfigError
@@ -70,6 +72,26 @@ class DeferrableLoss(Protocol):
         """The loss terms of the last training batch when its loss was non-finite (deferred), else ``None``."""
 
 
+#: ``reporter(stage, metrics) -> {logged key: value}``: ``stage`` is ``"validate"`` or ``"test"``, ``metrics`` the
+#: evaluation's ``{set: {measure: value}}`` (as the module's ``last_eval_metrics``)
+EvalReporter = Callable[[str, dict[str, dict[str, float]]], dict[str, float]]
+
+
+@runtime_checkable
+class EvalReporting(Protocol):
+    """A module that logs each evaluation's metrics itself and logs, in the same call (same step, same row of
+    ``metrics.csv``, visible to ``ModelCheckpoint`` and ``EarlyStopping`` in any callback order), the figures that
+    registered reporters derive from them (:class:`~splade_lightning.callbacks.SelectionCriterion`). Implemented by
+    :class:`~splade_lightning.systems.RetrievalModule`."""
+
+    def add_eval_reporter(self, reporter: EvalReporter) -> None:
+        """Call ``reporter`` after every evaluation (not after a sanity check) and log what it returns; adding the
+        same reporter twice keeps one."""
+
+    def remove_eval_reporter(self, reporter: EvalReporter) -> None:
+        """Stop calling ``reporter`` (nothing happens when it was not added)."""
+
+
 def interface_members(interface: type) -> list[str]:
     """The public methods and properties an interface declares."""
     return [name for name in vars(interface) if not name.startswith("_")]
@@ -80,7 +102,7 @@ def require(module: object, interface: type, callback: str, expected: str) -> No
 
     Args:
         module: the LightningModule a callback is attached to.
-        interface: :class:`Regularized` or :class:`DeferrableLoss`.
+        interface: :class:`Regularized`, :class:`DeferrableLoss` or :class:`EvalReporting`.
         callback: the callback's class name, for the message.
         expected: which modules do implement it, for the message.
     """

@@ -13,11 +13,15 @@ configured teacher whenever the run is rebuilt: for a teacher the size of the st
   silently distil from another teacher) or a checkpoint trained without one, then puts the configured teacher's
   weights back so that the strict state-dict load succeeds.
 
-Checkpoints written before this change still hold the teacher's weights; they load as before.
+Checkpoints written before this change still hold the teacher's weights. They load as they are, except that resuming
+``fit`` from one compares those weights with the configured teacher's (:func:`same_weights`) and refuses a different
+teacher, as for a fingerprint: otherwise the resumed run would distil from the checkpoint's teacher while recording the
+configured one's fingerprint, and its next resume would silently switch to the configured teacher.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from splade_lightning.errors import ConfigError
@@ -44,6 +48,23 @@ def drop_teacher_state(checkpoint: dict, fingerprint: str | None) -> None:
     checkpoint.setdefault("splade_lightning", {})[KEY] = fingerprint
 
 
+def same_weights(current: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same tensors, each pair compared bitwise in the narrower of their two float
+    dtypes: a teacher saved by a ``bf16-true`` run equals its float32 original cast to bfloat16."""
+    if current.keys() != saved.keys():
+        return False
+    for key, a in current.items():
+        b = saved[key]
+        if a.shape != b.shape:
+            return False
+        if a.dtype != b.dtype and a.is_floating_point() and b.is_floating_point():
+            narrow = a.dtype if a.element_size() <= b.element_size() else b.dtype
+            a, b = a.to(narrow), b.to(narrow)
+        if not torch.equal(a.cpu(), b.cpu()):
+            return False
+    return True
+
+
 def restore_teacher_state(checkpoint: dict, teacher: nn.Module | None, fingerprint: str | None, resuming: bool,
                           source: str = "the checkpoint") -> None:
     """Put the configured teacher's weights into a checkpoint written by :func:`drop_teacher_state`.
@@ -58,13 +79,21 @@ def restore_teacher_state(checkpoint: dict, teacher: nn.Module | None, fingerpri
 
     Raises:
         ConfigError: when ``resuming``, the checkpoint was trained with a teacher whose weights differ from the
-            configured teacher's, or without a teacher.
+            configured teacher's (by fingerprint, or by the weights a checkpoint from before this change holds), or
+            without a teacher.
     """
     state = checkpoint.get("state_dict")
-    if teacher is None or state is None or any(key.startswith(PREFIX) for key in state):
-        return  # no teacher, or a checkpoint that still holds its teacher's weights (loaded as they are)
-    recorded = (checkpoint.get("splade_lightning") or {}).get(KEY)
+    if teacher is None or state is None:
+        return
     name = source[0].upper() + source[1:]
+    inside = {key[len(PREFIX):]: value for key, value in state.items() if key.startswith(PREFIX)}
+    if inside:  # a checkpoint from before this change holds its teacher's weights: they load as they are
+        if resuming and not same_weights(teacher.state_dict(), inside):
+            raise ConfigError(f"{name} holds the weights of a teacher that differs from the configured "
+                              "--model.init_args.teacher; resume with the same teacher, or start a new run (a fresh "
+                              "--trainer.default_root_dir) to distil from this one")
+        return
+    recorded = (checkpoint.get("splade_lightning") or {}).get(KEY)
     if resuming and recorded is None:
         raise ConfigError(f"{name} was trained without a teacher, but --model.init_args.teacher is set; resume "
                           "without it, or start a new run (a fresh --trainer.default_root_dir) to distil from it")

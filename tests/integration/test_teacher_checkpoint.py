@@ -100,15 +100,39 @@ def test_resuming_with_another_teacher_is_refused(tiny_bert_dir, toy_triplets, t
 
 
 def test_a_checkpoint_with_the_teacher_inside_loads_as_before(tiny_bert_dir):
+    """A checkpoint from before the fingerprints holds the teacher's weights: they load as they are; resuming from
+    it with another teacher is refused (that resume's checkpoints would record the configured teacher while the run
+    distils from the checkpoint's)."""
     from splade_lightning.systems.teacher_checkpoint import restore_teacher_state
 
     module = teacher_module(tiny_bert_dir)
     legacy = {"state_dict": {key: value.clone() for key, value in module.state_dict().items()}}
     assert any(key.startswith("teacher.") for key in legacy["state_dict"])
     other = teacher_module(tiny_bert_dir, shift=0.25)
-    restore_teacher_state(legacy, other.teacher, other._teacher_fingerprint, resuming=True)  # kept, as before
+    restore_teacher_state(legacy, other.teacher, other._teacher_fingerprint, resuming=False)  # evaluation: kept
     other.load_state_dict(legacy["state_dict"])
     assert torch.equal(other.teacher.mlm.cls.predictions.bias, module.teacher.mlm.cls.predictions.bias)
+    with pytest.raises(ConfigError, match="Checkpoint x.ckpt holds the weights of a teacher that differs from the "
+                                          "configured --model.init_args.teacher"):
+        restore_teacher_state(legacy, teacher_module(tiny_bert_dir, shift=0.25).teacher, None, resuming=True,
+                              source="checkpoint x.ckpt")
+    same = teacher_module(tiny_bert_dir)
+    restore_teacher_state(legacy, same.teacher, same._teacher_fingerprint, resuming=True)  # the same teacher
+    same.load_state_dict(legacy["state_dict"])
+
+
+def test_a_legacy_bf16_checkpoint_matches_its_float32_teacher(tiny_bert_dir):
+    """A bf16-true run saved its teacher in bfloat16; the configured float32 teacher, cast, is the same one."""
+    from splade_lightning.systems.teacher_checkpoint import restore_teacher_state, same_weights
+
+    module = teacher_module(tiny_bert_dir)
+    legacy = {"state_dict": {key: value.to(torch.bfloat16) if value.is_floating_point() else value.clone()
+                             for key, value in module.state_dict().items()}}
+    restore_teacher_state(legacy, teacher_module(tiny_bert_dir).teacher, None, resuming=True)
+    with pytest.raises(ConfigError, match="differs from the configured"):
+        restore_teacher_state(legacy, teacher_module(tiny_bert_dir, shift=0.25).teacher, None, resuming=True)
+    teacher = module.teacher.state_dict()
+    assert not same_weights(teacher, {key: value for key, value in list(teacher.items())[1:]})  # a key missing
 
 
 def test_the_best_weights_load_without_the_teacher_in_the_checkpoint(tiny_bert_dir, tmp_path):

@@ -64,6 +64,7 @@ def test_dense_training_is_bitwise_identical(tiny_encoder_dir):
 def saved_tensors(encoder, inputs, monkeypatch) -> list[torch.Tensor]:
     """Every tensor the forward keeps for backward, except those a checkpoint holds (its inputs, kept anyway)."""
     kept = []
+    monkeypatch.setattr(recompute, "_outer_hooks_in_force", lambda: False)  # the collector below is not a user's
     original = recompute._pack
     monkeypatch.setattr(recompute, "_pack", lambda t: (kept.append(t) if isinstance(r := original(t), torch.Tensor)
                                                        else None) or r)
@@ -135,6 +136,43 @@ def test_gelu_input_modified_in_place_is_an_error():
         pre.add_(1.0)
     with pytest.raises(RuntimeError, match="modified in place"):
         out.backward()
+
+
+class _Box:
+    """What the outer hooks below store instead of a tensor: a copy, as ``save_on_cpu`` stores one."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.copy = tensor.detach().clone()
+
+
+def test_outer_saved_tensor_hooks_stay_in_charge(tiny_bert_dir):
+    """A user's hooks around training (``save_on_cpu``-like: they store a copy) receive every tensor the backbone
+    keeps, GELU outputs included, while the attention cores are still recomputed; gradients stay bitwise equal."""
+    plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir)
+    inputs = batch(tiny_bert_dir)
+    B, L = inputs["input_ids"].shape
+    layers, heads = plain.mlm.config.num_hidden_layers, plain.mlm.config.num_attention_heads
+    results = []
+    for encoder in (plain, recomputed):
+        boxes = []
+
+        def pack(tensor, boxes=boxes):
+            boxes.append(_Box(tensor))
+            return boxes[-1]
+
+        def unpack(box):
+            assert isinstance(box, _Box)
+            return box.copy
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            loss, grads = train_step(encoder, inputs, 5)
+        gelu = sum(1 for b in boxes if b.copy.dim() and b.copy.shape[-1] == plain.mlm.config.intermediate_size)
+        probs = sum(1 for b in boxes if tuple(b.copy.shape) == (B, heads, L, L))
+        results.append((loss, grads, gelu, probs))
+    (loss_a, grads_a, gelu_a, probs_a), (loss_b, grads_b, gelu_b, probs_b) = results
+    assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+    assert gelu_b == gelu_a >= 2 * layers  # GELU inputs and outputs both reach the user's hooks
+    assert probs_a >= 2 * layers and probs_b == 0  # the attention cores are recomputed, not kept
 
 
 def test_ignored_with_gradient_checkpointing(tiny_bert_dir):

@@ -8,12 +8,13 @@ import typing
 import pytest
 import torch
 
-from splade_lightning.callbacks import CollapseGuard, RegularizerWarmup, SparsityController
+from splade_lightning.callbacks import CollapseGuard, RegularizerWarmup, SelectionCriterion, SparsityController
 from splade_lightning.errors import ConfigError
 from splade_lightning.models import CSREncoder, QueryDocRouter, SparseEncoderBase
 from splade_lightning.systems import (
     CSRModule,
     DeferrableLoss,
+    EvalReporting,
     InferenceFreeSpladeModule,
     Regularized,
     RetrievalModule,
@@ -103,6 +104,28 @@ def test_a_module_without_regularizer_is_refused_by_name(callback):
     CollapseGuard().setup(None, plain, "fit")  # the guard only needs DeferrableLoss, which every module has
     plain.log_training({"loss": torch.tensor(float("nan"))}, batch_size=1)  # deferred to the guard: no raise
     assert plain.nonfinite_terms == {"loss": pytest.approx(float("nan"), nan_ok=True)}
+
+
+def test_eval_reporters_are_added_once_and_removed():
+    system = module()
+    assert isinstance(system, EvalReporting)
+    criterion = SelectionCriterion(in_domain=["home"], out_of_domain=["away"])
+    criterion.setup(None, system, "fit")
+    criterion.setup(None, system, "fit")  # a second setup (fit, then validate) keeps one reporter
+    assert system._eval_reporters == [criterion.report]
+    assert criterion.report("test", {"home": {}}) == {}  # tests get no selection and no name check
+    criterion.teardown(None, system, "fit")
+    assert system._eval_reporters == []
+    system.remove_eval_reporter(criterion.report)  # not registered: nothing happens
+
+
+def test_a_module_without_eval_reporting_is_refused_by_name():
+    class Plain(torch.nn.Module):
+        pass
+
+    with pytest.raises(ConfigError, match="SelectionCriterion: the module Plain does not implement EvalReporting "
+                                          r"\(missing: add_eval_reporter, remove_eval_reporter\)"):
+        SelectionCriterion(in_domain=["home"], out_of_domain=["away"]).setup(None, Plain(), "fit")
 
 
 def test_encoder_arguments_are_typed_narrowly():

@@ -65,16 +65,13 @@ class SelectionCriterion(pl.Callback):
         self.measure = measure
         self.max_drop = float(max_drop)
         self.key = f"val/{name}"
-        self._module: pl.LightningModule | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         require(pl_module, EvalReporting, "SelectionCriterion", "a RetrievalModule (SPLADE, inference-free, CSR)")
-        self._module = pl_module
         pl_module.add_eval_reporter(self.report)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         pl_module.remove_eval_reporter(self.report)
-        self._module = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if getattr(pl_module, "zero_shot_metrics", None) is None:
@@ -83,16 +80,16 @@ class SelectionCriterion(pl.Callback):
                               "module's zero_shot_metrics before trainer.fit")
         self._check_names(pl_module.zero_shot_metrics, "the zero-shot evaluation")
 
-    def report(self, stage: str, metrics: dict) -> dict[str, float]:
+    def report(self, pl_module: pl.LightningModule, stage: str, metrics: dict) -> dict[str, float]:
         """The logged figures of one validation (the module logs them with its own metrics, in the same row); none
         for a test, or for a validation outside ``fit`` (the zero-shot run, a re-evaluation), whose set names are
         checked instead."""
-        if stage != "validate" or self._module is None:
+        if stage != "validate":
             return {}
-        if self._module.trainer.state.fn != TrainerFn.FITTING:
+        if pl_module.trainer.state.fn != TrainerFn.FITTING:
             self._check_names(metrics, "this evaluation")
             return {}
-        result = selection_score(metrics, self._module.zero_shot_metrics, self.in_domain, self.out_of_domain,
+        result = selection_score(metrics, pl_module.zero_shot_metrics, self.in_domain, self.out_of_domain,
                                  self.measure, self.max_drop)
         return {self.key: result.score, f"{self.key}_feasible": float(result.feasible),
                 f"{self.key}_in_domain_change": result.in_domain_change,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: ``{dataset name or "mean": {measure: value}}``, as computed by an evaluation
 Metrics = dict[str, dict[str, float]]
 
 

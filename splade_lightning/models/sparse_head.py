@@ -219,6 +219,7 @@ def weight_grad(v: torch.Tensor, cols: torch.Tensor, g: torch.Tensor, inputs: to
                                            check_invariants=False)
     return _csr(v, cols, g, (vocab, inputs.shape[0])) @ inputs
 
+
 class MaxPoolProjection(torch.autograd.Function):
     """``max_l mask(h @ W.T + b)`` over positions: (B, L, H) x (V, H) -> (B, V), with a sparse backward.
 

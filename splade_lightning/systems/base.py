@@ -12,6 +12,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 import splade_lightning.systems.optim as optim
 from splade_lightning.errors import ConfigError
 from splade_lightning.metrics.ir import parse_measure
+from splade_lightning.metrics.selection import Metrics
 from splade_lightning.models.base import SparseEncoderBase
 from splade_lightning.models.router import encode_route
 from splade_lightning.prompts import check_prompts
@@ -29,8 +30,6 @@ from splade_lightning.types import EncodeBatch
 #: constructor arguments that are modules or factories, kept out of ``hparams``
 MODULE_ARGS = ["encoder", "loss", "query_regularizer", "doc_regularizer", "optimizer", "lr_scheduler", "teacher"]
 
-#: ``{dataset name or "mean": {measure: value}}``, as computed by an evaluation
-Metrics = dict[str, dict[str, float]]
 
 
 def check_eval_args(eval_k: int, eval_measures: Sequence[str]) -> None:
@@ -177,7 +176,7 @@ class RetrievalModule(pl.LightningModule):
 
     # -- evaluation ----------------------------------------------------------------------------------------------
     def add_eval_reporter(self, reporter: EvalReporter) -> None:
-        """Log what ``reporter(stage, metrics)`` returns with every evaluation's metrics (the
+        """Log what ``reporter(self, stage, metrics)`` returns with every evaluation's metrics (the
         :class:`~splade_lightning.systems.interfaces.EvalReporting` interface); once per reporter."""
         if reporter not in self._eval_reporters:
             self._eval_reporters.append(reporter)
@@ -237,7 +236,7 @@ class RetrievalModule(pl.LightningModule):
                   for key, value in metrics.items()}  # a suite's mean: val/<suite>/mean/<measure>
         logged.update({f"{prefix}/{key}": value for key, value in results["mean"].items()})
         for reporter in self._eval_reporters:  # e.g. SelectionCriterion's val/selection, in the same row
-            logged.update(reporter(stage, results))
+            logged.update(reporter(self, stage, results))
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             quiet_sync_dist_warnings(list(logged))
         self.log_dict({k: float(v) for k, v in logged.items()}, add_dataloader_idx=False, sync_dist=False)

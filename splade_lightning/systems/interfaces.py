@@ -10,9 +10,13 @@ interface into a :class:`~splade_lightning.errors.ConfigError` naming the module
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.metrics.selection import Metrics
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
 #: the two sides of a retriever, as in the logged keys (``train/reg_weight_query``, ``train/reg_weight_doc``)
 Side = Literal["query", "doc"]
@@ -72,9 +76,9 @@ class DeferrableLoss(Protocol):
         """The loss terms of the last training batch when its loss was non-finite (deferred), else ``None``."""
 
 
-#: ``reporter(stage, metrics) -> {logged key: value}``: ``stage`` is ``"validate"`` or ``"test"``, ``metrics`` the
-#: evaluation's ``{set: {measure: value}}`` (as the module's ``last_eval_metrics``)
-EvalReporter = Callable[[str, dict[str, dict[str, float]]], dict[str, float]]
+#: ``reporter(module, stage, metrics) -> {logged key: value}``: the reporting module, ``stage`` ``"validate"`` or
+#: ``"test"``, ``metrics`` the evaluation's ``{set: {measure: value}}`` (as the module's ``last_eval_metrics``)
+EvalReporter = Callable[["pl.LightningModule", str, Metrics], dict[str, float]]
 
 
 @runtime_checkable

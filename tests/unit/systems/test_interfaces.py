@@ -113,7 +113,7 @@ def test_eval_reporters_are_added_once_and_removed():
     criterion.setup(None, system, "fit")
     criterion.setup(None, system, "fit")  # a second setup (fit, then validate) keeps one reporter
     assert system._eval_reporters == [criterion.report]
-    assert criterion.report("test", {"home": {}}) == {}  # tests get no selection and no name check
+    assert criterion.report(system, "test", {"home": {}}) == {}  # tests get no selection and no name check
     criterion.teardown(None, system, "fit")
     assert system._eval_reporters == []
     system.remove_eval_reporter(criterion.report)  # not registered: nothing happens

@@ -80,11 +80,12 @@ def concat_padded(a: dict, b: dict, pad_id: int) -> dict:
 
 def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: int, head_chunk: int = 128,
                checkpointing: bool = False, selective_recompute: bool = True, device: str = "cpu",
-               bf16: bool = False, sparse_vocab_grad: bool = True):
+               bf16: bool = False, sparse_vocab_grad: bool = True, head_screen: str = "auto"):
     """Return step() -> loss float for one implementation (``checkpointing``: recompute the body in backward;
     ``selective_recompute``: ours' default recomputation of attention cores and GELU outputs; ``bf16``: the forward
     under bf16 autocast, parameters and optimiser in float32, as sentence-transformers' trainer with ``bf16=True``
-    and Lightning's ``bf16-mixed``; ``sparse_vocab_grad``: ours' default row-sparse vocabulary-matrix gradients)."""
+    and Lightning's ``bf16-mixed``; ``sparse_vocab_grad``: ours' default row-sparse vocabulary-matrix gradients;
+    ``head_screen``: ours' bf16 screen of the head's entries, ``SpladeEncoder(head_screen=...)``)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -115,7 +116,7 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
         model = no_dropout(SpladeEncoder(model_dir, efficient_head=impl == "ours", head_chunk_tokens=head_chunk,
                                          gradient_checkpointing=checkpointing,
                                          selective_recompute=selective_recompute,
-                                         sparse_vocab_grad=sparse_vocab_grad)).to(device)
+                                         sparse_vocab_grad=sparse_vocab_grad, head_screen=head_screen)).to(device)
         module = SpladeModule(model, query_reg_weight=5e-5, doc_reg_weight=3e-5).to(device)
         docs = concat_padded(p, n, tokenizer.pad_token_id)
 
@@ -140,7 +141,7 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
 def step_args(args, batch: int) -> tuple:
     return (args.impl, args.model_dir, batch, args.query_len, args.doc_len, args.head_chunk,
             args.gradient_checkpointing, not args.no_selective_recompute, args.device, args.bf16,
-            not args.dense_vocab_grad)
+            not args.dense_vocab_grad, args.head_screen)
 
 
 def worker_train(args) -> dict:
@@ -184,6 +185,7 @@ def worker_encode(args) -> dict:
         model = splade_lightning.load(args.model_dir, device=args.device)
         model.max_doc_length = args.doc_len
         model.encoder.head_chunk_tokens = args.head_chunk
+        model.encoder.head_screen = args.head_screen
 
     def encode(texts):  # both sides' defaults: a sparse COO tensor
         return model.encode_document(texts, batch_size=32)
@@ -251,6 +253,8 @@ def worker_main(argv: list[str]) -> None:
                         help="ours/plain: SpladeEncoder(selective_recompute=False)")
     parser.add_argument("--dense-vocab-grad", action="store_true",
                         help="ours: SpladeEncoder(sparse_vocab_grad=False), dense (V, H) gradient contributions")
+    parser.add_argument("--head-screen", choices=["auto", "bf16", "off"], default="auto",
+                        help="ours: SpladeEncoder(head_screen=...), the bf16 screen of the head's entries")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU: allocator memory, synchronised timing)")
     parser.add_argument("--bf16", action="store_true", help="train under bf16 autocast (parameters stay float32)")
     parser.add_argument("--warmup", type=int, default=2, help="GPU: untimed steps after the first")

@@ -65,6 +65,29 @@ def shaped_mlm(directory: Path, layers: int = 6, hidden: int = 384, vocab: int =
 # Extra sides of compare_train: (name, worker --impl, extra worker arguments).
 KEEP_ACTIVATIONS = ("ours_keep_activations", "ours", ("--no-selective-recompute",))
 DENSE_VOCAB_GRAD = ("ours_dense_vocab_grad", "ours", ("--dense-vocab-grad",))
+NO_SCREEN = ("ours_no_screen", "ours", ("--head-screen", "off"))  # without the bf16 screen (models/head_screen.py)
+
+
+def machine() -> dict:
+    """The CPU (model, family/model numbers, the vector and bf16 instruction sets that decide which kernels run)
+    and whether the head's bf16 screen is on by default here."""
+    info: dict = {"cpus": len(os.sched_getaffinity(0))}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    fields = dict(line.split(":", 1) for line in text.splitlines()[:40] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    info.update(model=fields.get("model name"), family=fields.get("cpu family"), model_number=fields.get("model"),
+                isa=sorted(flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"}))
+    import torch
+
+    from splade_lightning.models.head_screen import bf16_dot_available
+
+    info.update(torch=torch.__version__, torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                head_screen_auto=bf16_dot_available())
+    return info
 
 
 def compare_train(model_dir: str, batch: int, steps: int, impls=("st", "ours"), extra_sides=(),
@@ -86,13 +109,14 @@ def compare_minilm(tmp: Path, steps: int) -> dict:
     for regime, target in (("sparse", 150), ("dense", None)):
         print(f"# MiniLM-L6-shaped MLM (6 layers, hidden 384, vocab 30522), B=32, {regime} head", flush=True)
         minilm = shaped_mlm(tmp / f"minilm_{regime}", target_doc_active_dims=target)
-        mini = compare_train(minilm, 32, steps, extra_sides=[KEEP_ACTIVATIONS])
+        mini = compare_train(minilm, 32, steps, extra_sides=[KEEP_ACTIVATIONS, NO_SCREEN])
         for key, result in ((f"minilm_{regime}", mini["ours"]), (f"minilm_{regime}_keep_activations",
                                                                  mini[KEEP_ACTIVATIONS[0]])):
             summary.update({f"{key}_train_speedup": ratio(result, mini["st"], "examples_per_s"),
                             f"{key}_train_peak_memory_ratio": ratio(result, mini["st"], "peak_memory_bytes"),
                             f"{key}_train_steady_peak_memory_ratio": ratio(result, mini["st"],
                                                                            "steady_peak_memory_bytes")})
+        summary[f"minilm_{regime}_no_screen_train_speedup"] = ratio(mini[NO_SCREEN[0]], mini["st"], "examples_per_s")
         summary[f"minilm_{regime}_train"] = mini
     summary.update(dense_train_speedup=summary["minilm_dense_train_speedup"],
                    dense_peak_memory_ratio=summary["minilm_dense_train_peak_memory_ratio"],
@@ -123,11 +147,14 @@ def compare_encode(model_dir: str, corpus: Path, docs: int, doc_len: int, tmp: P
     import torch
 
     out = {}
-    for impl in ("st", "ours"):
-        out[impl] = run_worker("encode", "--impl", impl, "--model-dir", model_dir, "--docs", str(docs),
-                               "--doc-len", str(doc_len), "--corpus", str(corpus), "--out", str(tmp / f"{impl}.pt"))
-        print(f"  encode {impl:5s}: {out[impl]}", flush=True)
-    out["max_abs_diff"] = float((torch.load(tmp / "st.pt") - torch.load(tmp / "ours.pt")).abs().max())
+    for name, impl, extra in (("st", "st", ()), ("ours", "ours", ()), NO_SCREEN):
+        out[name] = run_worker("encode", "--impl", impl, "--model-dir", model_dir, "--docs", str(docs),
+                               "--doc-len", str(doc_len), "--corpus", str(corpus), "--out", str(tmp / f"{name}.pt"),
+                               *extra)
+        print(f"  encode {name:5s}: {out[name]}", flush=True)
+    reference = torch.load(tmp / "st.pt")
+    out["max_abs_diff"] = float((reference - torch.load(tmp / "ours.pt")).abs().max())
+    out["no_screen_max_abs_diff"] = float((reference - torch.load(tmp / f"{NO_SCREEN[0]}.pt")).abs().max())
     return out
 
 
@@ -136,7 +163,7 @@ def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int, checkpointing
     also with dense (V, H) gradient contributions, ``sparse_vocab_grad=False``), and the largest batch within 8 GiB
     on each side (ours is tried at 10x, 25x and 50x sentence-transformers' largest)."""
     model = shaped_mlm(tmp / f"v250k_{layers}x{hidden}", layers, hidden, 250_002, target_doc_active_dims=150)
-    train = compare_train(model, 8, steps, extra_sides=[DENSE_VOCAB_GRAD])
+    train = compare_train(model, 8, steps, extra_sides=[DENSE_VOCAB_GRAD, NO_SCREEN])
     budget = 8 * 2**30
     st_batch = largest_batch("st", model, budget, [1, 2, 4, 6, 8, 12, 16])[0]
     ours_batch = largest_batch("ours", model, budget, [times * max(1, st_batch) for times in (10, 25, 50)])[0]
@@ -146,6 +173,7 @@ def compare_v250k(tmp: Path, layers: int, hidden: int, steps: int, checkpointing
            "dense_vocab_grad_peak_memory_ratio": ratio(train[DENSE_VOCAB_GRAD[0]], train["st"], "peak_memory_bytes"),
            "dense_vocab_grad_steady_peak_memory_ratio": ratio(train[DENSE_VOCAB_GRAD[0]], train["st"],
                                                               "steady_peak_memory_bytes"),
+           "no_screen_train_speedup": ratio(train[NO_SCREEN[0]], train["st"], "examples_per_s"),
            "largest_batch_8gib": {"st": st_batch, "ours_at_least": ours_batch},
            "max_batch_ratio": ours_batch / st_batch if st_batch else None}
     if checkpointing_search:
@@ -199,16 +227,17 @@ def main() -> None:
     from splade_lightning.hub import alias_dir
 
     tiny = str(alias_dir("splade-tiny"))
-    summary: dict = {"machine": f"{os.cpu_count()} CPU cores", "torch_threads": int(os.environ.get("OMP_NUM_THREADS",
-                                                                                                   os.cpu_count()))}
+    summary: dict = {"machine": machine(), "torch_threads": int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))}
+    print(f"# machine: {json.dumps(summary['machine'])}", flush=True)
     print("# SPLADE-tiny, B=32, query 32 / doc 128 tokens, 1 hard negative", flush=True)
-    tiny_train = compare_train(tiny, 32, args.steps, impls=("st", "ours", "plain"))
+    tiny_train = compare_train(tiny, 32, args.steps, impls=("st", "ours", "plain"), extra_sides=[NO_SCREEN])
     st, ours = tiny_train["st"], tiny_train["ours"]
     summary.update(train_speedup=ratio(ours, st, "examples_per_s"),
                    train_peak_memory_ratio=ratio(ours, st, "peak_memory_bytes"),
                    train_steady_peak_memory_ratio=ratio(ours, st, "steady_peak_memory_bytes"),
                    train_loss_abs_diff=abs(ours["first_loss"] - st["first_loss"]),
                    plain_head_speedup=ratio(tiny_train["plain"], st, "examples_per_s"),
+                   no_screen_train_speedup=ratio(tiny_train[NO_SCREEN[0]], st, "examples_per_s"),
                    tiny_train=tiny_train)
     with tempfile.TemporaryDirectory() as tmp:
         encodes = {}
@@ -216,7 +245,9 @@ def main() -> None:
             print(f"# Corpus encoding, SPLADE-tiny, {kind}, doc length 256", flush=True)
             encodes[kind] = compare_encode(tiny, corpus, args.encode_docs, 256, Path(tmp))
         speedups = {kind: ratio(e["ours"], e["st"], "docs_per_s") for kind, e in encodes.items()}
+        no_screen = {kind: ratio(e[NO_SCREEN[0]], e["st"], "docs_per_s") for kind, e in encodes.items()}
         summary.update(encode_speedup=min(speedups.values()), encode_speedup_by_kind=speedups,
+                       no_screen_encode_speedup_by_kind=no_screen,
                        max_abs_diff=max(e["max_abs_diff"] for e in encodes.values()), encode=encodes)
         if not args.quick:
             summary.update(compare_minilm(Path(tmp), max(1, args.steps - 1)))

@@ -17,6 +17,10 @@ On an accelerator (CUDA) the loop is launch-bound rather than cache-bound, so th
 columns, and the forward records the exact arg-max position of each (b, v) (the tile's ``max`` with indices) instead of
 the winning chunk: backward then reads the positions and recomputes nothing. (On the CPU, ``max`` with indices made
 the SPLADE-tiny training step 1.4x slower than recomputing; benchmarks/README.md.)
+
+With ``screen`` (on a CPU with bf16 dot-product instructions, by default) the forward of a sparse head goes through
+``models/head_screen.py`` instead: bf16 logits and an error bound rule out the inactive entries, and the others are
+recomputed in float32 with their exact arg-max positions, which backward then reads as on an accelerator.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import warnings
 
 import torch
 
+from splade_lightning.models.head_screen import HeadScreen, screen_applies, screened_max
+from splade_lightning.models.head_tiles import chunk_positions, padding_bias, position_chunks
 from splade_lightning.models.vocab_grad import can_take_sparse_grad, ensure_densify_hook
 
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
@@ -40,35 +46,6 @@ def default_chunk_tokens(device: torch.device) -> int:
     """Rows x positions per chunk when none is given: 512 on the CPU (fastest on a 2-core AVX2 EPYC), 8192 on an
     accelerator (a BERT-base-shaped bf16 step on an H200 ran 1.12-1.21x faster than with 512; benchmarks/README.md)."""
     return 512 if device.type == "cpu" else 8192
-
-
-def _chunk_positions(batch: int, chunk_tokens: int) -> int:
-    """Positions per chunk: few when the batch is large, so that padded rows are skipped early."""
-    return max(1, chunk_tokens // max(1, batch))
-
-
-def _position_chunks(hidden, mask, chunk_tokens):
-    """Position chunks of the rows that have real tokens there, laid out position-major.
-
-    Yields ``(start, rows, block, padded)``: ``start`` the chunk's first position, ``rows`` (R,) the rows with a
-    token in positions ``start:start+c`` (None: all of them), ``block`` (c*R, H) with row ``j*R + r`` =
-    ``hidden[rows[r], start + j]``, and ``padded`` (c, R, 1) True at padding (None: no padding). The maximum over the
-    chunk's positions is then a reduction over the leading dimension of the (c, R, V) logits, the fastest direction.
-    """
-    batch, length, width = hidden.shape
-    step = _chunk_positions(batch, chunk_tokens)
-    for start in range(0, length, step):
-        chunk_mask = mask[:, start:start + step]  # (B, c)
-        rows = chunk_mask.any(dim=1).nonzero().flatten()
-        if rows.numel() == 0:
-            continue
-        if rows.numel() == batch:
-            rows, block = None, hidden[:, start:start + step]
-        else:
-            chunk_mask, block = chunk_mask[rows], hidden[rows, start:start + step]
-        block = block.transpose(0, 1).reshape(-1, width)  # (c*R, H)
-        padded = None if bool(chunk_mask.all()) else ~chunk_mask.t().unsqueeze(-1)
-        yield start, rows, block, padded
 
 
 def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, exact: bool = False,
@@ -100,14 +77,11 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, 
         winner = torch.zeros((batch, vocab), dtype=torch.int16 if length <= 2**15 else torch.int32,
                              device=hidden.device)
     block_columns = _vocab_block(hidden.device)
-    for start, rows, block, padded in _position_chunks(hidden, mask, chunk_tokens):
+    for start, rows, block, padded in position_chunks(hidden, mask, chunk_tokens):
         width = batch if rows is None else rows.numel()
         pad_bias = None
         if padded is not None and (hidden.device.type == "cpu" if padding_as_bias is None else padding_as_bias):
-            pad_rows = padded.reshape(-1, 1)  # (c*R, 1), the block's row order
-            block = block.masked_fill(pad_rows, 0.0)  # a padded row's product is then 0 (never NaN or inf)
-            pad_bias = torch.zeros((block.shape[0], 1), dtype=block.dtype, device=block.device)
-            pad_bias.masked_fill_(pad_rows, float("-inf"))
+            block, pad_bias = padding_bias(block, padded)
         for lo in range(0, vocab, block_columns):
             hi = min(vocab, lo + block_columns)
             if pad_bias is not None:
@@ -229,13 +203,14 @@ class MaxPoolProjection(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool, exact: bool = False,
-                sparse_weight_grad: bool = False):
+                sparse_weight_grad: bool = False, screen: bool = False):
         mask = mask.to(torch.bool)
-        best, winner = _running_max(hidden, weight, bias, mask, chunk_tokens, track, exact)
+        screened = screened_max(hidden, weight, bias, mask, chunk_tokens, track) if screen else None
+        best, winner = screened or _running_max(hidden, weight, bias, mask, chunk_tokens, track, exact)
         ctx.save_for_backward(hidden, weight, mask, winner)
-        ctx.exact = exact and winner is not None
+        ctx.exact = (exact or screened is not None) and winner is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
-        ctx.step = _chunk_positions(hidden.shape[0], chunk_tokens)
+        ctx.step = chunk_positions(hidden.shape[0], chunk_tokens)
         ctx.sparse_weight_grad = sparse_weight_grad
         return best
 
@@ -263,12 +238,12 @@ class MaxPoolProjection(torch.autograd.Function):
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             grad_bias = torch.zeros(weight.shape[0], dtype=acc, device=weight.device).index_add_(0, v, g)
             grad_bias = grad_bias.to(ctx.bias_dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None, None, None
 
 
 def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                         attention_mask: torch.Tensor, chunk_tokens: int | None = None,
-                        sparse_weight_grad: bool = False) -> torch.Tensor:
+                        sparse_weight_grad: bool = False, screen: HeadScreen = "off") -> torch.Tensor:
     """Masked max over positions of the vocabulary projection, without building (B, L, V).
 
     Args:
@@ -280,6 +255,10 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
             x 32768 on a GPU); None: :func:`default_chunk_tokens` of the device.
         sparse_weight_grad: return ``weight``'s gradient as a sparse COO tensor of its non-zero rows when they are
             few (``models/vocab_grad.py``); ``weight`` gets the hook that makes its accumulated ``.grad`` dense.
+        screen: ``bf16``: screen the entries with bf16 logits and recompute the ones that may be active in float32
+            (``models/head_screen.py``; float32 activations on the CPU only); ``auto``: where the CPU has bf16
+            dot-product instructions; ``off``: never. Inactive entries then hold an upper bound below zero of their
+            raw logit, not the logit itself (the SPLADE activation makes both 0).
 
     Returns:
         (B, V) raw maximum logits (-inf for rows without tokens); apply the SPLADE activation afterwards.
@@ -295,4 +274,4 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
         ensure_densify_hook(weight)
     with torch.autocast(hidden.device.type, enabled=False):
         return MaxPoolProjection.apply(hidden, weight, bias, attention_mask, chunk_tokens, track, exact,
-                                       sparse_weight_grad)
+                                       sparse_weight_grad, screen_applies(screen, hidden))

@@ -12,6 +12,7 @@ from torch import nn
 from splade_lightning.errors import ConfigError
 from splade_lightning.models.backbone import load_mlm, vocab_size_of
 from splade_lightning.models.base import SparseEncoderBase
+from splade_lightning.models.head_screen import HeadScreen
 from splade_lightning.models.pooling import Activation, Pooling, splade_activation, splade_pool
 from splade_lightning.models.recompute import selective_recompute
 from splade_lightning.models.sparse_head import max_pool_projection
@@ -45,6 +46,13 @@ class SpladeEncoder(SparseEncoderBase):
             (``models/vocab_grad.py``): one (V, H) gradient tensor alive instead of two or three. The same sums in
             another order. The dense path runs under ``torch.distributed`` and where few rows would be saved (see
             that module).
+        head_screen: with the efficient head on the CPU, compute the logits first from bfloat16 inputs, with a
+            rigorous bound of their rounding error, and recompute in float32 only the entries that may be active
+            (``models/head_screen.py``): the same result (up to float32 summation order), in less time for a
+            trained (sparse) model (benchmarks/README.md). ``auto`` (default): where the CPU has bf16
+            dot-product instructions (AVX512-BF16, AMX; elsewhere bf16 matmuls are slower than float32); ``bf16``:
+            always (float32 activations on the CPU); ``off``: never. It steps aside for dense activations (an
+            untrained MLM head) and under bf16 autocast.
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """
@@ -59,6 +67,7 @@ class SpladeEncoder(SparseEncoderBase):
         efficient_head: bool = True,
         head_chunk_tokens: int | None = None,
         sparse_vocab_grad: bool = True,
+        head_screen: HeadScreen = "auto",
         backbone_config: dict | None = None,
     ):
         super().__init__()
@@ -70,6 +79,8 @@ class SpladeEncoder(SparseEncoderBase):
         chunk = head_chunk_tokens
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
             problems.append(f"head_chunk_tokens={head_chunk_tokens!r}: expected an integer >= 1 or null (by device)")
+        if head_screen not in ("auto", "bf16", "off"):
+            problems.append(f"head_screen={head_screen!r}: expected 'auto', 'bf16' or 'off'")
         if problems:
             raise ConfigError("SpladeEncoder: " + "; ".join(problems))
         self.backbone = str(backbone)
@@ -82,6 +93,7 @@ class SpladeEncoder(SparseEncoderBase):
         self.selective_recompute = selective_recompute and not gradient_checkpointing
         self.head_chunk_tokens = head_chunk_tokens
         self.sparse_vocab_grad = sparse_vocab_grad
+        self.head_screen: HeadScreen = head_screen
         self._decoder_slot = _find_decoder(self.mlm) if efficient_head and pooling == "max" else None
         if self._decoder_slot is not None and not self._head_split_is_exact():
             warnings.warn(f"SpladeEncoder: cannot split the MLM head of {type(self.mlm).__name__} into transform + "
@@ -165,7 +177,7 @@ class SpladeEncoder(SparseEncoderBase):
                     sparse_embedding_grads(lookup):
                 hidden = self.mlm(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, L, H)
             raw = max_pool_projection(hidden, decoder.weight, decoder.bias, attention_mask, self.head_chunk_tokens,
-                                      sparse_weight_grad=sparse)
+                                      sparse_weight_grad=sparse, screen=self.head_screen)
             return splade_activation(raw, self.activation)
         logits = self.logits(input_ids, attention_mask)
         return splade_pool(logits, attention_mask, self.pooling, self.activation, inplace=True)

@@ -98,7 +98,7 @@ def test_train_worker_measures_memory_from_just_before_the_steps(tiny_bert_dir):
     assert head_worker.peak_rss_bytes() < head_worker.rss_bytes() + 64 * 2**20
     args = argparse.Namespace(impl="ours", model_dir=tiny_bert_dir, batch=4, query_len=16, doc_len=32, head_chunk=512,
                               steps=1, gradient_checkpointing=False, no_selective_recompute=False, device="cpu",
-                              bf16=False, dense_vocab_grad=False)
+                              bf16=False, dense_vocab_grad=False, head_screen="auto")
     result = head_worker.worker_train(args)
     assert result["peak_reset"] and result["peak_memory_bytes"] < 256 * 2**20
     assert result["steady_peak_memory_bytes"] is not None and result["steady_peak_memory_bytes"] >= 0

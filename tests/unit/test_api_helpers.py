@@ -68,7 +68,8 @@ def test_max_active_dims_matches_sentence_transformers_splade(splade_pair, kind,
     ours, st = splade_pair
     texts = QUERIES if kind == "query" else DOCS
     got = _encode(ours, kind, texts, max_active_dims=k).to_dense()
-    torch.testing.assert_close(got, _encode(st, kind, texts, max_active_dims=k).to_dense(), rtol=1e-6, atol=0)
+    expected = _encode(st, kind, texts, max_active_dims=k).to_dense()  # atol: float32 summation order (the bf16
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)  # screen recomputes entries in its own order)
     active = (_encode(ours, kind, texts).to_dense() != 0).sum(dim=1)
     assert (got != 0).sum(dim=1).tolist() == active.clamp(max=k).tolist()  # k kept, or all when fewer are active
 

@@ -1,0 +1,51 @@
+"""How the efficient SPLADE head (``models/sparse_head.py``) walks the (B, L) positions: chunks of positions, laid out
+position-major, that skip the rows with only padding there."""
+
+from __future__ import annotations
+
+import torch
+
+
+def chunk_positions(batch: int, chunk_tokens: int) -> int:
+    """Positions per chunk: few when the batch is large, so that padded rows are skipped early."""
+    return max(1, chunk_tokens // max(1, batch))
+
+
+def position_chunks(hidden, mask, chunk_tokens):
+    """Position chunks of the rows that have real tokens there, laid out position-major.
+
+    Yields ``(start, rows, block, padded)``: ``start`` the chunk's first position, ``rows`` (R,) the rows with a
+    token in positions ``start:start+c`` (None: all of them), ``block`` (c*R, H) with row ``j*R + r`` =
+    ``hidden[rows[r], start + j]``, and ``padded`` (c, R, 1) True at padding (None: no padding). The maximum over the
+    chunk's positions is then a reduction over the leading dimension of the (c, R, V) logits, the fastest direction.
+    """
+    batch, length, width = hidden.shape
+    step = chunk_positions(batch, chunk_tokens)
+    for start in range(0, length, step):
+        chunk_mask = mask[:, start:start + step]  # (B, c)
+        rows = chunk_mask.any(dim=1).nonzero().flatten()
+        if rows.numel() == 0:
+            continue
+        if rows.numel() == batch:
+            rows, block = None, hidden[:, start:start + step]
+        else:
+            chunk_mask, block = chunk_mask[rows], hidden[rows, start:start + step]
+        block = block.transpose(0, 1).reshape(-1, width)  # (c*R, H)
+        padded = None if bool(chunk_mask.all()) else ~chunk_mask.t().unsqueeze(-1)
+        yield start, rows, block, padded
+
+
+def padding_bias(block: torch.Tensor, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padding as a bias of the tile product: ``addmm(bias, block, W.T)`` is then -inf at padded rows.
+
+    Args:
+        block: (c*R, H) a chunk's rows, from :func:`position_chunks`.
+        padded: (c, R, 1) True at padding.
+
+    Returns:
+        ``(block, bias)``: the block with its padded rows zeroed (their product is then 0, never NaN or inf, whatever
+        the backbone left there) and a (c*R, 1) bias of 0 and -inf, both in the block's dtype.
+    """
+    pad_rows = padded.reshape(-1, 1)  # (c*R, 1), the block's row order
+    bias = torch.zeros((block.shape[0], 1), dtype=block.dtype, device=block.device)
+    return block.masked_fill(pad_rows, 0.0), bias.masked_fill_(pad_rows, float("-inf"))

@@ -1,0 +1,175 @@
+"""The bf16 screen of the efficient head (``models/head_screen.py``): its error bound holds on this CPU's bf16 matmul,
+and the screened head equals the float32 head (values, arg-max positions, gradients) wherever it runs."""
+
+import pytest
+import torch
+
+from splade_lightning.errors import ConfigError
+from splade_lightning.models import SpladeEncoder, head_screen
+from splade_lightning.models.head_screen import error_factor, screen_applies, screened_max
+from splade_lightning.models.pooling import splade_activation
+from splade_lightning.models.sparse_head import _running_max, max_pool_projection
+
+
+def sparse_case(seed, B=6, L=40, H=48, V=3000, padding="right"):
+    """Random activations and a decoder whose bias leaves ~1% of the entries active, as after SPLADE training."""
+    g = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(B, L, H, generator=g) * 3
+    weight = torch.randn(V, H, generator=g) * 0.1
+    lengths = torch.tensor([L, L - 3, 17, 9, 1, 30, 25, 12, 5, 2, 40, 33][:B])
+    lengths[-1] = 0  # the last row has no tokens
+    positions = torch.arange(L).unsqueeze(0)
+    if padding == "right":
+        mask = positions < lengths.unsqueeze(1)
+    elif padding == "left":
+        mask = positions >= L - lengths.unsqueeze(1)
+    else:  # holes
+        mask = torch.rand(B, L, generator=g) > 0.4
+        mask[-1] = False
+    hidden[~mask] = float("nan")  # whatever is at padding never reaches the output
+    exact_max = (hidden.nan_to_num() @ weight.T).masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+    bias = -exact_max[:-1].amax(dim=0) - 0.3  # no entry active ...
+    bias[torch.rand(V, generator=g) < 0.04] += 1.5  # ... but some of 4% of the vocabulary: ~1% of the entries
+    return hidden, weight, bias, mask
+
+
+def float32_head(hidden, weight, bias, mask):
+    best, positions = _running_max(hidden, weight, bias, mask, 64, track=True, exact=True)
+    return best, positions
+
+
+def test_the_bound_holds_on_this_cpus_bf16_matmul():
+    """|bf16 logit - float32 logit| <= c ||h|| ||W_v|| for every entry, over scales from 1e-3 to 1e3 (the bound is
+    stated for the exact product; here the float32 product stands in for it, within c's margin)."""
+    g = torch.Generator().manual_seed(0)
+    for width in (16, 128, 384, 1024):
+        for scale in (1e-3, 1.0, 1e3):
+            h = torch.randn(256, width, generator=g) * scale
+            w = torch.randn(2048, width, generator=g) * torch.rand(2048, 1, generator=g)
+            h[:8] = h[:8].abs()
+            w[:8] = w[:8].abs()  # all terms of one sign: the worst case for cancellation-free sums
+            exact = h.double() @ w.double().T
+            approx = (h.bfloat16() @ w.bfloat16().T).double()
+            bound = error_factor(width) * h.double().norm(dim=1, keepdim=True) * w.double().norm(dim=1)
+            assert bool(((approx - exact).abs() <= bound).all()), (width, scale)
+            assert float(((approx - exact).abs() / bound).max()) > 0.05  # and it is not vacuous
+
+
+@pytest.mark.parametrize("padding", ["right", "left", "holes"])
+@pytest.mark.parametrize("positions", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_screened_head_equals_the_float32_head(padding, positions, seed):
+    hidden, weight, bias, mask = sparse_case(seed, padding=padding)
+    screened = screened_max(hidden, weight, bias, mask, 64, positions)
+    assert screened is not None
+    best, winner = screened
+    reference, reference_positions = float32_head(hidden, weight, bias, mask)
+    active = reference > 0
+    assert 0.002 < float(active.float().mean()) < 0.05
+    torch.testing.assert_close(splade_activation(best), splade_activation(reference), rtol=1e-6, atol=1e-6)
+    assert torch.equal(best > 0, active)
+    assert bool((best[~active] <= 0).all())
+    assert torch.equal(torch.isneginf(best), torch.isneginf(reference))  # rows without tokens stay -inf
+    if positions:
+        assert torch.equal(winner[active].long(), reference_positions[active].long())
+    else:
+        assert winner is None
+
+
+def test_edge_entries_on_a_sparse_batch():
+    """Biases that put 80 entries' true maximum within +-1e-3 of zero, far inside the bf16 error: each of them whose
+    float32 value is positive must survive the screen."""
+    hidden, weight, bias, mask = sparse_case(4, B=6, V=4000, padding="right")
+    exact_max, _ = float32_head(hidden, weight, None, mask)
+    g = torch.Generator().manual_seed(2)
+    edge = torch.randperm(4000, generator=g)[:80]  # 2% of row 1's entries at the edge
+    bias[edge] = -exact_max[1, edge] + (torch.rand(80, generator=g) - 0.5) * 2e-3
+    reference, positions = float32_head(hidden, weight, bias, mask)
+    screened = screened_max(hidden, weight, bias, mask, 64, True)
+    assert screened is not None
+    best, winner = screened
+    assert 10 < int((reference[1, edge] > 0).sum()) < 70
+    assert torch.equal(best > 0, reference > 0)
+    active = reference > 0
+    assert torch.equal(winner[active].long(), positions[active].long())
+
+
+def test_without_a_margin_the_edge_entries_are_lost(monkeypatch):
+    """The test above fails when the bound is dropped: it can fail."""
+    monkeypatch.setattr(head_screen, "error_factor", lambda width: 0.0)
+    hidden, weight, bias, mask = sparse_case(4, B=6, V=4000, padding="right")
+    exact_max, _ = float32_head(hidden, weight, None, mask)
+    g = torch.Generator().manual_seed(2)
+    edge = torch.randperm(4000, generator=g)[:80]
+    bias[edge] = -exact_max[1, edge] + (torch.rand(80, generator=g) - 0.5) * 2e-3
+    reference, _ = float32_head(hidden, weight, bias, mask)
+    best, _ = screened_max(hidden, weight, bias, mask, 64, True)
+    assert not torch.equal(best > 0, reference > 0)
+
+
+def test_dense_activations_give_way_to_the_float32_head():
+    hidden, weight, _, mask = sparse_case(5)
+    bias = torch.full((weight.shape[0],), 50.0)  # every entry active: an untrained head's regime
+    assert screened_max(hidden, weight, bias, mask, 64, True) is None
+    out = max_pool_projection(hidden, weight, bias, mask, 64, screen="bf16")
+    torch.testing.assert_close(out, max_pool_projection(hidden, weight, bias, mask, 64, screen="off"), rtol=0, atol=0)
+
+
+def test_a_nan_in_a_text_is_not_screened_away():
+    hidden, weight, bias, mask = sparse_case(6, B=10)
+    hidden[2, 3] = float("nan")  # a real position of row 2
+    best, _ = screened_max(hidden, weight, bias, mask, 64, False)
+    reference, _ = float32_head(hidden, weight, bias, mask)
+    assert bool(best[2].isnan().all()) and bool(reference[2].isnan().all())
+    others = [0, 1, 3, 4, 5, 6, 7, 8, 9]
+    torch.testing.assert_close(best[others].clamp_min(0), reference[others].clamp_min(0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_gradients_equal_the_float32_heads(with_bias):
+    """Training through the screen: outputs and the gradients of hidden, weight and bias match the float32 head's,
+    ties included (the first tied position gets the gradient)."""
+    hidden, weight, bias, mask = sparse_case(7)
+    hidden = hidden.nan_to_num()
+    hidden[0, 9] = hidden[0, 2]  # an exact tie between two positions
+    if not with_bias:  # the same logits from a constant feature: h' = [h, 1], W' = [W, b]
+        hidden = torch.cat([hidden, torch.ones(*hidden.shape[:2], 1)], dim=-1)
+        weight, bias = torch.cat([weight, bias.unsqueeze(1)], dim=1), None
+    upstream = torch.randn(hidden.shape[0], weight.shape[0])
+
+    def run(screen):
+        leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in (hidden, weight, bias)]
+        out = splade_activation(max_pool_projection(*leaves, mask, 64, screen=screen))
+        (out * upstream).sum().backward()
+        return out.detach(), [t.grad for t in leaves if t is not None]
+
+    out, got = run("bf16")
+    ref, want = run("off")
+    assert 0 < float((ref > 0).float().mean()) < 0.2
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_when_the_screen_applies(monkeypatch):
+    hidden = torch.zeros(1, 2, 4)
+    monkeypatch.setattr(head_screen, "bf16_dot_available", lambda: False)
+    assert not screen_applies("auto", hidden) and screen_applies("bf16", hidden)
+    monkeypatch.setattr(head_screen, "bf16_dot_available", lambda: True)
+    assert screen_applies("auto", hidden) and not screen_applies("off", hidden)
+    assert not screen_applies("bf16", hidden.double()) and not screen_applies("bf16", hidden.bfloat16())
+
+
+def test_encoder_option(tiny_bert_dir):
+    with pytest.raises(ConfigError, match="head_screen='fp8': expected 'auto', 'bf16' or 'off'"):
+        SpladeEncoder(tiny_bert_dir, head_screen="fp8")
+    encoder = SpladeEncoder(tiny_bert_dir, head_screen="bf16").eval()
+    decoder = encoder.output_decoder()
+    with torch.no_grad():
+        decoder.bias -= 3.0 + decoder.weight.norm(dim=1).max() * 10  # a sparse head
+        ids = torch.randint(5, encoder.vocab_size, (3, 11))
+        mask = torch.ones_like(ids)
+        mask[1, 6:] = 0
+        screened = encoder(ids, mask)
+        encoder.head_screen = "off"
+        torch.testing.assert_close(screened, encoder(ids, mask), rtol=1e-6, atol=1e-6)

@@ -3,7 +3,7 @@
 SPLADE's activation is 0 wherever the pooled logit ``max_l h_l · W_v + b_v`` is <= 0, and a trained model leaves
 most entries there (SPLADE-tiny: ~200 of 30,522 active per Wikipedia abstract). The screen computes every logit from
 bfloat16 inputs (8 significant bits; the CPU's bf16 dot-product instructions, AVX512-BF16's ``vdpbf16ps`` or AMX, sum
-the products in float32), which on a 2-core AMD EPYC (Zen 4) ran the head's tiles 3x faster than float32 at H = 128
+the products in float32), which on a 2-core AMD EPYC (Zen 4) ran the head's tiles 2.2x faster than float32 at H = 128
 and 2.3x at H = 384 (benchmarks/README.md). It takes their maximum over positions and adds a rigorous bound of the
 rounding error. With ``u = 2^-8`` (bf16's unit roundoff) and ``γ_H = H·2^-24 / (1 - H·2^-24)`` (float32 summation of
 H terms; Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §3.1):

@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from splade_lightning.models.head_tiles import padding_bias, position_chunks
+from splade_lightning.models.head_tiles import padding_bias, position_chunks, position_dtype
 
 HeadScreen = Literal["auto", "bf16", "off"]
 
@@ -79,25 +79,23 @@ def screened_max(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         position (the first on ties) of the recomputed entries, 0 elsewhere, or is None unless ``positions``.
     """
     norms = hidden.norm(dim=-1).masked_fill(~mask, 0.0).amax(dim=1)  # (B,) largest ||h_l|| of each text
-    slack = norms.unsqueeze(1) * weight.norm(dim=1).unsqueeze(0)  # (B, V)
-    slack.mul_(error_factor(hidden.shape[-1])).add_(2.0**-100)
-    upper = _approximate_max(hidden, weight, mask, chunk_tokens, slack, bias)
+    text_bound = norms * error_factor(hidden.shape[-1])  # the bound is text_bound ⊗ ||W_v||, never built as (B, V)
+    upper = _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight.norm(dim=1), bias)
     if upper is None:
         return None
-    winner = None
-    if positions:
-        winner = torch.zeros(upper.shape, dtype=torch.int16 if hidden.shape[1] <= 2**15 else torch.int32)
+    winner = torch.zeros(upper.shape, dtype=position_dtype(hidden.shape[1])) if positions else None
     _recompute(hidden, weight, bias, mask, ~(upper < 0), upper, winner)  # NaN bounds compare False: recomputed
     return upper, winner
 
 
-def _bounded(approx: torch.Tensor, slack: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """float32 ``approx + slack + bias``: an upper bound of the float32 maximum plus bias."""
-    upper = approx.float().add_(slack)
+def _bounded(approx: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """float32 ``approx + rows ⊗ cols + 2^-100 + bias`` (the bound's outer product added in place, never built):
+    an upper bound of the float32 maximum plus bias."""
+    upper = approx.float().addr_(rows, cols).add_(2.0**-100)
     return upper.add_(bias.to(upper.dtype)) if bias is not None else upper
 
 
-def _approximate_max(hidden, weight, mask, chunk_tokens, slack, bias):
+def _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight_norms, bias):
     """(B, V) float32 upper bounds from the bf16 maxima, or None when more than 1/8 of a spread sample of the
     vocabulary (every 32nd column, computed first) would have to be recomputed."""
     batch, vocab = hidden.shape[0], weight.shape[0]
@@ -109,14 +107,14 @@ def _approximate_max(hidden, weight, mask, chunk_tokens, slack, bias):
             pad_bias = pad_bias.to(torch.bfloat16)
         blocks.append((rows, block.to(torch.bfloat16), pad_bias))
     sample = torch.arange(0, vocab, _SAMPLE_STRIDE)
-    upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch), slack[:, sample],
-                     bias.index_select(0, sample) if bias is not None else None)
+    upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch), text_bound,
+                     weight_norms.index_select(0, sample), bias.index_select(0, sample) if bias is not None else None)
     if int((~(upper < 0)).sum()) * _DENSE_FRACTION > upper.numel():
         return None
     approx = torch.full((batch, vocab), float("-inf"), dtype=torch.bfloat16)
     for lo in range(0, vocab, _VOCAB_BLOCK):
         _bf16_max(blocks, weight[lo:lo + _VOCAB_BLOCK], batch, out=approx[:, lo:lo + _VOCAB_BLOCK])
-    return _bounded(approx, slack, bias)
+    return _bounded(approx, text_bound, weight_norms, bias)
 
 
 def _bf16_max(blocks, weight, batch, out=None):

@@ -11,6 +11,11 @@ def chunk_positions(batch: int, chunk_tokens: int) -> int:
     return max(1, chunk_tokens // max(1, batch))
 
 
+def position_dtype(length: int) -> torch.dtype:
+    """The smallest integer dtype that holds a position in ``length`` positions (int16 up to 2^15)."""
+    return torch.int16 if length <= 2**15 else torch.int32
+
+
 def position_chunks(hidden, mask, chunk_tokens):
     """Position chunks of the rows that have real tokens there, laid out position-major.
 

@@ -30,7 +30,7 @@ import warnings
 import torch
 
 from splade_lightning.models.head_screen import HeadScreen, screen_applies, screened_max
-from splade_lightning.models.head_tiles import chunk_positions, padding_bias, position_chunks
+from splade_lightning.models.head_tiles import chunk_positions, padding_bias, position_chunks, position_dtype
 from splade_lightning.models.vocab_grad import can_take_sparse_grad, ensure_densify_hook
 
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
@@ -74,8 +74,7 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, 
     best = torch.full((batch, vocab), float("-inf"), dtype=hidden.dtype, device=hidden.device)
     winner = None
     if track:
-        winner = torch.zeros((batch, vocab), dtype=torch.int16 if length <= 2**15 else torch.int32,
-                             device=hidden.device)
+        winner = torch.zeros((batch, vocab), dtype=position_dtype(length), device=hidden.device)
     block_columns = _vocab_block(hidden.device)
     for start, rows, block, padded in position_chunks(hidden, mask, chunk_tokens):
         width = batch if rows is None else rows.numel()

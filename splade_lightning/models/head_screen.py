@@ -99,13 +99,8 @@ def _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight_norm
     """(B, V) float32 upper bounds from the bf16 maxima, or None when more than 1/8 of a spread sample of the
     vocabulary (every 32nd column, computed first) would have to be recomputed."""
     batch, vocab = hidden.shape[0], weight.shape[0]
-    blocks = []
-    for _, rows, block, padded in position_chunks(hidden, mask, chunk_tokens):
-        pad_bias = None
-        if padded is not None:
-            block, pad_bias = padding_bias(block, padded)
-            pad_bias = pad_bias.to(torch.bfloat16)
-        blocks.append((rows, block.to(torch.bfloat16), pad_bias))
+    chunks = position_chunks(hidden, mask, chunk_tokens)
+    blocks = [_bf16_block(rows, block, padded) for _, rows, block, padded in chunks]
     sample = torch.arange(0, vocab, _SAMPLE_STRIDE)
     upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch), text_bound,
                      weight_norms.index_select(0, sample), bias.index_select(0, sample) if bias is not None else None)
@@ -117,14 +112,43 @@ def _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight_norm
     return _bounded(approx, text_bound, weight_norms, bias)
 
 
+def bucket_rows(count: int) -> int:
+    """``count`` rounded up to a multiple of 64 (up to 1,023) or of 1/8 of its power of two (at most 1/8 more rows).
+
+    oneDNN, which runs PyTorch's bf16 matmuls on the CPU, builds a primitive per shape, and the process's memory grew
+    by about 0.6 MB per distinct shape on a 2-core AMD EPYC (Zen 4), also with oneDNN's primitive cache limited to 8
+    entries: unrounded, the chunks' c*R rows took a new shape for almost every count R of rows with tokens, and the
+    quickstart's ``fit`` peaked 0.15-0.2 GB higher than with the screen off (benchmarks/README.md). Rounded, chunks
+    of up to 512 rows take at most 8 shapes.
+    """
+    quantum = max(64, 1 << max(0, count.bit_length() - 4))
+    return -(-count // quantum) * quantum
+
+
+def _bf16_block(rows, block, padded):
+    """``(rows, block, bias, count)`` of a chunk for :func:`_bf16_max`: the (c*R, H) block in bf16 with its padded
+    rows zeroed and zero rows appended up to :func:`bucket_rows` (``count`` = c*R real ones), and the (rows, 1) bf16
+    bias of 0 and -inf at padding (None without padding)."""
+    count, width = block.shape
+    bias = None
+    if padded is not None:
+        block, bias = padding_bias(block, padded)
+    extra = bucket_rows(count) - count
+    if extra:
+        block = torch.cat([block, block.new_zeros((extra, width))])
+        bias = None if bias is None else torch.cat([bias, bias.new_zeros((extra, 1))])
+    return rows, block.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16), count
+
+
 def _bf16_max(blocks, weight, batch, out=None):
     """(B, n) bf16 maximum over the chunks' positions of their logits against ``weight`` (n, H), into ``out``."""
     if out is None:
         out = torch.full((batch, weight.shape[0]), float("-inf"), dtype=torch.bfloat16)
     tile_weight = weight.to(torch.bfloat16).t()  # (H, n)
-    for rows, block, pad_bias in blocks:
+    for rows, block, bias, count in blocks:
         width = batch if rows is None else rows.numel()
-        logits = block @ tile_weight if pad_bias is None else torch.addmm(pad_bias, block, tile_weight)
+        logits = block @ tile_weight if bias is None else torch.addmm(bias, block, tile_weight)
+        logits = logits[:count]  # the appended rows' logits are dropped
         tile = logits.view(-1, width, tile_weight.shape[1]).amax(dim=0)  # (R, n)
         if rows is None:
             torch.maximum(out, tile, out=out)

@@ -6,7 +6,8 @@ import torch
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.models import SpladeEncoder, head_screen
-from splade_lightning.models.head_screen import error_factor, screen_applies, screened_max
+from splade_lightning.models.head_screen import bucket_rows, error_factor, screen_applies, screened_max
+from splade_lightning.models.head_tiles import position_chunks
 from splade_lightning.models.pooling import splade_activation
 from splade_lightning.models.sparse_head import _running_max, max_pool_projection
 
@@ -173,3 +174,28 @@ def test_encoder_option(tiny_bert_dir):
         screened = encoder(ids, mask)
         encoder.head_screen = "off"
         torch.testing.assert_close(screened, encoder(ids, mask), rtol=1e-6, atol=1e-6)
+
+
+def test_row_counts_are_rounded_to_few_values():
+    for count in range(1, 5000):
+        rounded = bucket_rows(count)
+        assert count <= rounded <= count + max(63, count // 8)
+    assert len({bucket_rows(count) for count in range(1, 513)}) == 8
+
+
+def test_bf16_tiles_take_few_shapes():
+    """oneDNN builds a primitive per bf16 matmul shape, and memory grew with each: batches of texts of every length
+    from 1 to 128 tokens give the screen's tiles at most 8 row counts (unrounded: dozens)."""
+    g = torch.Generator().manual_seed(0)
+    rounded, raw = set(), set()
+    for batch in (64, 37, 9):
+        lengths = torch.randint(1, 129, (batch,), generator=g)
+        mask = torch.arange(128).unsqueeze(0) < lengths.unsqueeze(1)
+        hidden = torch.randn(batch, 128, 16, generator=g)
+        for _, rows, block, padded in position_chunks(hidden, mask, 512):
+            raw.add(block.shape[0])
+            _, tile_rows, bias, count = head_screen._bf16_block(rows, block, padded)
+            assert count == block.shape[0] and tile_rows.shape[0] == bucket_rows(count)
+            assert tile_rows.dtype == torch.bfloat16 and (bias is None or bias.shape == (tile_rows.shape[0], 1))
+            rounded.add(tile_rows.shape[0])
+    assert len(rounded) <= 8 < len(raw)

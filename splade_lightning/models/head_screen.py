@@ -29,13 +29,12 @@ from typing import Literal
 
 import torch
 
-from splade_lightning.models.head_tiles import padding_bias, position_chunks, position_dtype
+from splade_lightning.models.head_tiles import DENSE_FRACTION, padding_bias, position_chunks, position_dtype
 
 HeadScreen = Literal["auto", "bf16", "off"]
 
 _UNIT_ROUNDOFF = 2.0**-8  # bfloat16: 8 significant bits, round to nearest
 _VOCAB_BLOCK = 1024  # vocabulary columns per bf16 tile
-_DENSE_FRACTION = 8  # give up when more than 1/8 of the sampled entries would be recomputed
 _SAMPLE_STRIDE = 32  # the sample: every 32nd vocabulary entry
 
 
@@ -104,7 +103,7 @@ def _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight_norm
     sample = torch.arange(0, vocab, _SAMPLE_STRIDE)
     upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch), text_bound,
                      weight_norms.index_select(0, sample), bias.index_select(0, sample) if bias is not None else None)
-    if int((~(upper < 0)).sum()) * _DENSE_FRACTION > upper.numel():
+    if int((~(upper < 0)).sum()) * DENSE_FRACTION > upper.numel():
         return None
     approx = torch.full((batch, vocab), float("-inf"), dtype=torch.bfloat16)
     for lo in range(0, vocab, _VOCAB_BLOCK):

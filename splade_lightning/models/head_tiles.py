@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+DENSE_FRACTION = 8  # activations count as dense when more than 1/8 of a sample of the (b, v) entries may be active
+
 
 def chunk_positions(batch: int, chunk_tokens: int) -> int:
     """Positions per chunk: few when the batch is large, so that padded rows are skipped early."""

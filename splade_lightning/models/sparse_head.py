@@ -15,8 +15,11 @@ terms, when they are at most V / 8, and made dense once accumulated (``models/vo
 
 On an accelerator (CUDA) the loop is launch-bound rather than cache-bound, so the tiles span up to 32,768 vocabulary
 columns, and the forward records the exact arg-max position of each (b, v) (the tile's ``max`` with indices) instead of
-the winning chunk: backward then reads the positions and recomputes nothing. (On the CPU, ``max`` with indices made
-the SPLADE-tiny training step 1.4x slower than recomputing; benchmarks/README.md.)
+the winning chunk: backward then reads the positions and recomputes nothing. On the CPU, ``max`` with indices made
+the sparse SPLADE-tiny training step 1.4x slower than recomputing, but with dense activations (more than 1/8 of a
+sample of the entries active: the screen's sample, or :func:`dense_sample`'s) it is the cheaper one, as backward
+would search the chunks of all B x V entries: the MiniLM-shaped head's forward and backward took 1.8 s instead of
+2.4-2.7 s (benchmarks/README.md), so dense activations take that path on the CPU too.
 
 With ``screen`` (on a CPU with bf16 dot-product instructions, by default) the forward of a sparse head goes through
 ``models/head_screen.py`` instead: bf16 logits and an error bound rule out the inactive entries, and the others are
@@ -30,12 +33,19 @@ import warnings
 import torch
 
 from splade_lightning.models.head_screen import HeadScreen, screen_applies, screened_max
-from splade_lightning.models.head_tiles import chunk_positions, padding_bias, position_chunks, position_dtype
+from splade_lightning.models.head_tiles import (
+    DENSE_FRACTION,
+    chunk_positions,
+    padding_bias,
+    position_chunks,
+    position_dtype,
+)
 from splade_lightning.models.vocab_grad import can_take_sparse_grad, ensure_densify_hook
 
 _VOCAB_BLOCK = 1024  # vocabulary columns per matmul on the CPU: a (rows, block) logits tile stays in cache
 _VOCAB_BLOCK_ACCELERATOR = 32768  # on a GPU: fewer, larger matmuls (launch-bound, not cache-bound)
 _SPARSE_ROWS_FRACTION = 8  # the weight's gradient is built sparse when at most V / 8 rows are non-zero
+_DENSE_SAMPLE_STRIDE = 64  # the density check's sample: every 64th vocabulary entry
 
 
 def _vocab_block(device: torch.device) -> int:
@@ -107,6 +117,15 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, 
                     winner[rows, lo:hi] = torch.where(tile > old, won, winner[rows, lo:hi])
                 best[rows, lo:hi] = torch.maximum(old, tile)
     return (best + bias.to(best.dtype) if bias is not None else best), winner
+
+
+def dense_sample(hidden, weight, bias, mask, chunk_tokens) -> bool:
+    """Whether more than 1/8 of a spread sample of the (b, v) entries (every 64th vocabulary entry; 1/64 of the
+    forward's work) is active, as at the start of training from a plain MLM head."""
+    sample = torch.arange(0, weight.shape[0], _DENSE_SAMPLE_STRIDE, device=weight.device)
+    sample_bias = None if bias is None else bias.index_select(0, sample)
+    best, _ = _running_max(hidden, weight.index_select(0, sample), sample_bias, mask, chunk_tokens)
+    return int((best > 0).sum()) * DENSE_FRACTION > best.numel()
 
 
 def _positions_in_chunks(hidden_row, weight, mask_row, v, starts, step):
@@ -201,11 +220,13 @@ class MaxPoolProjection(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool, exact: bool = False,
+    def forward(ctx, hidden, weight, bias, mask, chunk_tokens: int, track: bool, exact: bool | None = False,
                 sparse_weight_grad: bool = False, screen: bool = False):
         mask = mask.to(torch.bool)
         screened = screened_max(hidden, weight, bias, mask, chunk_tokens, track) if screen else None
-        best, winner = screened or _running_max(hidden, weight, bias, mask, chunk_tokens, track, exact)
+        if screened is None and track and exact is None:  # the screen gives up on dense activations only
+            exact = screen or dense_sample(hidden, weight, bias, mask, chunk_tokens)
+        best, winner = screened or _running_max(hidden, weight, bias, mask, chunk_tokens, track, bool(exact))
         ctx.save_for_backward(hidden, weight, mask, winner)
         ctx.exact = (exact or screened is not None) and winner is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
@@ -267,7 +288,8 @@ def max_pool_projection(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.
     if chunk_tokens is None:
         chunk_tokens = default_chunk_tokens(hidden.device)
     track = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)  # winners help backward only
-    exact = hidden.device.type != "cpu"  # accelerators: record arg-max positions, recompute nothing in backward
+    # accelerators: record arg-max positions, recompute nothing in backward; the CPU: when the activations are dense
+    exact = True if hidden.device.type != "cpu" else None
     sparse_weight_grad = sparse_weight_grad and track and can_take_sparse_grad(weight)
     if sparse_weight_grad:
         ensure_densify_hook(weight)

@@ -182,11 +182,46 @@ def test_recorded_positions_give_the_same_gradients_as_recomputed_ones(chunk_tok
     upstream = torch.randn(hidden.shape[0], weight.shape[0])
     fwd, fwd_grads = grads(lambda h, w, b, m: exact_path(h, w, b, m, chunk_tokens), hidden, weight, bias, mask,
                            upstream)
-    cpu, cpu_grads = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m, chunk_tokens)),
-                           hidden, weight, bias, mask, upstream)
-    torch.testing.assert_close(fwd, cpu, rtol=0, atol=0)
-    for got, want in zip(fwd_grads, cpu_grads):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    cpu, cpu_grads = grads(lambda h, w, b, m: chunks_path(h, w, b, m, chunk_tokens), hidden, weight, bias, mask,
+                           upstream)
+    auto, auto_grads = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m, chunk_tokens)),
+                             hidden, weight, bias, mask, upstream)
+    for other, other_grads in ((cpu, cpu_grads), (auto, auto_grads)):
+        torch.testing.assert_close(fwd, other, rtol=0, atol=0)
+        for got, want in zip(fwd_grads, other_grads):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def chunks_path(h, w, b, m, chunk_tokens=12):
+    """The CPU's sparse path (winning chunks recorded in forward, positions searched in backward), forced."""
+    from splade_lightning.models.sparse_head import MaxPoolProjection
+
+    return splade_activation(MaxPoolProjection.apply(h, w, b, m, chunk_tokens, True, False))
+
+
+@pytest.mark.parametrize("screen", ["off", "bf16"])
+@pytest.mark.parametrize("shift", [-7.0, 20.0])  # ~3% of the entries active; every entry active
+def test_dense_activations_record_positions_in_forward(monkeypatch, screen, shift):
+    """On the CPU, backward searches the arg-max positions of sparse activations, while dense ones (more than 1/8 of
+    a sample active) get them recorded in forward; both give the naive head's outputs and gradients."""
+    import splade_lightning.models.sparse_head as sparse_head
+
+    hidden, weight, bias, mask = case(9, B=4, L=16, H=24, V=3000)
+    bias = bias + shift
+    searched = []
+    search = sparse_head._argmax_positions
+    monkeypatch.setattr(sparse_head, "_argmax_positions", lambda *a, **k: searched.append(1) or search(*a, **k))
+    upstream = torch.randn(hidden.shape[0], weight.shape[0])
+    ours, ours_grads = grads(lambda h, w, b, m: splade_activation(max_pool_projection(h, w, b, m, 12, screen=screen)),
+                             hidden, weight, bias, mask, upstream)
+    ref, ref_grads = grads(naive, hidden, weight, bias, mask, upstream)
+    active = float((ref > 0).float().mean())
+    assert (0.005 < active < 0.1) if shift < 0 else active == 1.0
+    assert bool(searched) == (shift < 0 and screen == "off")  # the screen records sparse positions itself
+    assert sparse_head.dense_sample(hidden, weight, bias, mask.bool(), 12) == (shift > 0)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    for got, want in zip(ours_grads, ref_grads):
+        assert_rel_close(got, want)
 
 
 @pytest.mark.parametrize("chunk_tokens", [512, 10])

@@ -132,11 +132,16 @@ def _bf16_block(rows, block, padded):
     bias = None
     if padded is not None:
         block, bias = padding_bias(block, padded)
-    extra = bucket_rows(count) - count
-    if extra:
-        block = torch.cat([block, block.new_zeros((extra, width))])
-        bias = None if bias is None else torch.cat([bias, bias.new_zeros((extra, 1))])
-    return rows, block.to(torch.bfloat16), None if bias is None else bias.to(torch.bfloat16), count
+    total = bucket_rows(count)
+    return rows, _padded_bf16(block, total), None if bias is None else _padded_bf16(bias, total), count
+
+
+def _padded_bf16(rows: torch.Tensor, total: int) -> torch.Tensor:
+    """``rows`` (n, k) in bf16, followed by zero rows up to ``total``: one conversion pass, no float32 copy."""
+    out = rows.new_empty((total, rows.shape[1]), dtype=torch.bfloat16)
+    out[:rows.shape[0]].copy_(rows)
+    out[rows.shape[0]:].zero_()
+    return out
 
 
 def _bf16_max(blocks, weight, batch, out=None):

@@ -56,3 +56,29 @@ def padding_bias(block: torch.Tensor, padded: torch.Tensor) -> tuple[torch.Tenso
     pad_rows = padded.reshape(-1, 1)  # (c*R, 1), the block's row order
     bias = torch.zeros((block.shape[0], 1), dtype=block.dtype, device=block.device)
     return block.masked_fill(pad_rows, 0.0), bias.masked_fill_(pad_rows, float("-inf"))
+
+
+
+def first_max(logits: torch.Tensor, offset: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits.max(dim=0)`` of a (c, R, n) tile: the maximum and the first position holding it, plus ``offset``.
+
+    On the CPU, PyTorch's ``max`` with indices over a leading dimension is unvectorised: on a (8, 64, 1024) float32
+    tile it took 20-35x as long as ``amax`` (0.78 ms against 22-36 µs on 2-core Zen 4 and Xeon CPUs). Here the maximum
+    is ``amax``; each position holding it is marked with ``c - j`` (uint8), and the largest mark is the first
+    position: about a third of ``max``'s time. Values and positions are those of ``max`` (tested), except that a NaN
+    maximum (no position equals it) gets the tile's last position. Elsewhere, and for more than 255 positions,
+    ``max`` itself is used.
+
+    Returns:
+        ``(values, positions)``: (R, n) in ``logits.dtype`` and (R, n) ``offset + j`` in ``dtype``.
+    """
+    count = logits.shape[0]
+    if logits.device.type != "cpu" or count > 255:
+        values, index = logits.max(dim=0)
+        return values, index.add_(offset).to(dtype)
+    if count == 1:
+        return logits[0], torch.full(logits.shape[1:], offset, dtype=dtype, device=logits.device)
+    values = logits.amax(dim=0)
+    marks = torch.arange(count, 0, -1, dtype=torch.uint8, device=logits.device).view(count, 1, 1)
+    first = (logits == values).view(torch.uint8).mul_(marks).amax(dim=0).clamp_(min=1)  # (R, n): c - j
+    return values, first.to(dtype).neg_().add_(offset + count)

@@ -36,6 +36,7 @@ from splade_lightning.models.head_screen import HeadScreen, screen_applies, scre
 from splade_lightning.models.head_tiles import (
     DENSE_FRACTION,
     chunk_positions,
+    first_max,
     padding_bias,
     position_chunks,
     position_dtype,
@@ -70,7 +71,7 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, 
 
     Returns ``(best, winner)``: ``winner`` (B, V) holds the first position of the chunk that holds the maximum (the
     earliest such chunk on ties), or None unless ``track``. Recording it costs two small ops on each reduced tile.
-    With ``exact`` it holds the arg-max position itself (the first on ties), from each tile's ``max`` with indices.
+    With ``exact`` it holds the arg-max position itself (the first on ties), from each tile (:func:`first_max`).
 
     Padding is excluded with ``padding_as_bias`` (default: on the CPU) by a (rows, 1) bias of 0 and -inf that the
     product adds as it writes the tile (``addmm``; padded rows of the block are zeroed first, so whatever the
@@ -100,8 +101,7 @@ def _running_max(hidden, weight, bias, mask, chunk_tokens, track: bool = False, 
                 if padded is not None:
                     logits.masked_fill_(padded, float("-inf"))
             if winner is not None and exact:
-                tile, arg = logits.max(dim=0)  # (R, hi-lo); the first position on ties
-                won = arg.add_(start).to(winner.dtype)
+                tile, won = first_max(logits, start, winner.dtype)  # (R, hi-lo); the first position on ties
             else:
                 tile, won = logits.amax(dim=0), start
             if rows is None:

@@ -65,9 +65,10 @@ def first_max(logits: torch.Tensor, offset: int, dtype: torch.dtype) -> tuple[to
     On the CPU, PyTorch's ``max`` with indices over a leading dimension is unvectorised: on a (8, 64, 1024) float32
     tile it took 20-35x as long as ``amax`` (0.78 ms against 22-36 µs on 2-core Zen 4 and Xeon CPUs). Here the maximum
     is ``amax``; each position holding it is marked with ``c - j`` (uint8), and the largest mark is the first
-    position: about a third of ``max``'s time. Values and positions are those of ``max`` (tested), except that a NaN
-    maximum (no position equals it) gets the tile's last position. Elsewhere, and for more than 255 positions,
-    ``max`` itself is used.
+    position: about a third of ``max``'s time. Positions are those of ``max`` (tested), and so are the values, except
+    that a zero maximum tied between -0.0 and 0.0 may carry the other sign (as ``amax``, which the non-recording path
+    uses anyway); a NaN maximum (no position equals it) gets the tile's last position. Elsewhere, and for more than
+    255 positions, ``max`` itself is used.
 
     Returns:
         ``(values, positions)``: (R, n) in ``logits.dtype`` and (R, n) ``offset + j`` in ``dtype``.
@@ -81,4 +82,4 @@ def first_max(logits: torch.Tensor, offset: int, dtype: torch.dtype) -> tuple[to
     values = logits.amax(dim=0)
     marks = torch.arange(count, 0, -1, dtype=torch.uint8, device=logits.device).view(count, 1, 1)
     first = (logits == values).view(torch.uint8).mul_(marks).amax(dim=0).clamp_(min=1)  # (R, n): c - j
-    return values, first.to(dtype).neg_().add_(offset + count)
+    return values, torch.rsub(first, count).to(dtype).add_(offset)  # j in 0..c-1 (uint8), then offset + j

@@ -19,7 +19,9 @@ the winning chunk: backward then reads the positions and recomputes nothing. On 
 the sparse SPLADE-tiny training step 1.4x slower than recomputing, but with dense activations (more than 1/8 of a
 sample of the entries active: the screen's sample, or :func:`dense_sample`'s) it is the cheaper one, as backward
 would search the chunks of all B x V entries: the MiniLM-shaped head's forward and backward took 1.8 s instead of
-2.4-2.7 s (benchmarks/README.md), so dense activations take that path on the CPU too.
+2.4-2.7 s (benchmarks/README.md), so dense activations take that path on the CPU too. There the positions come from
+:func:`~splade_lightning.models.head_tiles.first_max` (``amax`` and the first position equal to it), since the CPU's
+``max`` with indices over a tile's positions is unvectorised (1.16 s instead of 1.42 s for that head).
 
 With ``screen`` (on a CPU with bf16 dot-product instructions, by default) the forward of a sparse head goes through
 ``models/head_screen.py`` instead: bf16 logits and an error bound rule out the inactive entries, and the others are

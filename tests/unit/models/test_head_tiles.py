@@ -43,3 +43,11 @@ def test_many_positions_fall_back_to_max():
     values, found = first_max(logits, 4, torch.int32)
     expected_values, expected_index = logits.max(dim=0)
     assert torch.equal(values, expected_values) and torch.equal(found.long(), expected_index + 4)
+
+
+@pytest.mark.parametrize("positions", [1, 8, 255])
+def test_positions_up_to_the_dtype_limit(positions):
+    logits = torch.randint(-2, 2, (positions, 4, 6), generator=torch.Generator().manual_seed(2)).float()
+    offset = 2**15 - positions  # the last position is 32767, the largest int16
+    _, found = first_max(logits, offset, torch.int16)
+    assert torch.equal(found.long(), logits.max(dim=0).indices + offset)

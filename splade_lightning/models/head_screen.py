@@ -128,7 +128,7 @@ def _bf16_block(rows, block, padded):
     """``(rows, block, bias, count)`` of a chunk for :func:`_bf16_max`: the (c*R, H) block in bf16 with its padded
     rows zeroed and zero rows appended up to :func:`bucket_rows` (``count`` = c*R real ones), and the (rows, 1) bf16
     bias of 0 and -inf at padding (None without padding)."""
-    count, width = block.shape
+    count = block.shape[0]
     bias = None
     if padded is not None:
         block, bias = padding_bias(block, padded)

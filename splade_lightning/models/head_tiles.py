@@ -58,7 +58,6 @@ def padding_bias(block: torch.Tensor, padded: torch.Tensor) -> tuple[torch.Tenso
     return block.masked_fill(pad_rows, 0.0), bias.masked_fill_(pad_rows, float("-inf"))
 
 
-
 def first_max(logits: torch.Tensor, offset: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """``logits.max(dim=0)`` of a (c, R, n) tile: the maximum and the first position holding it, plus ``offset``.
 

@@ -3,6 +3,7 @@ and the screened head equals the float32 head (values, arg-max positions, gradie
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from splade_lightning.errors import ConfigError
 from splade_lightning.models import SpladeEncoder, head_screen
@@ -194,8 +195,55 @@ def test_bf16_tiles_take_few_shapes():
         hidden = torch.randn(batch, 128, 16, generator=g)
         for _, rows, block, padded in position_chunks(hidden, mask, 512):
             raw.add(block.shape[0])
-            _, tile_rows, bias, count = head_screen._bf16_block(rows, block, padded)
+            _, tile_rows, count = head_screen._bf16_block(rows, block, padded)
             assert count == block.shape[0] and tile_rows.shape[0] == bucket_rows(count)
-            assert tile_rows.dtype == torch.bfloat16 and (bias is None or bias.shape == (tile_rows.shape[0], 1))
+            assert tile_rows.dtype == torch.bfloat16
             rounded.add(tile_rows.shape[0])
     assert len(rounded) <= 8 < len(raw)
+
+
+class _MatmulShapes(TorchFunctionMode):
+    """Records the (rows, inner, columns) shape of every bf16 ``@``/``matmul``/``addmm`` call."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = set()
+        self.addmm = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (torch.Tensor.matmul, torch.matmul, torch.Tensor.mm, torch.mm) and args[0].dtype == torch.bfloat16:
+            self.shapes.add((args[0].shape[0], args[0].shape[1], args[1].shape[1]))
+        if func in (torch.addmm, torch.Tensor.addmm) and args[1].dtype == torch.bfloat16:
+            self.addmm += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("padding", ["right", "left", "holes"])
+def test_one_matmul_shape_per_row_count(padding):
+    """The last vocabulary block (3000 = 2 x 1024 + 952 columns) and the sample (every 32nd entry: 94 columns) are
+    padded to 1,024 columns, and padding takes no bias: every bf16 product is (rows, H) x (H, 1024), one shape per
+    rounded row count, never an ``addmm``."""
+    hidden, weight, bias, mask = sparse_case(3, padding=padding)
+    with _MatmulShapes() as seen:
+        screened = screened_max(hidden, weight, bias, mask, 64, positions=False)
+    assert screened is not None and seen.addmm == 0 and seen.shapes
+    assert {columns for _, _, columns in seen.shapes} == {1024}
+    assert {inner for _, inner, _ in seen.shapes} == {hidden.shape[-1]}
+    assert len(seen.shapes) == len({rows for rows, _, _ in seen.shapes})
+
+
+def test_padded_rows_repeat_a_real_row_of_their_text():
+    """A padded row of a chunk becomes its text's first real row in the chunk (whatever the backbone left there)."""
+    hidden = torch.full((3, 8, 4), float("nan"))
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1], [0, 1, 0, 1, 0, 0, 0, 0]]).bool()
+    hidden[mask] = torch.arange(int(mask.sum()) * 4, dtype=torch.float32).view(-1, 4)
+    for _, rows, block, padded in position_chunks(hidden, mask, 12):  # 4 positions x 3 rows per chunk
+        _, tile, count = head_screen._bf16_block(rows, block, padded)
+        width = 3 if rows is None else rows.numel()
+        tile = tile[:count].float().view(-1, width, 4)  # (c, R, H)
+        real = ~padded[:, :, 0] if padded is not None else torch.ones(tile.shape[:2], dtype=torch.bool)
+        assert not tile.isnan().any()
+        for r in range(width):
+            first = int(real[:, r].nonzero()[0])
+            assert torch.equal(tile[~real[:, r], r], tile[first, r].expand(int((~real[:, r]).sum()), 4))
+            assert torch.equal(tile[real[:, r], r], block.view(-1, width, 4)[real[:, r], r].bfloat16().float())

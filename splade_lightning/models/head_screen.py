@@ -36,6 +36,7 @@ HeadScreen = Literal["auto", "bf16", "off"]
 _UNIT_ROUNDOFF = 2.0**-8  # bfloat16: 8 significant bits, round to nearest
 _VOCAB_BLOCK = 1024  # vocabulary columns per bf16 tile
 _SAMPLE_STRIDE = 32  # the sample: every 32nd vocabulary entry
+_PADDED_FROM = 16 * _VOCAB_BLOCK  # vocabularies from which the bf16 products are padded to whole blocks
 
 
 @functools.cache
@@ -101,13 +102,14 @@ def _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight_norm
     chunks = position_chunks(hidden, mask, chunk_tokens)
     blocks = [_bf16_block(rows, block, padded) for _, rows, block, padded in chunks]
     sample = torch.arange(0, vocab, _SAMPLE_STRIDE)
-    upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch), text_bound,
+    pad = vocab >= _PADDED_FROM  # pad widths to whole blocks: at most 2 x 1,023 columns, <= 1/8 of the vocabulary
+    upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch, pad=pad), text_bound,
                      weight_norms.index_select(0, sample), bias.index_select(0, sample) if bias is not None else None)
     if int((~(upper < 0)).sum()) * DENSE_FRACTION > upper.numel():
         return None
     approx = torch.full((batch, vocab), float("-inf"), dtype=torch.bfloat16)
     for lo in range(0, vocab, _VOCAB_BLOCK):
-        _bf16_max(blocks, weight[lo:lo + _VOCAB_BLOCK], batch, out=approx[:, lo:lo + _VOCAB_BLOCK])
+        _bf16_max(blocks, weight[lo:lo + _VOCAB_BLOCK], batch, out=approx[:, lo:lo + _VOCAB_BLOCK], pad=pad)
     return _bounded(approx, text_bound, weight_norms, bias)
 
 
@@ -158,18 +160,19 @@ def _padded_bf16(rows: torch.Tensor, total: int) -> torch.Tensor:
     return out
 
 
-def _bf16_max(blocks, weight, batch, out=None):
+def _bf16_max(blocks, weight, batch, out=None, pad=True):
     """(B, n) bf16 maximum over the chunks' positions of their logits against ``weight`` (n, H), into ``out``.
 
-    ``weight`` is padded with zero rows up to a multiple of 1,024 (:func:`padded_columns`), so the last vocabulary
-    block and the sample take the full blocks' matmul shapes. With that and padding without a bias
+    With ``pad``, ``weight`` is padded with zero rows up to a multiple of 1,024 (:func:`padded_columns`), so the
+    last vocabulary block and the sample take the full blocks' matmul shapes (the screen pads from 16,384 vocabulary
+    entries on, where that adds at most 1/8 to its products). With that and padding without a bias
     (:func:`_bf16_block`), the quickstart's ``fit`` ran its bf16 matmuls in 7 shapes instead of 42, each of which
     oneDNN keeps compiled kernels for (about 0.75 MB each on a 2-core Xeon with AMX; see :func:`bucket_rows`).
     """
     columns = weight.shape[0]
     if out is None:
         out = torch.full((batch, columns), float("-inf"), dtype=torch.bfloat16)
-    tile_weight = _padded_bf16(weight, padded_columns(columns)).t()  # (H, n rounded up)
+    tile_weight = _padded_bf16(weight, padded_columns(columns) if pad else columns).t()  # (H, n or n rounded up)
     for rows, block, count in blocks:
         width = batch if rows is None else rows.numel()
         logits = (block @ tile_weight)[:count]  # the appended rows' logits are dropped

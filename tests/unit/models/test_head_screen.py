@@ -220,16 +220,30 @@ class _MatmulShapes(TorchFunctionMode):
 
 @pytest.mark.parametrize("padding", ["right", "left", "holes"])
 def test_one_matmul_shape_per_row_count(padding):
-    """The last vocabulary block (3000 = 2 x 1024 + 952 columns) and the sample (every 32nd entry: 94 columns) are
-    padded to 1,024 columns, and padding takes no bias: every bf16 product is (rows, H) x (H, 1024), one shape per
-    rounded row count, never an ``addmm``."""
-    hidden, weight, bias, mask = sparse_case(3, padding=padding)
+    """From 16,384 vocabulary entries on, the last block (20,000 = 19 x 1,024 + 544 columns) and the sample (every
+    32nd entry: 625 columns) are padded to 1,024 columns, and padding takes no bias: every bf16 product is
+    (rows, H) x (H, 1024), one shape per rounded row count, never an ``addmm``. The result stays exact."""
+    hidden, weight, bias, mask = sparse_case(3, V=20_000, padding=padding)
     with _MatmulShapes() as seen:
-        screened = screened_max(hidden, weight, bias, mask, 64, positions=False)
+        screened = screened_max(hidden, weight, bias, mask, 64, positions=True)
     assert screened is not None and seen.addmm == 0 and seen.shapes
     assert {columns for _, _, columns in seen.shapes} == {1024}
     assert {inner for _, inner, _ in seen.shapes} == {hidden.shape[-1]}
     assert len(seen.shapes) == len({rows for rows, _, _ in seen.shapes})
+    best, positions = screened
+    reference, reference_positions = float32_head(hidden, weight, bias, mask)
+    active = reference > 0
+    torch.testing.assert_close(best[active], reference[active], rtol=1e-6, atol=1e-6)
+    assert torch.equal(best > 0, active) and torch.equal(positions[active], reference_positions[active])
+
+
+def test_small_vocabularies_keep_their_widths():
+    """Below 16,384 entries padding would add more than 1/8 to the products: the widths stay as they are (3,000 =
+    2 x 1,024 + 952; the sample 94), still without ``addmm``."""
+    hidden, weight, bias, mask = sparse_case(3, padding="right")
+    with _MatmulShapes() as seen:
+        screened_max(hidden, weight, bias, mask, 64, positions=False)
+    assert seen.addmm == 0 and {columns for _, _, columns in seen.shapes} == {1024, 952, 94}
 
 
 def test_padded_rows_repeat_a_real_row_of_their_text():

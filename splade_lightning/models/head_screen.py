@@ -102,14 +102,15 @@ def _approximate_max(hidden, weight, mask, chunk_tokens, text_bound, weight_norm
     chunks = position_chunks(hidden, mask, chunk_tokens)
     blocks = [_bf16_block(rows, block, padded) for _, rows, block, padded in chunks]
     sample = torch.arange(0, vocab, _SAMPLE_STRIDE)
-    pad = vocab >= _PADDED_FROM  # pad widths to whole blocks: at most 2 x 1,023 columns, <= 1/8 of the vocabulary
-    upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch, pad=pad), text_bound,
+    whole_blocks = vocab >= _PADDED_FROM  # at most 2 x 1,023 columns of padding, <= 1/8 of the vocabulary
+    upper = _bounded(_bf16_max(blocks, weight.index_select(0, sample), batch, whole_blocks=whole_blocks), text_bound,
                      weight_norms.index_select(0, sample), bias.index_select(0, sample) if bias is not None else None)
     if int((~(upper < 0)).sum()) * DENSE_FRACTION > upper.numel():
         return None
     approx = torch.full((batch, vocab), float("-inf"), dtype=torch.bfloat16)
     for lo in range(0, vocab, _VOCAB_BLOCK):
-        _bf16_max(blocks, weight[lo:lo + _VOCAB_BLOCK], batch, out=approx[:, lo:lo + _VOCAB_BLOCK], pad=pad)
+        _bf16_max(blocks, weight[lo:lo + _VOCAB_BLOCK], batch, out=approx[:, lo:lo + _VOCAB_BLOCK],
+                  whole_blocks=whole_blocks)
     return _bounded(approx, text_bound, weight_norms, bias)
 
 
@@ -160,19 +161,19 @@ def _padded_bf16(rows: torch.Tensor, total: int) -> torch.Tensor:
     return out
 
 
-def _bf16_max(blocks, weight, batch, out=None, pad=True):
+def _bf16_max(blocks, weight, batch, out=None, *, whole_blocks: bool):
     """(B, n) bf16 maximum over the chunks' positions of their logits against ``weight`` (n, H), into ``out``.
 
-    With ``pad``, ``weight`` is padded with zero rows up to a multiple of 1,024 (:func:`padded_columns`), so the
-    last vocabulary block and the sample take the full blocks' matmul shapes (the screen pads from 16,384 vocabulary
-    entries on, where that adds at most 1/8 to its products). With that and padding without a bias
+    With ``whole_blocks``, ``weight`` is padded with zero rows up to a multiple of 1,024 (:func:`padded_columns`), so
+    the last vocabulary block and the sample take the full blocks' matmul shapes (the screen pads from 16,384
+    vocabulary entries on, where that adds at most 1/8 to its products). With that and padding without a bias
     (:func:`_bf16_block`), the quickstart's ``fit`` ran its bf16 matmuls in 7 shapes instead of 42, each of which
     oneDNN keeps compiled kernels for (about 0.75 MB each on a 2-core Xeon with AMX; see :func:`bucket_rows`).
     """
     columns = weight.shape[0]
     if out is None:
         out = torch.full((batch, columns), float("-inf"), dtype=torch.bfloat16)
-    tile_weight = _padded_bf16(weight, padded_columns(columns) if pad else columns).t()  # (H, n or n rounded up)
+    tile_weight = _padded_bf16(weight, padded_columns(columns) if whole_blocks else columns).t()  # (H, n or rounded up)
     for rows, block, count in blocks:
         width = batch if rows is None else rows.numel()
         logits = (block @ tile_weight)[:count]  # the appended rows' logits are dropped

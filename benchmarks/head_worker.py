@@ -37,6 +37,19 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def rss_counter_slack_bytes() -> int:
+    """How far two readings of the kernel's RSS counters (``statm``, ``VmHWM``) can disagree about one memory state.
+
+    Linux keeps a process's RSS counters per CPU (``percpu_counter`` in ``mm_struct.rss_stat``, since 6.2); a
+    ``/proc`` read returns their shared total, which misses each CPU's unflushed delta of up to ``max(32, 2 * CPUs)``
+    pages (``percpu_counter_batch``, lib/percpu_counter.c). A difference of two readings can thus be off by twice
+    that per CPU (observed: a step that adds nothing read as -8 to -48 KiB of growth); growth figures are exact only
+    to this.
+    """
+    cpus = os.cpu_count() or 1
+    return 2 * max(32, 2 * cpus) * cpus * os.sysconf("SC_PAGE_SIZE")
+
+
 def reset_peak() -> bool:
     """Reset the kernel's peak-RSS counter (``VmHWM``; Linux >= 4.0); False where that is not possible."""
     try:

@@ -20,12 +20,15 @@ def batch(model_dir: str) -> dict[str, torch.Tensor]:
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
-def train_step(encoder: torch.nn.Module, inputs: dict, seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """One loss and its gradients, dropout on (its mask drawn from ``seed``)."""
+def train_step(encoder: torch.nn.Module, inputs: dict, seed: int,
+               bf16: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One loss and its gradients, dropout on (its mask drawn from ``seed``); the forward under bf16 autocast if
+    ``bf16``."""
     encoder.train()
     encoder.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
-    reps = encoder(inputs["input_ids"], inputs["attention_mask"])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        reps = encoder(inputs["input_ids"], inputs["attention_mask"]).float()
     loss = F.cross_entropy(reps @ reps.T, torch.arange(len(reps))) + 1e-3 * reps.abs().sum()
     loss.backward()
     return loss.detach(), [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
@@ -39,14 +42,15 @@ def two_encoders(cls, model_dir: str, **kw):
     return encoders
 
 
+@pytest.mark.parametrize("bf16", [False, True])
 @pytest.mark.parametrize("efficient_head", [True, False])
-def test_splade_training_is_bitwise_identical(tiny_bert_dir, efficient_head):
+def test_splade_training_is_bitwise_identical(tiny_bert_dir, efficient_head, bf16):
     plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir, efficient_head=efficient_head)
     assert plain.mlm.config.attention_probs_dropout_prob > 0  # the math attention path, the one recomputed
     inputs = batch(tiny_bert_dir)
     for seed in (1, 2):
-        loss_a, grads_a = train_step(plain, inputs, seed)
-        loss_b, grads_b = train_step(recomputed, inputs, seed)
+        loss_a, grads_a = train_step(plain, inputs, seed, bf16)
+        loss_b, grads_b = train_step(recomputed, inputs, seed, bf16)
         assert torch.equal(loss_a, loss_b)
         assert len(grads_a) == len(grads_b) > 0
         assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
@@ -138,6 +142,56 @@ def test_gelu_input_modified_in_place_is_an_error():
         out.backward()
 
 
+@pytest.mark.parametrize("efficient_head", [True, False])
+def test_layer_norm_outputs_are_rebuilt_not_kept(tiny_bert_dir, monkeypatch, efficient_head):
+    """Plain training keeps each layer norm's output (for the next linear layer) besides its input; under selective
+    recomputation only the input is kept (the efficient head, which runs outside the block, keeps its own input:
+    the MLM transform's layer-norm output), and the block's record of layer_norm calls is gone after it."""
+    plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir, efficient_head=efficient_head)
+    inputs = batch(tiny_bert_dir)
+
+    def layer_norm_outputs(tensors):
+        bases = {id(t._base if t._is_view() else t): t._base if t._is_view() else t for t in tensors}
+        return sum(1 for t in bases.values() if type(t.grad_fn).__name__ == "NativeLayerNormBackward0")
+
+    assert layer_norm_outputs(saved_tensors(plain, inputs, monkeypatch)) >= 2 * plain.mlm.config.num_hidden_layers
+    assert layer_norm_outputs(saved_tensors(recomputed, inputs, monkeypatch)) == int(efficient_head)
+    assert recompute._LAYER_NORM_CALLS.get() is None
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_rebuild_uses_the_calls_eps_and_affine_parameters(affine):
+    """A layer norm with an unusual eps, with and without weight and bias, feeding a linear layer: the same
+    gradients bit for bit (a rebuild with the default eps would differ)."""
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        norm = torch.nn.LayerNorm(16, eps=0.5, elementwise_affine=affine)
+        if affine:
+            torch.nn.init.normal_(norm.weight)
+            torch.nn.init.normal_(norm.bias)
+        linear = torch.nn.Linear(16, 4)
+        x = (torch.randn(3, 5, 16) * 0.3).requires_grad_(True)
+        with recompute.selective_recompute(enabled):
+            out = linear(norm(x * 2))
+        (out.square().sum()).backward()
+        grads.append([x.grad, linear.weight.grad, *([norm.weight.grad, norm.bias.grad] if affine else [])])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_layer_norm_input_or_weight_modified_in_place_is_an_error():
+    for target in ("input", "weight"):
+        x = torch.randn(4, 8, requires_grad=True)
+        weight = torch.ones(8, requires_grad=True)
+        with recompute.selective_recompute():
+            pre = x * 2
+            out = (F.layer_norm(pre, (8,), weight, None, 1e-5) @ torch.randn(8, 3, requires_grad=True)).sum()
+        with torch.no_grad():
+            (pre if target == "input" else weight).add_(1.0)
+        with pytest.raises(RuntimeError, match="modified in place"):
+            out.backward()
+
+
 class _Box:
     """What the outer hooks below store instead of a tensor: a copy, as ``save_on_cpu`` stores one."""
 
@@ -178,3 +232,62 @@ def test_outer_saved_tensor_hooks_stay_in_charge(tiny_bert_dir):
 def test_ignored_with_gradient_checkpointing(tiny_bert_dir):
     encoder = SpladeEncoder(tiny_bert_dir, gradient_checkpointing=True, selective_recompute=True)
     assert encoder.selective_recompute is False
+
+
+def test_cpu_dropout_keeps_a_bool_mask_not_its_float_noise(tiny_bert_dir, monkeypatch):
+    """Plain CPU training keeps each hidden dropout's float noise (values 0 and 1 / (1 - p)); under selective
+    recomputation the same dropouts keep a bool mask of the same shape instead, and nothing float of that kind."""
+    plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir)
+    inputs = batch(tiny_bert_dir)
+    B, L = inputs["input_ids"].shape
+    config = plain.mlm.config
+    scale = torch.tensor(1.0).div_(1 - config.hidden_dropout_prob)
+
+    def noise_and_masks(tensors):
+        hidden = [t for t in tensors if tuple(t.shape) == (B, L, config.hidden_size) and t.grad_fn is None]
+        noise = sum(1 for t in hidden if t.is_floating_point() and bool(((t == 0) | (t == scale)).all()))
+        return noise, sum(1 for t in hidden if t.dtype == torch.bool)
+
+    layers = config.num_hidden_layers
+    assert noise_and_masks(saved_tensors(plain, inputs, monkeypatch)) == (1 + 2 * layers, 0)  # embeddings + 2/layer
+    assert noise_and_masks(saved_tensors(recomputed, inputs, monkeypatch)) == (0, 1 + 2 * layers)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_masked_dropout_is_torch_dropout_bit_for_bit(dtype, p):
+    """The same output, the same input gradient and the same random numbers consumed as ``F.dropout``."""
+    x0 = torch.randn(3, 17, 40).to(dtype)
+    upstream = torch.randn(3, 17, 40).to(dtype)
+    results = []
+    for enabled in (False, True):
+        x = x0.clone().requires_grad_(True)
+        torch.manual_seed(11)
+        with recompute.selective_recompute(enabled):
+            y = F.dropout(x, p, training=True)
+        after = torch.get_rng_state()
+        assert ("MaskedDropout" in type(y.grad_fn).__name__) is enabled
+        y.backward(upstream)
+        results.append((y.detach(), x.grad, after))
+    (y_a, g_a, rng_a), (y_b, g_b, rng_b) = results
+    assert torch.equal(y_a, y_b) and torch.equal(g_a, g_b) and torch.equal(rng_a, rng_b)
+    assert 0 < int((y_b == 0).sum()) < y_b.numel()  # some dropped, some kept: the test can fail
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.dropout(x, 0.1, training=False),
+    lambda x: F.dropout(x, 0.0, training=True),
+    lambda x: F.dropout(x, 1.0, training=True),
+    lambda x: F.dropout(x.clone(), 0.1, training=True, inplace=True),
+    lambda x: F.dropout(x.detach(), 0.1, training=True),
+])
+def test_other_dropout_calls_are_left_to_torch(call):
+    """Evaluation, p of 0 or 1, in-place dropout and inputs without a graph go to PyTorch's own dropout."""
+    x = torch.randn(4, 8, requires_grad=True)
+    torch.manual_seed(3)
+    expected = call(x)
+    torch.manual_seed(3)
+    with recompute.selective_recompute():
+        got = call(x)
+    assert torch.equal(got, expected)
+    assert got.grad_fn is None or "MaskedDropout" not in type(got.grad_fn).__name__

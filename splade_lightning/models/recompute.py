@@ -77,14 +77,19 @@ class _MaskedDropout(torch.autograd.Function):
         return grad * noise, None
 
 
+def _bound(args: tuple, kwargs: dict, **defaults) -> dict:
+    """A torch function call's arguments by name: ``defaults`` gives the parameters in order, with their defaults."""
+    return {**defaults, **dict(zip(defaults, args)), **kwargs}
+
+
 def _masked_dropout_args(args: tuple, kwargs: dict) -> tuple[torch.Tensor, float] | None:
     """(input, p) of a ``dropout(input, p, training, inplace)`` call that :class:`_MaskedDropout` reproduces exactly
     (a plain CPU floating-point tensor that requires grad, training, 0 < p < 1, not in place), else None."""
-    bound = {**dict(zip(("input", "p", "training", "inplace"), args)), **kwargs}
-    x, p = bound.get("input"), bound.get("p", 0.5)
+    bound = _bound(args, kwargs, input=None, p=0.5, training=True, inplace=False)
+    x, p = bound["input"], bound["p"]
     if type(x) is not torch.Tensor or x.device.type != "cpu" or not x.is_floating_point() or not x.requires_grad:
         return None
-    if not bound.get("training", True) or bound.get("inplace", False) or not 0.0 < p < 1.0 or x.numel() == 0:
+    if not bound["training"] or bound["inplace"] or not 0.0 < p < 1.0 or x.numel() == 0:
         return None
     return x, float(p)
 
@@ -103,8 +108,7 @@ class _SelectiveOps(TorchFunctionMode):
             return _MaskedDropout.apply(*masked)
         output = func(*args, **kwargs)
         if func is F.layer_norm and torch.is_grad_enabled() and (calls := _LAYER_NORM_CALLS.get()) is not None:
-            call = {"weight": None, "bias": None, "eps": 1e-5,
-                    **dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), args)), **kwargs}
+            call = _bound(args, kwargs, input=None, normalized_shape=None, weight=None, bias=None, eps=1e-5)
             calls[id(output)] = (weakref.ref(output), call)
         return output
 

@@ -36,9 +36,9 @@ class DenseEncoder(nn.Module):
         normalize: L2-normalise the pooled vector (all-MiniLM-L6-v2's ``Normalize`` module).
         frozen: freeze the backbone: no gradients (the forward runs under ``torch.no_grad``) and dropout stays off
             (the backbone stays in eval mode even under ``.train()``), so the embeddings are deterministic.
-        selective_recompute: when training the backbone, rebuild each layer's attention core, GELU and layer-norm
-            outputs and (on CPU) dropout noise in backward instead of keeping them (``models/recompute.py``):
-            bitwise-identical gradients, less memory.
+        selective_recompute: when training the backbone, rebuild each layer's attention core, layer-norm and GELU
+            outputs and (on CPU) Q, K, V and FFN-input projections and dropout noise in backward instead of keeping
+            them (``models/recompute.py``): bitwise-identical gradients, less memory.
         backbone_config: internal: a ``config.json`` dict to build the backbone from (fresh weights, loaded
             afterwards from a checkpoint) instead of reading ``backbone``. Leave unset in YAML.
     """

@@ -1,30 +1,35 @@
 """Selective activation recomputation for a transformer backbone: exact, bitwise-identical gradients.
 
-Training keeps every tensor an op saves for its backward until that backward runs. In a BERT-style layer several
-are cheap to rebuild exactly (Korthikanti et al., "Reducing Activation Recomputation in Large Transformer Models",
-arXiv:2205.05198, section 4.2, recompute the attention core for the same reason):
+Training keeps every tensor an op saves for its backward until that backward runs. In a BERT-style layer most of
+them are cheap to rebuild exactly from what is kept anyway (Korthikanti et al., "Reducing Activation Recomputation
+in Large Transformer Models", arXiv:2205.05198, section 4.2, recompute the attention core for the same reason):
 
 - **the attention core** when PyTorch runs it on its unfused math path (on CPU: whenever attention dropout is on,
   as in training from a BERT checkpoint), which keeps the softmax probabilities, the dropout mask and the dropped
   probabilities, (B, heads, L, L) each, per layer. Under :func:`selective_recompute` each such
-  ``torch.nn.functional.scaled_dot_product_attention`` call runs inside :func:`torch.utils.checkpoint.checkpoint`
-  (non-reentrant, RNG state preserved), so only its inputs (the Q, K, V projections) stay alive and the core is
-  recomputed in backward with the same dropout mask. Fused kernels keep little and are left alone;
-- **the GELU output** (B x L x intermediate floats per layer), kept by the next linear layer for its weight
-  gradient although the GELU's own input is kept too. The saved-tensor hooks below store a GELU output as a
-  reference to its input and recompute ``gelu(input)`` when the backward needs it;
-- **the layer-norm output** (B x L x hidden, twice per BERT layer), kept by the next linear layer (the Q, K, V
-  projections; the FFN's first layer) although the layer norm keeps its input, weight and bias. It is packed the
-  same way and rebuilt with ``layer_norm`` (whose ``eps`` the block records, as the backward does not keep it);
+  ``scaled_dot_product_attention`` call runs as :class:`~splade_lightning.models.recompute_ops.RecomputedAttention`
+  (RNG state preserved), which keeps only its inputs and recomputes the core in backward with the same dropout mask.
+  Fused kernels keep little and are left alone;
+- **op outputs rebuilt from their inputs.** The block records each ``layer_norm``, ``gelu`` and (on CPU) ``linear``
+  call (:class:`_Recipe`), and the saved-tensor hooks store an output that a later op keeps as a reference to that
+  record, rebuilt when the backward needs it. That covers the layer-norm outputs (B x L x hidden, twice per BERT
+  layer, kept by the next linear layers although the layer norm keeps its input, weight and bias), the GELU output
+  (B x L x intermediate, kept by the FFN's second linear layer), the FFN's first linear output (B x L x
+  intermediate, kept by the GELU) and the Q, K, V projections (3 x B x L x hidden, kept by the attention): about
+  9 of the 10.5 hidden-widths per token a BERT layer keeps in training. A record's inputs are either kept anyway
+  (a layer norm's or a linear layer's input, the weights) or are themselves rebuilt (a linear layer's input that is
+  a layer-norm output), and a rebuilt output is shared by all its users until the last of them has run;
 - **the dropout noise** on CPU. There ``torch.nn.functional.dropout`` draws a float noise tensor (0 or 1 / (1 - p)
   per element), multiplies, and keeps that noise for backward: 4 bytes per element, (B, L, hidden) twice per BERT
   layer (attention output, FFN output) and once for the embeddings. Under :func:`selective_recompute` the same
   noise is drawn by the same ops (the same random numbers), but only a bool mask (1 byte) is kept and the noise is
-  rebuilt from it in backward. (CUDA's fused dropout keeps a bool mask already and is left alone.)
+  rebuilt from it in backward (``MaskedDropout``). (CUDA's fused dropout keeps a bool mask already and is left
+  alone.)
 
-All recomputations run the same kernels on the same inputs, so losses and gradients are bitwise identical to plain
-training (tested, also under bf16 autocast). The cost, per layer in backward: one more attention core, GELU and two
-layer norms, and the noise rebuilt from its mask.
+All recomputations run the same kernels on the same inputs under the same autocast settings, so losses and
+gradients are bitwise identical to plain training (tested, also under bf16 autocast). The cost, per layer in
+backward: one more attention core, the Q, K, V and FFN-input products (7 hidden² multiply-adds per token against
+the step's ~36), GELU and layer norms, and the noise rebuilt from its mask.
 """
 
 from __future__ import annotations
@@ -37,152 +42,144 @@ from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
-from torch.utils.checkpoint import checkpoint
 
-# id(output) -> (weak reference to the output, the call's arguments) of each layer_norm under selective_recompute.
-_LAYER_NORM_CALLS: ContextVar[dict | None] = ContextVar("splade_lightning_layer_norm_calls", default=None)
+from splade_lightning.models.recompute_ops import (
+    MaskedDropout,
+    RecomputedAttention,
+    attention_args,
+    autocast_state,
+    bound,
+    masked_dropout_args,
+    runs_math_attention,
+    under_autocast,
+)
 
-
-def _runs_math_attention(args: tuple, kwargs: dict) -> bool:
-    """Whether PyTorch dispatches this ``scaled_dot_product_attention`` call to its unfused math path.
-
-    Only that path keeps the (B, heads, L, L) probabilities; the fused kernels (CPU flash attention without dropout,
-    CUDA flash / memory-efficient attention) keep just the output and a log-sum-exp, so recomputing them would cost
-    time and save nothing. ``torch._fused_sdp_choice`` is the dispatcher's own choice (PyTorch >= 2.0).
-    """
-    try:
-        return torch._fused_sdp_choice(*args, **kwargs) == SDPBackend.MATH.value
-    except (AttributeError, RuntimeError, TypeError):  # no such function, or arguments it cannot take
-        return True
+# id(output) -> (weak reference to the output, its version, its _Recipe) for each recorded call of the block; the
+# output is the tensor the call returned or, when that is a view covering all of it, the tensor it views.
+_RECIPES: ContextVar[dict | None] = ContextVar("splade_lightning_recipes", default=None)
 
 
-class _MaskedDropout(torch.autograd.Function):
-    """``x * noise`` with the noise of PyTorch's CPU dropout (``at::native::dropout``: ``empty_like(x)
-    .bernoulli_(1 - p).div_(1 - p)``, then a product), keeping a bool mask instead of the noise."""
+class _Recipe:
+    """How to rebuild one op's output in backward: the op, its inputs (a tensor kept anyway, or a :class:`_Rebuilt`
+    reference to another rebuilt output), the inputs' versions and the forward's autocast settings. Holds the
+    rebuilt output once built, for every saved view of it and every recipe built on it, until the last goes."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        noise = torch.empty_like(x).bernoulli_(1 - p)
-        noise.div_(1 - p)
-        ctx.p, ctx.dtype = p, noise.dtype
-        ctx.save_for_backward(noise.bool())
-        return x * noise
+    __slots__ = ("op", "sources", "versions", "autocast", "dtype", "output")
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (mask,) = ctx.saved_tensors
-        noise = mask.to(ctx.dtype).div_(1 - ctx.p)  # the forward's noise, bit for bit (the same two ops)
-        return grad * noise, None
+    def __init__(self, op: Callable[..., torch.Tensor], sources: tuple, output: torch.Tensor):
+        self.op, self.sources, self.autocast = op, sources, autocast_state(output.device.type)
+        self.versions = tuple(t._version if isinstance(t, torch.Tensor) else None for t in sources)
+        self.dtype, self.output = output.dtype, None
 
+    def build(self) -> torch.Tensor:
+        """The op's output, rebuilt from its inputs (once).
 
-def _bound(args: tuple, kwargs: dict, **defaults) -> dict:
-    """A torch function call's arguments by name: ``defaults`` gives the parameters in order, with their defaults."""
-    return {**defaults, **dict(zip(defaults, args)), **kwargs}
-
-
-def _masked_dropout_args(args: tuple, kwargs: dict) -> tuple[torch.Tensor, float] | None:
-    """(input, p) of a ``dropout(input, p, training, inplace)`` call that :class:`_MaskedDropout` reproduces exactly
-    (a plain CPU floating-point tensor that requires grad, training, 0 < p < 1, not in place), else None."""
-    bound = _bound(args, kwargs, input=None, p=0.5, training=True, inplace=False)
-    x, p = bound["input"], bound["p"]
-    if type(x) is not torch.Tensor or x.device.type != "cpu" or not x.is_floating_point() or not x.requires_grad:
-        return None
-    if not bound["training"] or bound["inplace"] or not 0.0 < p < 1.0 or x.numel() == 0:
-        return None
-    return x, float(p)
-
-
-class _SelectiveOps(TorchFunctionMode):
-    """Runs every ``scaled_dot_product_attention`` call that records a graph on the math path under a
-    non-reentrant checkpoint (RNG state preserved: the recomputation draws the same dropout mask), and every CPU
-    ``dropout`` that records a graph through :class:`_MaskedDropout`; records each ``layer_norm`` call (its output
-    can then be rebuilt by :func:`_pack`: the backward keeps its input, weight and bias, but not ``eps``)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.scaled_dot_product_attention and torch.is_grad_enabled() and _runs_math_attention(args, kwargs):
-            return checkpoint(func, *args, use_reentrant=False, preserve_rng_state=True, **kwargs)
-        if func is F.dropout and torch.is_grad_enabled() and (masked := _masked_dropout_args(args, kwargs)):
-            return _MaskedDropout.apply(*masked)
-        output = func(*args, **kwargs)
-        if func is F.layer_norm and torch.is_grad_enabled() and (calls := _LAYER_NORM_CALLS.get()) is not None:
-            call = _bound(args, kwargs, input=None, normalized_shape=None, weight=None, bias=None, eps=1e-5)
-            calls[id(output)] = (weakref.ref(output), call)
-        return output
+        Raises:
+            RuntimeError: an input was modified in place after the forward (autograd would refuse it too).
+        """
+        if self.output is None:
+            if any(isinstance(t, torch.Tensor) and t._version != v for t, v in zip(self.sources, self.versions)):
+                raise RuntimeError("selective_recompute: an input of a GELU, layer norm or linear layer was modified "
+                                   "in place after the forward; its output cannot be rebuilt (turn selective "
+                                   "recomputation off for this model)")
+            inputs = [s.materialize() if isinstance(s, _Rebuilt) else s for s in self.sources]
+            with under_autocast(self.autocast):
+                self.output = self.op(*inputs)
+            if self.output.dtype != self.dtype:
+                raise RuntimeError(f"selective_recompute: a rebuilt output is {self.output.dtype}, the forward's was "
+                                   f"{self.dtype}")
+        return self.output
 
 
 class _Rebuilt:
-    """What a saved tensor that is cheap to rebuild is packed into: the op's inputs, how to rerun it, and the view."""
+    """What a saved tensor that is rebuilt is packed into: the recipe of the output it is (a view of)."""
 
-    __slots__ = ("rebuild", "sources", "versions", "size", "stride", "offset")
+    __slots__ = ("recipe", "size", "stride", "offset")
 
-    def __init__(self, rebuild: Callable[..., torch.Tensor], sources: tuple, view: torch.Tensor):
-        self.rebuild, self.sources = rebuild, sources
-        self.versions = tuple(None if t is None else t._version for t in sources)
-        self.size, self.stride, self.offset = view.size(), view.stride(), view.storage_offset()
+    def __init__(self, recipe: _Recipe, view: torch.Tensor):
+        self.recipe, self.size, self.stride, self.offset = recipe, view.size(), view.stride(), view.storage_offset()
+
+    def materialize(self) -> torch.Tensor:
+        return self.recipe.build().as_strided(self.size, self.stride, self.offset)
 
 
 def _whole_output(tensor: torch.Tensor) -> torch.Tensor | None:
     """``tensor``, or the tensor it views, when that is an op's whole contiguous output (``Linear`` saves its 3-D
-    input as a 2-D view of it), else None."""
+    input as a 2-D view of it, the attention gets transposed views of the projections), else None."""
     output = tensor._base if tensor._is_view() else tensor
     if output._is_view() or not output.is_contiguous() or output.storage_offset() != 0:
         return None
     return output
 
 
-def _gelu_node(tensor: torch.Tensor):
-    """The GELU node whose contiguous output is ``tensor`` or ``tensor``'s base, else None."""
-    output = _whole_output(tensor)
-    node = None if output is None else output.grad_fn
-    return node if node is not None and type(node).__name__ == "GeluBackward0" else None
-
-
-def _layer_norm_call(tensor: torch.Tensor) -> dict | None:
-    """The recorded ``layer_norm`` call (under :func:`selective_recompute`) whose output is ``tensor`` or its base."""
-    output, calls = _whole_output(tensor), _LAYER_NORM_CALLS.get()
-    if output is None or calls is None or id(output) not in calls:
+def _rebuilt(tensor: torch.Tensor) -> _Rebuilt | None:
+    """A reference to the recorded op output that ``tensor`` is (a view of), unchanged since, else None."""
+    recipes = _RECIPES.get()
+    output = None if recipes is None or type(tensor) is not torch.Tensor else _whole_output(tensor)
+    entry = None if output is None else recipes.get(id(output))
+    if entry is None or entry[0]() is not output or output._version != entry[1]:
         return None
-    out_ref, call = calls[id(output)]
-    return call if out_ref() is output and type(output.grad_fn).__name__ == "NativeLayerNormBackward0" else None
-
-
-def _pack(tensor: torch.Tensor):
-    """Saved-tensor pack hook: a GELU's or a layer norm's output (or a view of it) becomes a :class:`_Rebuilt`;
-    anything else is kept as is."""
-    node = _gelu_node(tensor)
-    if node is not None:
-        source = node._saved_self  # the GELU's input, which its own backward keeps alive anyway
-        if source.is_contiguous() and source.dtype == tensor.dtype and source.numel() >= tensor.numel():
-            return _Rebuilt(functools.partial(F.gelu, approximate=node._saved_approximate), (source,), tensor)
-        return tensor
-    call = _layer_norm_call(tensor)
-    if call is not None and call["input"].dtype == tensor.dtype:  # its input, weight and bias: kept by its backward
-        rebuild = functools.partial(_layer_norm, normalized_shape=call["normalized_shape"], eps=call["eps"])
-        return _Rebuilt(rebuild, (call["input"], call["weight"], call["bias"]), tensor)
-    return tensor
+    return _Rebuilt(entry[2], tensor)
 
 
 def _layer_norm(input, weight, bias, *, normalized_shape, eps) -> torch.Tensor:
     return F.layer_norm(input, normalized_shape, weight, bias, eps)
 
 
-def _unpack(packed):
-    """Saved-tensor unpack hook: rebuild a GELU's or a layer norm's output from its inputs (the same kernel on the
-    same inputs, so the same bits).
+def _recipe(func, args: tuple, kwargs: dict, output: torch.Tensor) -> _Recipe | None:
+    """The recipe of a ``layer_norm``, ``gelu`` or CPU ``linear`` call whose inputs are kept anyway, else None."""
+    if func is F.layer_norm:  # keeps its input, weight and bias (not eps)
+        call = bound(args, kwargs, input=None, normalized_shape=None, weight=None, bias=None, eps=1e-5)
+        op = functools.partial(_layer_norm, normalized_shape=call["normalized_shape"], eps=call["eps"])
+        tensors = (call["input"], call["weight"], call["bias"])
+    elif func is F.gelu:  # keeps its input
+        call = bound(args, kwargs, input=None, approximate="none")
+        op, tensors = functools.partial(F.gelu, approximate=call["approximate"]), (call["input"],)
+    elif func is F.linear and output.device.type == "cpu":  # keeps its input when its weight is trained
+        call = bound(args, kwargs, input=None, weight=None, bias=None)
+        if not call["weight"].requires_grad:
+            return None
+        op, tensors = F.linear, (call["input"], call["weight"], call["bias"])
+    else:
+        return None
+    if any(t is not None and type(t) not in (torch.Tensor, torch.nn.Parameter) for t in tensors):
+        return None  # a tensor subclass: left to itself
+    return _Recipe(op, tuple(None if t is None else _rebuilt(t) or t for t in tensors), output)
 
-    Raises:
-        RuntimeError: an input of the op was modified in place after the forward (autograd would refuse it too).
-    """
-    if not isinstance(packed, _Rebuilt):
-        return packed
-    if any(t is not None and t._version != v for t, v in zip(packed.sources, packed.versions)):
-        raise RuntimeError("selective_recompute: an input of a GELU or layer norm was modified in place after the "
-                           "forward; its output cannot be rebuilt (turn selective recomputation off for this model)")
-    output = packed.rebuild(*packed.sources)
-    return output.as_strided(packed.size, packed.stride, packed.offset)
+
+class _SelectiveOps(TorchFunctionMode):
+    """Runs every ``scaled_dot_product_attention`` call that records a graph on the math path as
+    :class:`RecomputedAttention`, and every CPU ``dropout`` that records a graph as :class:`MaskedDropout`; records
+    the recipe of each ``layer_norm``, ``gelu`` and CPU ``linear`` output when the block's hooks are in force."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and torch.is_grad_enabled() and runs_math_attention(args, kwargs):
+            return RecomputedAttention.apply(*attention_args(args, kwargs))
+        if func is F.dropout and torch.is_grad_enabled() and (masked := masked_dropout_args(args, kwargs)):
+            return MaskedDropout.apply(*masked)
+        output = func(*args, **kwargs)
+        recipes = _RECIPES.get()
+        if recipes is not None and type(output) is torch.Tensor and output.requires_grad and torch.is_grad_enabled():
+            whole = _whole_output(output)  # a linear layer's 3-D output views its 2-D product
+            if whole is not None and whole.numel() == output.numel() and output.is_contiguous():
+                recipe = _recipe(func, args, kwargs, output)
+                if recipe is not None:
+                    recipes[id(whole)] = (weakref.ref(whole), whole._version, recipe)
+        return output
+
+
+def _pack(tensor: torch.Tensor):
+    """Saved-tensor pack hook: a recorded op's output (or a view of it) becomes a :class:`_Rebuilt`; anything else
+    is kept as is."""
+    return _rebuilt(tensor) or tensor
+
+
+def _unpack(packed):
+    """Saved-tensor unpack hook: rebuild a recorded op's output from its inputs (the same kernel on the same inputs
+    under the same autocast settings, so the same bits)."""
+    return packed.materialize() if isinstance(packed, _Rebuilt) else packed
 
 
 def _outer_hooks_in_force() -> bool:
@@ -196,14 +193,14 @@ def _outer_hooks_in_force() -> bool:
 
 @contextmanager
 def selective_recompute(enabled: bool = True):
-    """Within the block, attention cores, GELU and layer-norm outputs and CPU dropout noise are recomputed in
-    backward instead of kept.
+    """Within the block, attention cores, the outputs of layer norms, GELUs and CPU linear layers, and CPU dropout
+    noise are recomputed in backward instead of kept.
 
     Wrap the backbone's forward only (not a custom autograd head: its saved tensors pass through the same hooks
     but are left unchanged). A no-op when ``enabled`` is false or when no graph is being recorded. Saved-tensor
     hooks already in force (a user's ``save_on_cpu``, an outer checkpoint) stay in charge of everything the block
-    keeps, GELU and layer-norm outputs included (rebuilding those would replace the user's hooks); only the
-    attention cores and the dropout noise are then recomputed.
+    keeps (rebuilding outputs would replace the user's hooks); only the attention cores and the dropout noise are
+    then recomputed.
     """
     if not enabled or not torch.is_grad_enabled():
         yield
@@ -212,9 +209,9 @@ def selective_recompute(enabled: bool = True):
         with _SelectiveOps():
             yield
         return
-    calls = _LAYER_NORM_CALLS.set({})  # the block's layer_norm calls; dropped (with their inputs) when it ends
+    recipes = _RECIPES.set({})  # the block's records; dropped (with the inputs they hold) when it ends
     try:
         with torch.autograd.graph.saved_tensors_hooks(_pack, _unpack), _SelectiveOps():
             yield
     finally:
-        _LAYER_NORM_CALLS.reset(calls)
+        _RECIPES.reset(recipes)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer
 
 import splade_lightning.models.recompute as recompute
+import splade_lightning.models.recompute_ops as recompute_ops
 from splade_lightning.models import SpladeEncoder
 from splade_lightning.models.dense import DenseEncoder
 
@@ -78,6 +79,12 @@ def saved_tensors(encoder, inputs, monkeypatch) -> list[torch.Tensor]:
     return kept
 
 
+def node_of(tensor: torch.Tensor) -> str:
+    """The name of the backward node of the op whose output ``tensor`` is (a view of)."""
+    base = tensor._base if tensor._is_view() else tensor
+    return type(base.grad_fn).__name__
+
+
 def test_attention_probabilities_and_gelu_outputs_are_not_kept(tiny_bert_dir, monkeypatch):
     plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir)
     inputs = batch(tiny_bert_dir)
@@ -87,8 +94,7 @@ def test_attention_probabilities_and_gelu_outputs_are_not_kept(tiny_bert_dir, mo
 
     def counts(tensors):
         probs = sum(1 for t in tensors if tuple(t.shape) == (B, heads, L, L))
-        gelu = sum(1 for t in tensors if t.grad_fn is not None and recompute._gelu_node(t) is not None
-                   and t.shape[-1] == intermediate)
+        gelu = sum(1 for t in tensors if node_of(t) == "GeluBackward0" and t.shape[-1] == intermediate)
         return probs, gelu, sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
                                 .values())
 
@@ -102,21 +108,13 @@ def test_attention_probabilities_and_gelu_outputs_are_not_kept(tiny_bert_dir, mo
 def test_fused_attention_is_left_alone():
     q = torch.randn(2, 2, 8, 16, requires_grad=True)
     mask = torch.ones(2, 1, 8, 8, dtype=torch.bool)
-    assert recompute._runs_math_attention((q, q, q), {"attn_mask": mask, "dropout_p": 0.1})
-    assert not recompute._runs_math_attention((q, q, q), {"attn_mask": mask, "dropout_p": 0.0})  # CPU flash kernel
-    calls = []
-    real = recompute.checkpoint
-
-    def counting(*args, **kw):
-        calls.append(kw.get("dropout_p"))
-        return real(*args, **kw)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(recompute, "checkpoint", counting)
-        with recompute.selective_recompute():
-            F.scaled_dot_product_attention(q, q, q, attn_mask=mask, dropout_p=0.0)
-            F.scaled_dot_product_attention(q, q, q, attn_mask=mask, dropout_p=0.1)
-    assert calls == [0.1]
+    assert recompute_ops.runs_math_attention((q, q, q), {"attn_mask": mask, "dropout_p": 0.1})
+    assert not recompute_ops.runs_math_attention((q, q, q), {"attn_mask": mask, "dropout_p": 0.0})  # CPU flash
+    with recompute.selective_recompute():
+        fused = F.scaled_dot_product_attention(q, q, q, attn_mask=mask, dropout_p=0.0)
+        math = F.scaled_dot_product_attention(q, q, q, attn_mask=mask, dropout_p=0.1)
+    assert "RecomputedAttention" not in type(fused.grad_fn).__name__
+    assert "RecomputedAttention" in type(math.grad_fn).__name__
 
 
 def test_off_without_a_graph_or_when_disabled():
@@ -156,7 +154,7 @@ def test_layer_norm_outputs_are_rebuilt_not_kept(tiny_bert_dir, monkeypatch, eff
 
     assert layer_norm_outputs(saved_tensors(plain, inputs, monkeypatch)) >= 2 * plain.mlm.config.num_hidden_layers
     assert layer_norm_outputs(saved_tensors(recomputed, inputs, monkeypatch)) == int(efficient_head)
-    assert recompute._LAYER_NORM_CALLS.get() is None
+    assert recompute._RECIPES.get() is None
 
 
 @pytest.mark.parametrize("affine", [True, False])
@@ -291,3 +289,121 @@ def test_other_dropout_calls_are_left_to_torch(call):
         got = call(x)
     assert torch.equal(got, expected)
     assert got.grad_fn is None or "MaskedDropout" not in type(got.grad_fn).__name__
+
+
+def test_projections_and_ffn_inputs_are_rebuilt_not_kept(tiny_bert_dir, monkeypatch):
+    """Plain training keeps the FFN's first linear output (the GELU's input); under selective recomputation no linear
+    output is kept, neither those nor the Q, K, V projections the recomputed attention needs: each is rebuilt from
+    the layer's input."""
+    plain, recomputed = two_encoders(SpladeEncoder, tiny_bert_dir)
+    inputs = batch(tiny_bert_dir)
+
+    def linear_outputs(tensors):
+        return len({id(t._base if t._is_view() else t) for t in tensors if node_of(t) == "AddmmBackward0"})
+
+    layers = plain.mlm.config.num_hidden_layers
+    assert linear_outputs(saved_tensors(plain, inputs, monkeypatch)) >= layers
+    assert linear_outputs(saved_tensors(recomputed, inputs, monkeypatch)) == 0
+
+
+def _attention_cases():
+    q = torch.randn(2, 3, 7, 8)
+    additive = torch.randn(2, 1, 7, 7)
+    return {
+        "dropout": (q, q.clone(), q.clone() * 2, dict(dropout_p=0.3)),
+        "causal": (q, q * 0.5, q.clone(), dict(is_causal=True, scale=0.2)),
+        "mask_with_grad": (q, q * 0.5, q.clone(), dict(attn_mask=additive, dropout_p=0.2)),
+        "shared_qkv": (q, None, None, dict(attn_mask=torch.rand(2, 1, 7, 7) > 0.3, dropout_p=0.1)),
+    }
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("case", list(_attention_cases()))
+def test_recomputed_attention_is_sdpa_bit_for_bit(case, bf16):
+    """The same output, the same gradients (inputs and a mask that requires grad) and the same random numbers
+    consumed as ``scaled_dot_product_attention``, also under bf16 autocast and with one tensor as Q, K and V."""
+    q0, k0, v0, options = _attention_cases()[case]
+    results = []
+    for recomputed in (False, True):
+        leaves = [t.clone().requires_grad_(True) for t in (q0, k0, v0) if t is not None]
+        mask = options.get("attn_mask")
+        kwargs = dict(options)
+        if mask is not None and mask.is_floating_point():
+            kwargs["attn_mask"] = mask = mask.clone().requires_grad_(True)
+        args = leaves if len(leaves) == 3 else leaves * 3
+        torch.manual_seed(7)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if recomputed:
+                out = recompute_ops.RecomputedAttention.apply(*recompute_ops.attention_args(tuple(args), kwargs))
+            else:
+                out = F.scaled_dot_product_attention(*args, **kwargs)
+        torch.rand(3)  # a draw between forward and backward: the recomputation must not rewind the generator
+        out.float().square().sum().backward()
+        after = torch.get_rng_state()
+        grads = [t.grad for t in leaves] + ([mask.grad] if mask is not None and mask.requires_grad else [])
+        results.append((out.detach(), grads, after))
+    (out_a, grads_a, rng_a), (out_b, grads_b, rng_b) = results
+    assert torch.equal(out_a, out_b) and torch.equal(rng_a, rng_b)
+    assert len(grads_a) == len(grads_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def test_a_rebuilt_output_is_built_once_and_shared(monkeypatch):
+    """A layer norm feeding three linear layers whose outputs are all kept by a product: the layer-norm output is
+    rebuilt once in backward (for the three projections and the three weight gradients), and the gradients are
+    bitwise those of plain training."""
+    builds = []
+    real = recompute._layer_norm
+    monkeypatch.setattr(recompute, "_layer_norm", lambda *a, **kw: builds.append(1) or real(*a, **kw))
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        norm, projections = torch.nn.LayerNorm(16), [torch.nn.Linear(16, 16) for _ in range(3)]
+        x = torch.randn(4, 5, 16, requires_grad=True)
+        with recompute.selective_recompute(enabled):
+            h = norm(x * 3)
+            q, k, v = (p(h) for p in projections)
+            out = (q * k * v).sum()
+        out.backward()
+        grads.append([x.grad, norm.weight.grad, *(p.weight.grad for p in projections)])
+    assert len(builds) == 1
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_an_output_changed_in_place_after_its_op_is_kept():
+    """A linear output scaled in place before the GELU keeps it: it is kept as it is, not rebuilt (a rebuild would
+    miss the scaling, and the gradients below would differ)."""
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        linear = torch.nn.Linear(8, 8)
+        x = torch.randn(3, 8, requires_grad=True)
+        with recompute.selective_recompute(enabled):
+            h = linear(x * 1)
+            h.mul_(3)
+            out = F.gelu(h).square().sum()
+        out.backward()
+        grads.append([x.grad, linear.weight.grad])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_linear_input_modified_in_place_is_an_error():
+    x = torch.randn(4, 8, requires_grad=True)
+    linear = torch.nn.Linear(8, 8)
+    with recompute.selective_recompute():
+        pre = x * 2
+        out = F.gelu(linear(pre)).sum()
+    with torch.no_grad():
+        pre.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.backward()
+
+
+def test_a_frozen_linear_layer_is_not_recorded():
+    """A linear layer whose weight is not trained does not keep its input, so its output is kept, not rebuilt (a
+    record would hold the input until the block ends)."""
+    x = torch.randn(4, 8, requires_grad=True)
+    frozen, trained = torch.nn.Linear(8, 8).requires_grad_(False), torch.nn.Linear(8, 8)
+    with recompute.selective_recompute():
+        a, b = frozen(x * 2), trained(x * 2)
+        recorded = {entry[0]() for entry in recompute._RECIPES.get().values()}
+    assert b in recorded and a not in recorded

@@ -93,15 +93,40 @@ class _Recipe:
 
 
 class _Rebuilt:
-    """What a saved tensor that is rebuilt is packed into: the recipe of the output it is (a view of)."""
+    """What a saved tensor that is rebuilt is packed into: the recipe of the output it is (a view of), and a weak
+    reference to that output with its version (changed in place after the save: an error, as autograd's own)."""
 
-    __slots__ = ("recipe", "size", "stride", "offset")
+    __slots__ = ("recipe", "size", "stride", "offset", "output", "version")
 
-    def __init__(self, recipe: _Recipe, view: torch.Tensor):
+    def __init__(self, recipe: _Recipe, view: torch.Tensor, output: weakref.ref):
         self.recipe, self.size, self.stride, self.offset = recipe, view.size(), view.stride(), view.storage_offset()
+        self.output, self.version = output, view._version
 
     def materialize(self) -> torch.Tensor:
+        _check_version(self.output(), self.version)
         return self.recipe.build().as_strided(self.size, self.stride, self.offset)
+
+
+class _Kept:
+    """What any other saved tensor is packed into: a detached alias and its version. (Returning the tensor itself
+    would tie an op's output to its own backward node in a cycle the garbage collector cannot see, kept alive when
+    that backward never runs; and hooks turn autograd's in-place check off, so it is made here.)"""
+
+    __slots__ = ("tensor", "version")
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor, self.version = tensor.detach(), tensor._version
+
+    def materialize(self) -> torch.Tensor:
+        _check_version(self.tensor, self.version)
+        return self.tensor
+
+
+def _check_version(tensor: torch.Tensor | None, version: int) -> None:
+    if tensor is not None and tensor._version != version:
+        raise RuntimeError("selective_recompute: a tensor saved for backward was modified in place after it was saved "
+                           f"(version {tensor._version}, saved at {version}); one of the variables needed for "
+                           "gradient computation has been modified by an inplace operation")
 
 
 def _whole_output(tensor: torch.Tensor) -> torch.Tensor | None:
@@ -120,7 +145,7 @@ def _rebuilt(tensor: torch.Tensor) -> _Rebuilt | None:
     entry = None if output is None else recipes.get(id(output))
     if entry is None or entry[0]() is not output or output._version != entry[1]:
         return None
-    return _Rebuilt(entry[2], tensor)
+    return _Rebuilt(entry[2], tensor, entry[0])
 
 
 def _layer_norm(input, weight, bias, *, normalized_shape, eps) -> torch.Tensor:
@@ -151,10 +176,20 @@ def _recipe(func, args: tuple, kwargs: dict, output: torch.Tensor) -> _Recipe | 
 class _SelectiveOps(TorchFunctionMode):
     """Runs every ``scaled_dot_product_attention`` call that records a graph on the math path as
     :class:`RecomputedAttention`, and every CPU ``dropout`` that records a graph as :class:`MaskedDropout`; records
-    the recipe of each ``layer_norm``, ``gelu`` and CPU ``linear`` output when the block's hooks are in force."""
+    the recipe of each ``layer_norm``, ``gelu`` and CPU ``linear`` output when the block's hooks are in force.
+
+    Calls made while other saved-tensor hooks than the block's are on top (a ``torch.utils.checkpoint`` inside the
+    block, whose replay in backward runs without this mode) are left to PyTorch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.hooks = _top_hooks()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _top_hooks() != self.hooks:
+            return func(*args, **kwargs)
         if func is F.scaled_dot_product_attention and torch.is_grad_enabled() and runs_math_attention(args, kwargs):
             return RecomputedAttention.apply(*attention_args(args, kwargs))
         if func is F.dropout and torch.is_grad_enabled() and (masked := masked_dropout_args(args, kwargs)):
@@ -170,25 +205,34 @@ class _SelectiveOps(TorchFunctionMode):
         return output
 
 
-def _pack(tensor: torch.Tensor):
+def _pack(tensor: torch.Tensor) -> _Rebuilt | _Kept:
     """Saved-tensor pack hook: a recorded op's output (or a view of it) becomes a :class:`_Rebuilt`; anything else
-    is kept as is."""
-    return _rebuilt(tensor) or tensor
+    is kept (:class:`_Kept`)."""
+    return _rebuilt(tensor) or _Kept(tensor)
 
 
-def _unpack(packed):
+def _unpack(packed: _Rebuilt | _Kept) -> torch.Tensor:
     """Saved-tensor unpack hook: rebuild a recorded op's output from its inputs (the same kernel on the same inputs
-    under the same autocast settings, so the same bits)."""
-    return packed.materialize() if isinstance(packed, _Rebuilt) else packed
+    under the same autocast settings, so the same bits), or return the kept tensor, either unchanged since saved.
+
+    Raises:
+        RuntimeError: the saved tensor, or an input of the op that made it, was modified in place since.
+    """
+    return packed.materialize()
+
+
+def _top_hooks() -> tuple | None:
+    """The saved-tensor hooks in force, ``(pack, unpack)``, or None."""
+    try:
+        return torch._C._autograd._top_saved_tensors_default_hooks(False)
+    except (AttributeError, RuntimeError, TypeError):  # a PyTorch without it: assume none
+        return None
 
 
 def _outer_hooks_in_force() -> bool:
     """Whether saved-tensor hooks are already in force (a user's ``torch.autograd.graph.save_on_cpu``, an outer
     ``torch.utils.checkpoint``). PyTorch's hooks do not nest: inner ones replace the outer ones entirely."""
-    try:
-        return torch._C._autograd._top_saved_tensors_default_hooks(False) is not None
-    except (AttributeError, RuntimeError, TypeError):  # a PyTorch without it: assume none
-        return False
+    return _top_hooks() is not None
 
 
 @contextmanager

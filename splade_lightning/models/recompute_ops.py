@@ -28,14 +28,17 @@ def bound(args: tuple, kwargs: dict, **defaults) -> dict:
 
 
 def autocast_state(device_type: str) -> dict | None:
-    """The autocast settings in force for ops on ``device_type`` (None: autocast off), to rerun an op under them."""
-    if not torch.amp.is_autocast_available(device_type) or not torch.is_autocast_enabled(device_type):
+    """The autocast settings in force for ops on ``device_type`` (None: the device has no autocast), to rerun an op
+    under them."""
+    if not torch.amp.is_autocast_available(device_type):
         return None
-    return {"device_type": device_type, "dtype": torch.get_autocast_dtype(device_type)}
+    if not torch.is_autocast_enabled(device_type):
+        return {"device_type": device_type, "enabled": False}  # off, even where backward runs inside an autocast
+    return {"device_type": device_type, "dtype": torch.get_autocast_dtype(device_type), "enabled": True}
 
 
 def under_autocast(state: dict | None):
-    """A context that restores :func:`autocast_state`'s settings (or turns autocast off for them)."""
+    """A context that restores :func:`autocast_state`'s settings."""
     return nullcontext() if state is None else torch.autocast(**state)
 
 
@@ -81,7 +84,8 @@ class RecomputedAttention(torch.autograd.Function):
         # forward's graph: its gradient terms then add up in the same order, hence to the same bits.
         needs = [t is not None and i == first[i] and any(ctx.needs_input_grad[j] for j in range(4) if first[j] == i)
                  for i, t in enumerate(saved)]
-        leaves = [t.detach().requires_grad_(need) if t is not None and i == first[i] else None
+        create_graph = torch.is_grad_enabled()  # a double backward: the gradients must keep their graph
+        leaves = [None if t is None or i != first[i] else t if create_graph else t.detach().requires_grad_(need)
                   for i, (t, need) in enumerate(zip(saved, needs))]
         inputs = [leaves[j] for j in first]
         with torch.random.fork_rng(devices=ctx.devices, device_type=ctx.device_type), torch.enable_grad(), \
@@ -90,7 +94,8 @@ class RecomputedAttention(torch.autograd.Function):
             if ctx.devices:
                 set_device_states(ctx.devices, ctx.device_rng, device_type=ctx.device_type)
             out = F.scaled_dot_product_attention(*inputs[:3], attn_mask=inputs[3], **ctx.options)
-        grads = iter(torch.autograd.grad(out, [t for t, need in zip(leaves, needs) if need], grad))
+        grads = iter(torch.autograd.grad(out, [t for t, need in zip(leaves, needs) if need], grad,
+                                         create_graph=create_graph))
         return (*(next(grads) if need else None for need in needs), None)
 
 

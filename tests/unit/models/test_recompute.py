@@ -71,7 +71,7 @@ def saved_tensors(encoder, inputs, monkeypatch) -> list[torch.Tensor]:
     kept = []
     monkeypatch.setattr(recompute, "_outer_hooks_in_force", lambda: False)  # the collector below is not a user's
     original = recompute._pack
-    monkeypatch.setattr(recompute, "_pack", lambda t: (kept.append(t) if isinstance(r := original(t), torch.Tensor)
+    monkeypatch.setattr(recompute, "_pack", lambda t: (kept.append(t) if isinstance(r := original(t), recompute._Kept)
                                                        else None) or r)
     torch.manual_seed(0)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
@@ -407,3 +407,102 @@ def test_a_frozen_linear_layer_is_not_recorded():
         a, b = frozen(x * 2), trained(x * 2)
         recorded = {entry[0]() for entry in recompute._RECIPES.get().values()}
     assert b in recorded and a not in recorded
+
+
+def test_an_output_its_own_backward_keeps_is_freed_without_a_backward():
+    """``tanh`` keeps its output. Packed as the tensor itself it would form a reference cycle with its backward node
+    that outlives a forward whose backward never runs (as the pooler of ``AutoModel`` does in every step)."""
+    import gc
+    import weakref
+
+    for enabled in (False, True):
+        x = torch.randn(4, 8, requires_grad=True)
+        with recompute.selective_recompute(enabled):
+            y = torch.tanh(F.linear(F.layer_norm(x * 2, (8,)), torch.randn(8, 8, requires_grad=True)))
+        ref = weakref.ref(y)
+        del y
+        gc.collect()
+        assert ref() is None
+
+
+def _sigmoid_kept(x):
+    s = torch.sigmoid(x * 1)  # keeps its output
+    return s, s.sum()
+
+
+def _layer_norm_rebuilt(x):
+    h = F.layer_norm(x * 1, (8,))  # rebuilt under recomputation
+    return h, F.linear(h, torch.ones(3, 8, requires_grad=True)).sum()
+
+
+@pytest.mark.parametrize("build", [_sigmoid_kept, _layer_norm_rebuilt])
+def test_a_saved_tensor_changed_in_place_after_the_save_is_an_error(build):
+    """Saved-tensor hooks turn autograd's in-place check off; the hooks make it themselves, for kept and rebuilt
+    tensors alike, so both raise as plain autograd does (instead of computing wrong gradients)."""
+    for enabled in (False, True):
+        x = torch.randn(4, 8, requires_grad=True)
+        with recompute.selective_recompute(enabled):
+            saved, out = build(x)
+        with torch.no_grad():
+            saved.mul_(2)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.backward()
+
+
+def test_double_backward_through_the_recomputed_attention():
+    """A gradient penalty through attention on the math path (dropout on): the same first-order gradient bit for bit
+    as PyTorch's own attention, and the same second-order gradients to float rounding (the recomputed core keeps its
+    graph under ``create_graph``; its terms reach the inputs in another order, so not bitwise)."""
+    results = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(2, 2, 6, 8, requires_grad=True) for _ in range(3))
+        torch.manual_seed(1)
+        with recompute.selective_recompute(enabled):
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=0.3)
+        assert ("RecomputedAttention" in type(out.grad_fn).__name__) is enabled
+        (grad_q,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
+        grad_q.square().sum().backward()
+        results.append((grad_q.detach(), [q.grad, k.grad, v.grad]))
+    (first_a, second_a), (first_b, second_b) = results
+    assert torch.equal(first_a, first_b)
+    assert all(b is not None and torch.allclose(a, b, rtol=1e-5, atol=1e-5 * float(a.abs().max()))
+               for a, b in zip(second_a, second_b))
+
+
+def test_a_checkpoint_inside_the_block_is_left_to_torch():
+    """A non-reentrant ``torch.utils.checkpoint`` inside the block replays its function in backward without the
+    mode; the calls inside it are left to PyTorch, so the replay matches (no ``CheckpointError``), bit for bit."""
+    from torch.utils.checkpoint import checkpoint
+
+    def block(x, norm, linear):
+        q = linear(norm(x)).view(2, 5, 2, 4).transpose(1, 2)
+        return F.dropout(F.scaled_dot_product_attention(q, q, q, dropout_p=0.2), 0.1, training=True)
+
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        norm, linear = torch.nn.LayerNorm(8), torch.nn.Linear(8, 8)
+        x = torch.randn(2, 5, 8, requires_grad=True)
+        torch.manual_seed(1)
+        with recompute.selective_recompute(enabled):
+            out = checkpoint(block, x * 1, norm, linear, use_reentrant=False)
+        out.square().sum().backward()
+        grads.append([x.grad, linear.weight.grad, norm.weight.grad])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_a_backward_inside_autocast_rebuilds_as_the_forward_ran():
+    """A float32 forward whose backward runs inside a bf16 autocast region: the rebuilds run with autocast off, as
+    the forward did (the same float32 gradients as plain training)."""
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        norm, linear = torch.nn.LayerNorm(8), torch.nn.Linear(8, 8)
+        x = torch.randn(3, 8, requires_grad=True)
+        with recompute.selective_recompute(enabled):
+            out = F.gelu(linear(norm(x * 2))).square().sum()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out.backward()
+        grads.append([x.grad, linear.weight.grad, norm.weight.grad])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))

@@ -79,10 +79,9 @@ class _Recipe:
             RuntimeError: an input was modified in place after the forward (autograd would refuse it too).
         """
         if self.output is None:
-            if any(isinstance(t, torch.Tensor) and t._version != v for t, v in zip(self.sources, self.versions)):
-                raise RuntimeError("selective_recompute: an input of a GELU, layer norm or linear layer was modified "
-                                   "in place after the forward; its output cannot be rebuilt (turn selective "
-                                   "recomputation off for this model)")
+            for t, v in zip(self.sources, self.versions):
+                if isinstance(t, torch.Tensor):
+                    _check_version(t, v, "an input of a GELU, layer norm or linear layer whose output is rebuilt")
             inputs = [s.materialize() if isinstance(s, _Rebuilt) else s for s in self.sources]
             with under_autocast(self.autocast):
                 self.output = self.op(*inputs)
@@ -122,11 +121,12 @@ class _Kept:
         return self.tensor
 
 
-def _check_version(tensor: torch.Tensor | None, version: int) -> None:
+def _check_version(tensor: torch.Tensor | None, version: int, what: str = "a tensor saved for backward") -> None:
+    """Raises RuntimeError (autograd's in-place message, which the hooks turn off) if ``tensor`` changed since."""
     if tensor is not None and tensor._version != version:
-        raise RuntimeError("selective_recompute: a tensor saved for backward was modified in place after it was saved "
-                           f"(version {tensor._version}, saved at {version}); one of the variables needed for "
-                           "gradient computation has been modified by an inplace operation")
+        raise RuntimeError(f"selective_recompute: {what} was modified in place after it was saved (version "
+                           f"{tensor._version}, saved at {version}); one of the variables needed for gradient "
+                           "computation has been modified by an inplace operation")
 
 
 def _whole_output(tensor: torch.Tensor) -> torch.Tensor | None:

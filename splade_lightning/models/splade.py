@@ -33,8 +33,8 @@ class SpladeEncoder(SparseEncoderBase):
         gradient_checkpointing: recompute the transformer body in backward (less memory, ~30% slower).
         selective_recompute: rebuild in backward, instead of keeping, each layer's attention core, layer-norm and
             GELU outputs, (on CPU) Q, K, V and FFN-input projections and dropout noise (``models/recompute.py``;
-            Korthikanti et al., arXiv:2205.05198): bitwise-identical gradients, about half the activation memory
-            of keeping the attention cores alone, a few percent more time. Ignored with ``gradient_checkpointing``.
+            Korthikanti et al., arXiv:2205.05198): bitwise-identical gradients, about 0.3x the activation memory
+            of plain training, a few percent more time. Ignored with ``gradient_checkpointing``.
         efficient_head: for max pooling, use the memory-efficient head (``models/sparse_head.py``): logits computed
             chunk by chunk, never (B, L, V), and a backward over active terms only. Exact; ``false`` restores the
             plain HF head (it is also used automatically when the backbone's head cannot be split).

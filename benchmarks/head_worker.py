@@ -137,7 +137,12 @@ def build_step(impl: str, model_dir: str, batch: int, query_len: int, doc_len: i
             query_reps = model(q["input_ids"], q["attention_mask"])
             doc_reps = model(docs["input_ids"], docs["attention_mask"])
             return module.compute_loss(query_reps, doc_reps, num_negatives=1)["loss"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)  # the trainer's adamw_torch_fused
+    if impl == "st":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)  # the trainer's adamw_torch_fused
+    else:  # our fit's default: the same fused update, from the vocabulary matrix's row-sparse gradient
+        from splade_lightning.models.row_sparse_adamw import RowSparseAdamW
+
+        optimizer = RowSparseAdamW(model.parameters(), lr=2e-5)
 
     def step() -> float:
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):

@@ -5,9 +5,11 @@
     python benchmarks/splade_head.py --checkpointing-only  # V = 250k (6 x 384) batch search, gradient checkpointing
     python benchmarks/splade_head.py --v250k-only  # V = 250k steps and batch searches, ours also with dense grads
 
-Both sides get identical model weights, token tensors, batch, lengths and optimiser: fused AdamW, lr 2e-5, which is
-sentence-transformers' trainer default (``SparseEncoderTrainingArguments`` inherits transformers' ``optim`` default,
-``adamw_torch_fused`` with torch >= 2.8; transformers 5.x ``training_args.py``). Ours is ``SpladeEncoder`` +
+Both sides get identical model weights, token tensors, batch, lengths and optimiser update: fused AdamW, lr 2e-5,
+which is sentence-transformers' trainer default (``SparseEncoderTrainingArguments`` inherits transformers' ``optim``
+default, ``adamw_torch_fused`` with torch >= 2.8; transformers 5.x ``training_args.py``). Ours runs it as our ``fit``
+does, through ``RowSparseAdamW`` (``models/row_sparse_adamw.py``: torch's fused kernel, bit for bit the same update,
+taking the vocabulary matrix's row-sparse gradient without a dense (V, H) copy). Ours is ``SpladeEncoder`` +
 ``SpladeModule.compute_loss``; sentence-transformers is ``SparseEncoder`` +
 ``SpladeLoss(SparseMultipleNegativesRankingLoss)``. Dropout is off on both sides so the losses are comparable. Each
 measurement runs in a fresh subprocess (``benchmarks/head_worker.py``). "Peak memory" is the growth of the process's

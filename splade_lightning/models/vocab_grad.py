@@ -9,7 +9,9 @@ makes one (V, H) matrix 366 MiB; ``benchmarks/README.md``).
 
 With row-sparse gradients each contribution is a sparse COO tensor of its rows only, autograd sums those, and a hook
 run when the parameter's gradient is accumulated (``register_post_accumulate_grad_hook``) turns the sum into the dense
-``.grad`` that optimisers, clipping and logging expect: one (V, H) tensor per step. The embedding side is PyTorch's
+``.grad`` that optimisers, clipping and logging expect: one (V, H) tensor per step. Under
+``models/row_sparse_adamw.py``'s optimiser (the Lightning modules' default) the sum stays sparse, coalesced, and the
+optimiser updates the matrix block by block: no (V, H) gradient tensor at all. The embedding side is PyTorch's
 own ``nn.Embedding(sparse=True)`` backward, switched on for the duration of a forward call; the head side is
 ``models/sparse_head.py``'s backward (``weight_grad``). The values are the same sums in another order (float
 rounding, ~1e-7 relative).
@@ -28,6 +30,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from splade_lightning.models.row_sparse_adamw import takes_row_sparse_grad
+
 _SPARSE_TOKENS_FRACTION = 2  # a lookup's gradient is built sparse when the call has at most V / 2 real tokens
 
 
@@ -42,13 +46,19 @@ def can_take_sparse_grad(param: torch.Tensor) -> bool:
 
 
 def _densify(param: torch.Tensor) -> None:
-    """Post-accumulate-grad hook: a sparse ``.grad`` becomes dense (duplicate rows summed).
+    """Post-accumulate-grad hook: a sparse ``.grad`` becomes dense (duplicate rows summed), or, when a
+    :class:`~splade_lightning.models.row_sparse_adamw.RowSparseAdamW` updates the parameter, coalesced (one row per
+    index, duplicates summed) and left sparse.
 
     Off the CPU the sum is coalesced first: densifying an uncoalesced tensor there adds with atomics, in a varying
     order.
     """
     grad = param.grad
-    if grad is not None and grad.layout != torch.strided:
+    if grad is None or grad.layout == torch.strided:
+        return
+    if takes_row_sparse_grad(param):
+        param.grad = grad.coalesce()
+    else:
         param.grad = (grad if grad.device.type == "cpu" else grad.coalesce()).to_dense()
 
 

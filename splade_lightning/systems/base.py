@@ -276,6 +276,12 @@ class RetrievalModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, optim.linear_warmup_decay(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping, after making the vocabulary matrix's sparse gradient dense (``RowSparseAdamW``)."""
+        optim.dense_grads_for_clipping(optimizer, gradient_clip_val)
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm)
+
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Embed what :func:`splade_lightning.load` needs to rebuild the encoder from the ``.ckpt`` alone."""

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from splade_lightning.errors import ConfigError
+from splade_lightning.models.row_sparse_adamw import RowSparseAdamW, densify_grads
 
 DEFAULT_WARMUP_FRACTION = 0.1
 #: name of the groups of the parameters no rule claims (they train at the module's ``lr``)
@@ -227,11 +228,21 @@ def default_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
     about ten element-wise ops with a parameter-sized temporary each: on 2 CPU cores, at V = 250k and hidden 384, a
     step took 0.07 s instead of 1.0 s and peaked 0.73 GiB lower. It is the Hugging Face trainer's default
     (``adamw_torch_fused`` with torch >= 2.8, transformers ``training_args.py``), so sentence-transformers' trainer
-    uses it too. The update rule is the same; the result differs from the for-loop version by float rounding
-    (~1e-7). Parameters on other devices or of other dtypes get the for-loop version (torch's default there).
+    uses it too. Where it applies, the optimiser is :class:`~splade_lightning.models.row_sparse_adamw.RowSparseAdamW`:
+    that kernel, which also takes the vocabulary matrix's row-sparse gradient without a dense (V, H) copy (the same
+    update, bit for bit). The update rule is the same; the result differs from the for-loop version by float
+    rounding (~1e-7). Parameters on other devices or of other dtypes get the for-loop version (torch's default
+    there).
     """
     fused = all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, lr=lr, fused=True if fused else None)
+    return RowSparseAdamW(groups, lr=lr) if fused else torch.optim.AdamW(groups, lr=lr)
+
+
+def dense_grads_for_clipping(optimizer: torch.optim.Optimizer, gradient_clip_val: float | None) -> None:
+    """Before Lightning clips gradients (``Trainer(gradient_clip_val=...)``), make sparse ones dense: torch's
+    clipping functions have no sparse kernels. Without clipping nothing changes."""
+    if gradient_clip_val:
+        densify_grads(p for group in optimizer.param_groups for p in group["params"])
 
 
 # Where torch has a fused AdamW kernel (torch.utils._foreach_utils._get_fused_kernels_supported_devices, torch 2.13;

@@ -3,7 +3,8 @@
 The efficient head records arg-max positions in forward there (``sparse_head.max_pool_projection``); these tests pin
 that the GPU path equals the plain (B, L, V) head in float32 and under bf16 autocast (they passed on an H200,
 2026-12-04). The row-sparse vocabulary gradients (``models/vocab_grad.py``, 2026-12-04 evening) have not yet run on a
-GPU: ``test_row_sparse_vocabulary_gradients_on_gpu`` is written for the next GPU session.
+GPU: ``test_row_sparse_vocabulary_gradients_on_gpu`` and ``test_row_sparse_adamw_equals_fused_adamw_on_gpu``
+(2026-12-05) are written for the next GPU session.
 """
 
 import pytest
@@ -82,3 +83,23 @@ def test_row_sparse_vocabulary_gradients_on_gpu(tiny_bert_dir):
         torch.optim.AdamW(enc.parameters(), lr=1e-3, fused=True).step()  # the optimiser accepts the gradient
         grads[sparse] = vocab.grad
     torch.testing.assert_close(grads[True], grads[False], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("width,block_rows", [(24, 10), (7, 1)])
+def test_row_sparse_adamw_equals_fused_adamw_on_gpu(width, block_rows):
+    """``models/row_sparse_adamw.py`` on CUDA: block-wise updates from a sparse gradient equal torch's fused AdamW on
+    the densified gradient (written without a GPU; first run pending)."""
+    from splade_lightning.models.row_sparse_adamw import RowSparseAdamW
+
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(301, width, generator=gen)
+    ours, ref = torch.nn.Parameter(start.clone().cuda()), torch.nn.Parameter(start.clone().cuda())
+    opt, ref_opt = RowSparseAdamW([ours], lr=1e-2, block_rows=block_rows), torch.optim.AdamW([ref], lr=1e-2,
+                                                                                             fused=True)
+    for _ in range(3):
+        rows = torch.randint(0, 301, (50,), generator=gen)
+        grad = torch.sparse_coo_tensor(rows[None], torch.randn(50, width, generator=gen), (301, width)).coalesce()
+        ours.grad, ref.grad = grad.cuda(), grad.to_dense().cuda()
+        opt.step()
+        ref_opt.step()
+    assert torch.equal(ours, ref)

@@ -1,0 +1,165 @@
+"""AdamW that takes the vocabulary matrix's row-sparse gradient as it is, without a dense (V, H) gradient tensor.
+
+``models/vocab_grad.py`` builds the gradient of the (V, H) vocabulary matrix (input embedding and MLM decoder) from
+its few non-zero rows and, for other optimisers, turns the sum into a dense ``.grad`` once accumulated. AdamW
+(Loshchilov & Hutter, arXiv:1711.05101) still updates every row (weight decay and the moments' decay touch rows
+without a gradient), but it needs the gradient of one block of rows at a time only: this optimiser keeps the
+parameter's ``.grad`` a coalesced sparse COO tensor and runs torch's fused AdamW kernel (``torch._fused_adamw_``,
+the update of ``torch.optim.AdamW(fused=True)``, the Hugging Face trainer's default) block by block, each block's
+gradient made dense on its own. For a V = 250,002, hidden-384 matrix that is 366 MiB less at every step's peak
+(``benchmarks/README.md``); the update is bit for bit the one ``torch.optim.AdamW(fused=True)`` makes with the
+densified gradient (``tests/unit/models/test_row_sparse_adamw.py``), and the state (``step``, ``exp_avg``,
+``exp_avg_sq``) and its ``state_dict`` are that optimiser's.
+
+Dense gradients (every other parameter; the vocabulary matrix where ``vocab_grad`` takes its dense path) go through
+the same kernel as in ``torch.optim.AdamW(fused=True)``. A sparse ``.grad`` is coalesced (one row per index, so norms
+of it are right); operations without sparse support, such as ``torch.nn.utils.clip_grad_norm_``, need it made dense
+first (:func:`densify_grads`; the Lightning modules do that when gradient clipping is on).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Iterable
+
+import torch
+from torch.optim.adam import adam as adam_update
+
+# id(parameter) -> (weak reference to it, weak reference to the RowSparseAdamW that updates it). Not an attribute on
+# the tensor: a weak reference there would make ``torch.save(model)`` / pickling fail.
+_OWNERS: dict[int, tuple[weakref.ref, weakref.ref]] = {}
+
+
+def takes_row_sparse_grad(param: torch.Tensor) -> bool:
+    """Whether a live :class:`RowSparseAdamW` updates ``param`` from a sparse gradient (``vocab_grad``'s hook then
+    coalesces the gradient instead of making it dense)."""
+    entry = _OWNERS.get(id(param))
+    return entry is not None and entry[0]() is param and entry[1]() is not None
+
+
+def _register(param: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    for key in [k for k, (p, o) in _OWNERS.items() if p() is None or o() is None]:  # forget the dead
+        del _OWNERS[key]
+    _OWNERS[id(param)] = (weakref.ref(param), weakref.ref(optimizer))
+
+
+def densify_grads(params: Iterable[torch.Tensor]) -> None:
+    """Make every sparse ``.grad`` among ``params`` dense (for clipping or any code that needs a strided gradient)."""
+    for p in params:
+        if p.grad is not None and p.grad.layout != torch.strided:
+            p.grad = p.grad.to_dense()
+
+
+def _check_fused(p: torch.Tensor) -> None:
+    """torch's fused AdamW runs on CPU and CUDA floating-point tensors (``_get_fused_kernels_supported_devices``)."""
+    if p.device.type not in ("cpu", "cuda") or not torch.is_floating_point(p):
+        raise ValueError(f"RowSparseAdamW: a parameter of dtype {p.dtype} on {p.device.type}: expected a "
+                         "floating-point tensor on the CPU or a CUDA device (torch's fused AdamW); use "
+                         "torch.optim.AdamW there")
+
+
+# The fused CPU kernel splits a tensor into cache-line units for its threads and runs a vectorised loop over each,
+# with scalar code for a remainder (aten/src/ATen/native/cpu/FusedAdamKernel.cpp); the two round differently (FMA).
+# Blocks that start and end at multiples of 64 elements (a cache line of any float dtype, a whole number of vectors)
+# meet the vectorised loop exactly where the whole-tensor call does, so the result is the same bit for bit.
+_ALIGN_ELEMENTS = 64
+
+
+def aligned_block_rows(block_rows: int, row_numel: int) -> int:
+    """``block_rows`` rounded up so that a block holds a multiple of 64 elements."""
+    unit = _ALIGN_ELEMENTS // math.gcd(row_numel, _ALIGN_ELEMENTS)
+    return -(-block_rows // unit) * unit
+
+
+class RowSparseAdamW(torch.optim.AdamW):
+    """``torch.optim.AdamW(fused=True)`` that updates parameters with a sparse COO ``.grad`` block by block.
+
+    Args:
+        params: parameters or parameter groups (as for any torch optimiser; groups may set ``lr`` and
+            ``weight_decay``).
+        lr: learning rate.
+        betas: coefficients of the running averages of the gradient and its square.
+        eps: term added to the denominator.
+        weight_decay: decoupled weight decay.
+        block_rows: rows of a sparse-gradient parameter updated at once (the dense gradient of that many rows is the
+            only temporary: 12 MiB at hidden 384), rounded up to a multiple of 64 elements.
+
+    Raises:
+        ValueError: a parameter is not on a device / of a dtype torch's fused AdamW supports (``default_optimizer``
+            uses ``torch.optim.AdamW`` there), or ``block_rows`` < 1.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, block_rows: int = 8192):
+        if block_rows < 1:
+            raise ValueError(f"block_rows={block_rows!r}: expected >= 1")
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=True)
+        self.block_rows = block_rows
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's, and each parameter is checked and registered as one this optimiser takes sparse gradients for."""
+        super().add_param_group(param_group)
+        for p in self.param_groups[-1]["params"]:
+            _check_fused(p)
+            _register(p, self)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One AdamW update of every parameter with a gradient; returns the closure's loss (if any)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)  # GradScaler's
+        for group in self.param_groups:
+            dense, sparse = self._gather(group)
+            options = dict(amsgrad=False, lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1],
+                           weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+            if dense[0]:  # what torch.optim.AdamW(fused=True).step runs
+                steps = [self.state[p]["step"] for p in dense[0]]
+                adam_update(*dense, [], steps, fused=True, grad_scale=grad_scale, found_inf=found_inf,
+                                      decoupled_weight_decay=True, **options)
+            for p in sparse:
+                self._sparse_update(p, options, grad_scale, found_inf)
+        return loss
+
+    def _gather(self, group: dict) -> tuple[tuple[list, list, list, list], list]:
+        """(params, grads, exp_avgs, exp_avg_sqs) of the dense-gradient parameters, and the sparse-gradient ones;
+        the state is created as ``torch.optim.AdamW(fused=True)`` creates it."""
+        dense, sparse = ([], [], [], []), []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if p.grad.layout != torch.strided:
+                sparse.append(p)
+                continue
+            for out, value in zip(dense, (p, p.grad, state["exp_avg"], state["exp_avg_sq"])):
+                out.append(value)
+        return dense, sparse
+
+    def _sparse_update(self, p: torch.Tensor, options: dict, grad_scale, found_inf) -> None:
+        """AdamW on ``p`` (V, ...) from its sparse COO gradient, ``block_rows`` rows at a time."""
+        state = self.state[p]
+        grad = p.grad.coalesce()
+        rows, values = grad.indices()[0], grad.values()
+        step = state["step"]
+        step.add_(1)
+        scale = None if grad_scale is None else grad_scale.to(p.device)
+        inf = None if found_inf is None else found_inf.to(p.device)
+        rows_per_block = aligned_block_rows(self.block_rows, p[0].numel())
+        for start in range(0, p.shape[0], rows_per_block):
+            stop = min(start + rows_per_block, p.shape[0])
+            lo, hi = torch.searchsorted(rows, torch.tensor([start, stop], device=rows.device)).tolist()
+            block = torch.zeros((stop - start, *p.shape[1:]), dtype=p.dtype, device=p.device)
+            block.index_copy_(0, rows[lo:hi] - start, values[lo:hi].to(p.dtype))
+            torch._fused_adamw_([p[start:stop]], [block], [state["exp_avg"][start:stop]],
+                                [state["exp_avg_sq"][start:stop]], [], [step], grad_scale=scale, found_inf=inf,
+                                **options)
+        if inf is not None:
+            step.sub_(inf)

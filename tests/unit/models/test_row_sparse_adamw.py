@@ -1,0 +1,179 @@
+"""RowSparseAdamW (``models/row_sparse_adamw.py``): torch's fused AdamW update, bit for bit, from a sparse gradient
+updated block by block; the vocabulary hook keeps the gradient sparse (coalesced) only for it; Lightning's gradient
+clipping still works (the gradient is made dense first)."""
+
+import functools
+import gc
+import io
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from splade_lightning.data import RetrievalDataModule, TextTriplets
+from splade_lightning.models import row_sparse_adamw
+from splade_lightning.models.row_sparse_adamw import RowSparseAdamW, takes_row_sparse_grad
+from splade_lightning.systems import SpladeModule
+from splade_lightning.systems.optim import default_optimizer
+from tests.unit.models.test_vocab_grad import batch, encoder
+
+
+def sparse_grad(seed: int, shape: tuple[int, int], nnz: int = 40) -> torch.Tensor:
+    """An uncoalesced COO gradient: ``nnz`` random rows (with repeats) of ``shape``."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, shape[0], (nnz,), generator=gen)
+    return torch.sparse_coo_tensor(rows[None], torch.randn(nnz, shape[1], generator=gen), shape,
+                                   check_invariants=True)
+
+
+def twins(shape, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    start = [torch.randn(*shape, generator=gen), torch.randn(shape[1], generator=gen)]
+    return [torch.nn.Parameter(t.clone()) for t in start], [torch.nn.Parameter(t.clone()) for t in start]
+
+
+def groups(params):
+    return [{"params": params[:1], "weight_decay": 0.1}, {"params": params[1:], "weight_decay": 0.0, "lr": 3e-3}]
+
+
+@pytest.mark.parametrize("shape,block_rows", [((101, 24), 10), ((101, 7), 1), ((37, 5), 16), ((64, 16), 1000)])
+@pytest.mark.parametrize("coalesced", [True, False])
+def test_updates_equal_torch_fused_adamw_on_the_dense_gradient_bit_for_bit(shape, block_rows, coalesced):
+    ours, ref = twins(shape)
+    opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=block_rows)
+    ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+    for step in range(4):
+        grad = sparse_grad(step, shape)
+        grad = grad.coalesce() if coalesced else grad
+        dense_bias = torch.randn(shape[1], generator=torch.Generator().manual_seed(100 + step))
+        ours[0].grad, ours[1].grad = grad, dense_bias.clone()
+        ref[0].grad, ref[1].grad = grad.coalesce().to_dense(), dense_bias.clone()  # duplicates summed as we do
+        opt.step()
+        ref_opt.step()
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt.state[a][key], ref_opt.state[b][key])
+    assert not torch.equal(ours[0], twins(shape)[0][0])  # the four steps moved the weights
+    reloaded = torch.optim.AdamW(groups(twins(shape)[1]), lr=1e-2, fused=True)
+    reloaded.load_state_dict(opt.state_dict())  # the same state layout as torch's AdamW
+
+
+def test_grad_scaler_attributes_are_honoured_as_by_torch():
+    """GradScaler hands fused optimisers ``grad_scale`` / ``found_inf``: an inf step changes nothing, not even
+    ``step``; otherwise gradients are divided by the scale."""
+    ours, ref = twins((50, 8))
+    opt, ref_opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=7), torch.optim.AdamW(groups(ref), fused=True,
+                                                                                       lr=1e-2)
+    for step, inf in enumerate([0.0, 1.0, 0.0]):
+        grad = sparse_grad(step, (50, 8)).coalesce()
+        for o, params in ((opt, ours), (ref_opt, ref)):
+            o.grad_scale, o.found_inf = torch.tensor(4.0), torch.tensor(inf)
+            params[0].grad = grad if o is opt else grad.to_dense()
+            params[1].grad = torch.ones(8)
+            o.step()
+        assert torch.equal(ours[0], ref[0]) and torch.equal(opt.state[ours[0]]["step"], ref_opt.state[ref[0]]["step"])
+    assert opt.state[ours[0]]["step"].item() == 2
+
+
+def test_unsupported_parameters_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"complex64 on cpu: expected a floating-point tensor on the CPU or a CUDA"):
+        RowSparseAdamW([torch.nn.Parameter(torch.randn(3, dtype=torch.complex64))])
+    with pytest.raises(ValueError, match="block_rows=0"):
+        RowSparseAdamW([torch.nn.Parameter(torch.randn(3))], block_rows=0)
+
+
+def test_the_vocabulary_gradient_stays_sparse_and_coalesced_only_for_a_live_row_sparse_adamw(tiny_bert_dir):
+    ids, mask = batch(tiny_bert_dir)
+    enc, ref = encoder(tiny_bert_dir, True, 300), encoder(tiny_bert_dir, True, 300)
+    vocab, ref_vocab = enc.mlm.get_input_embeddings().weight, ref.mlm.get_input_embeddings().weight
+    opt = RowSparseAdamW(enc.parameters(), lr=1e-3)
+    for model in (enc, ref):
+        (model(ids, mask) ** 2).sum().backward()
+    assert takes_row_sparse_grad(vocab) and not takes_row_sparse_grad(ref_vocab)
+    assert vocab.grad.layout == torch.sparse_coo and vocab.grad.is_coalesced()
+    assert ref_vocab.grad.layout == torch.strided  # no RowSparseAdamW: dense, as before
+    torch.testing.assert_close(vocab.grad.to_dense(), ref_vocab.grad, rtol=1e-5, atol=1e-6)  # sums in another order
+    assert vocab.grad.norm().item() == pytest.approx(ref_vocab.grad.norm().item(), rel=1e-6)  # coalesced: norms right
+    buffer = io.BytesIO()
+    torch.save(enc, buffer)  # the registration is not an attribute of the tensor: the model still pickles
+    del opt
+    gc.collect()
+    enc.zero_grad(set_to_none=True)
+    (enc(ids, mask) ** 2).sum().backward()
+    assert not takes_row_sparse_grad(vocab) and vocab.grad.layout == torch.strided
+
+
+def test_training_steps_equal_torch_fused_adamw_on_the_densified_gradient_bit_for_bit(tiny_bert_dir):
+    """Three steps of a SPLADE encoder whose vocabulary gradient is sparse (300 active rows): RowSparseAdamW, and
+    torch's fused AdamW after the same coalesced gradient is made dense (a second RowSparseAdamW, never stepped, keeps
+    the hook coalescing), end with the same weights."""
+    ids, mask = batch(tiny_bert_dir)
+    weights = []
+    for blockwise in (True, False):
+        enc = encoder(tiny_bert_dir, True, 300)
+        opt = RowSparseAdamW(enc.parameters(), lr=1e-2, block_rows=100)
+        ref_opt = torch.optim.AdamW(enc.parameters(), lr=1e-2, fused=True)
+        vocab = enc.mlm.get_input_embeddings().weight
+        for _ in range(3):
+            (enc(ids, mask) ** 2).sum().backward()
+            assert vocab.grad.layout == torch.sparse_coo
+            if blockwise:
+                opt.step()
+            else:
+                row_sparse_adamw.densify_grads(enc.parameters())
+                ref_opt.step()
+            enc.zero_grad(set_to_none=True)
+        weights.append({k: v.detach().clone() for k, v in enc.state_dict().items()})
+    start = encoder(tiny_bert_dir, True, 300).state_dict()
+    key = next(k for k in start if k.endswith("word_embeddings.weight"))
+    assert not torch.equal(weights[0][key], start[key])
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[1])
+
+
+def test_default_optimizer_is_row_sparse_adamw_on_the_cpu():
+    params = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    assert isinstance(default_optimizer([{"params": params}], lr=1e-3), RowSparseAdamW)
+
+
+class SeesGradients(pl.Callback):
+    """Records the vocabulary gradient's layout before clipping, and the total norm of the gradients the optimiser
+    stepped with."""
+
+    def __init__(self):
+        self.layouts, self.norms = [], []
+
+    def on_train_start(self, trainer, pl_module):
+        def norm(optimizer, args, kwargs):
+            grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            self.norms.append(torch.stack([g.norm() for g in grads]).norm().item())
+
+        trainer.optimizers[0].register_step_post_hook(norm)  # the closure ran in step
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.layouts.append(pl_module.encoder.mlm.get_input_embeddings().weight.grad.layout)
+
+
+def clipped_fit(tiny_bert_dir, toy_triplets, optimizer=None):
+    torch.manual_seed(0)
+    module = SpladeModule(encoder(tiny_bert_dir, True, 300), lr_warmup_steps=0, lr=1e-2, optimizer=optimizer)
+    data = RetrievalDataModule(TextTriplets([str(toy_triplets)], negative_columns=["neg"], sampling="first"),
+                               tokenizer=tiny_bert_dir, batch_size=2, max_query_length=8, max_doc_length=8)
+    seen = SeesGradients()
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[seen],
+                         num_sanity_val_steps=0, limit_val_batches=0, gradient_clip_val=1e-3)
+    trainer.fit(module, datamodule=data)
+    return module, seen
+
+
+def test_lightning_gradient_clipping_works_on_the_sparse_gradient(tiny_bert_dir, toy_triplets):
+    ours, seen = clipped_fit(tiny_bert_dir, toy_triplets)
+    assert isinstance(ours.trainer.optimizers[0], RowSparseAdamW) and seen.layouts == [torch.sparse_coo] * 2
+    assert len(seen.norms) == 2 and all(n <= 1e-3 * (1 + 1e-4) for n in seen.norms)  # clipped
+    torch_adamw = functools.partial(torch.optim.AdamW, lr=1e-2, fused=True)
+    ref, ref_seen = clipped_fit(tiny_bert_dir, toy_triplets, optimizer=torch_adamw)
+    assert ref_seen.layouts == [torch.strided] * 2
+    assert seen.norms == pytest.approx(ref_seen.norms, rel=1e-5)
+    for a, b in zip(ours.parameters(), ref.parameters()):  # gradient sums in another order, amplified by Adam
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -9,7 +9,8 @@ the update of ``torch.optim.AdamW(fused=True)``, the Hugging Face trainer's defa
 gradient made dense on its own. For a V = 250,002, hidden-384 matrix that is 366 MiB less at every step's peak
 (``benchmarks/README.md``); the update is bit for bit the one ``torch.optim.AdamW(fused=True)`` makes with the
 densified gradient (``tests/unit/models/test_row_sparse_adamw.py``), and the state (``step``, ``exp_avg``,
-``exp_avg_sq``) and its ``state_dict`` are that optimiser's.
+``exp_avg_sq``) and its ``state_dict`` are that optimiser's. A parameter that is not contiguous, or a sparse gradient
+with more than one sparse dimension, is made dense and stepped in one call instead.
 
 Dense gradients (every other parameter; the vocabulary matrix where ``vocab_grad`` takes its dense path) go through
 the same kernel as in ``torch.optim.AdamW(fused=True)``. A sparse ``.grad`` is coalesced (one row per index, so norms
@@ -38,17 +39,18 @@ def takes_row_sparse_grad(param: torch.Tensor) -> bool:
     return entry is not None and entry[0]() is param and entry[1]() is not None
 
 
-def _register(param: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-    for key in [k for k, (p, o) in _OWNERS.items() if p() is None or o() is None]:  # forget the dead
+def _purge() -> None:
+    """Forget registrations whose parameter or optimiser is gone."""
+    for key in [k for k, (p, o) in _OWNERS.items() if p() is None or o() is None]:
         del _OWNERS[key]
-    _OWNERS[id(param)] = (weakref.ref(param), weakref.ref(optimizer))
 
 
 def densify_grads(params: Iterable[torch.Tensor]) -> None:
-    """Make every sparse ``.grad`` among ``params`` dense (for clipping or any code that needs a strided gradient)."""
+    """Make every sparse ``.grad`` among ``params`` dense, in the parameter's layout (for clipping or any code that
+    needs a strided gradient)."""
     for p in params:
         if p.grad is not None and p.grad.layout != torch.strided:
-            p.grad = p.grad.to_dense()
+            p.grad = torch.empty_like(p).copy_(p.grad.to_dense())
 
 
 def _check_fused(p: torch.Tensor) -> None:
@@ -73,7 +75,11 @@ def aligned_block_rows(block_rows: int, row_numel: int) -> int:
 
 
 class RowSparseAdamW(torch.optim.AdamW):
-    """``torch.optim.AdamW(fused=True)`` that updates parameters with a sparse COO ``.grad`` block by block.
+    """``torch.optim.AdamW(fused=True)`` that updates parameters with a row-sparse COO ``.grad`` block by block.
+
+    While it holds a parameter (from construction until :meth:`release`, or until it is garbage-collected; the
+    Lightning modules release theirs when ``fit`` ends), ``models/vocab_grad.py`` leaves that parameter's gradient
+    sparse. Another optimiser stepping the same parameter meanwhile would be handed the sparse gradient.
 
     Args:
         params: parameters or parameter groups (as for any torch optimiser; groups may set ``lr`` and
@@ -87,7 +93,8 @@ class RowSparseAdamW(torch.optim.AdamW):
 
     Raises:
         ValueError: a parameter is not on a device / of a dtype torch's fused AdamW supports (``default_optimizer``
-            uses ``torch.optim.AdamW`` there), or ``block_rows`` < 1.
+            uses ``torch.optim.AdamW`` there), a group asks for an AdamW option this class does not implement
+            (``amsgrad``, ``maximize``, ``capturable``, ``differentiable``), or ``block_rows`` < 1.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -98,11 +105,34 @@ class RowSparseAdamW(torch.optim.AdamW):
         self.block_rows = block_rows
 
     def add_param_group(self, param_group: dict) -> None:
-        """torch's, and each parameter is checked and registered as one this optimiser takes sparse gradients for."""
-        super().add_param_group(param_group)
-        for p in self.param_groups[-1]["params"]:
+        """torch's, after checking the group; its parameters are registered as ones this optimiser takes sparse
+        gradients for."""
+        params = param_group["params"]
+        param_group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
+        _check_group(param_group)
+        for p in param_group["params"]:
             _check_fused(p)
-            _register(p, self)
+        super().add_param_group(param_group)
+        _purge()
+        for p in self.param_groups[-1]["params"]:
+            _OWNERS[id(p)] = (weakref.ref(p), weakref.ref(self))
+
+    def release(self) -> None:
+        """Stop taking sparse gradients: ``vocab_grad``'s hook makes this optimiser's parameters' gradients dense
+        again (for another optimiser or code that needs them dense). A dense gradient is still stepped correctly."""
+        for key in [k for k, (p, o) in _OWNERS.items() if o() is self]:
+            del _OWNERS[key]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch's; the groups are checked again, and run fused (the saved optimiser may have been another AdamW)."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            _check_group({**group, "fused": None, "foreach": None})
+            group["fused"], group["foreach"] = True, None
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and "step" in state:  # the fused kernel reads it on the parameter's device, as float32
+                    state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -112,21 +142,23 @@ class RowSparseAdamW(torch.optim.AdamW):
             with torch.enable_grad():
                 loss = closure()
         grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)  # GradScaler's
-        for group in self.param_groups:
-            dense, sparse = self._gather(group)
+        gathered = [self._gather(group) for group in self.param_groups]  # every check before any update
+        for group, (dense, sparse) in zip(self.param_groups, gathered):
             options = dict(amsgrad=False, lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1],
                            weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
             if dense[0]:  # what torch.optim.AdamW(fused=True).step runs
                 steps = [self.state[p]["step"] for p in dense[0]]
                 adam_update(*dense, [], steps, fused=True, grad_scale=grad_scale, found_inf=found_inf,
-                                      decoupled_weight_decay=True, **options)
+                            decoupled_weight_decay=True, **options)
             for p in sparse:
                 self._sparse_update(p, options, grad_scale, found_inf)
         return loss
 
     def _gather(self, group: dict) -> tuple[tuple[list, list, list, list], list]:
-        """(params, grads, exp_avgs, exp_avg_sqs) of the dense-gradient parameters, and the sparse-gradient ones;
-        the state is created as ``torch.optim.AdamW(fused=True)`` creates it."""
+        """(params, grads, exp_avgs, exp_avg_sqs) of the parameters updated in one call, and those updated block by
+        block; the state is created as ``torch.optim.AdamW(fused=True)`` creates it. A sparse gradient is updated
+        block by block when it is row-sparse (one sparse dimension) and the parameter and its moments are
+        contiguous (the kernel walks a block's memory); otherwise it is made dense, in the parameter's layout."""
         dense, sparse = ([], [], [], []), []
         for p in group["params"]:
             if p.grad is None:
@@ -136,15 +168,20 @@ class RowSparseAdamW(torch.optim.AdamW):
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if p.grad.layout != torch.strided:
-                sparse.append(p)
-                continue
-            for out, value in zip(dense, (p, p.grad, state["exp_avg"], state["exp_avg_sq"])):
+            grad = p.grad
+            if grad.layout != torch.strided:
+                blockwise = grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 and all(
+                    t.is_contiguous() for t in (p, state["exp_avg"], state["exp_avg_sq"]))
+                if blockwise:
+                    sparse.append(p)
+                    continue
+                grad = torch.empty_like(p).copy_(grad.to_dense())
+            for out, value in zip(dense, (p, grad, state["exp_avg"], state["exp_avg_sq"])):
                 out.append(value)
         return dense, sparse
 
     def _sparse_update(self, p: torch.Tensor, options: dict, grad_scale, found_inf) -> None:
-        """AdamW on ``p`` (V, ...) from its sparse COO gradient, ``block_rows`` rows at a time."""
+        """AdamW on ``p`` (V, ...) from its row-sparse COO gradient, ``block_rows`` rows at a time."""
         state = self.state[p]
         grad = p.grad.coalesce()
         rows, values = grad.indices()[0], grad.values()
@@ -152,10 +189,10 @@ class RowSparseAdamW(torch.optim.AdamW):
         step.add_(1)
         scale = None if grad_scale is None else grad_scale.to(p.device)
         inf = None if found_inf is None else found_inf.to(p.device)
-        rows_per_block = aligned_block_rows(self.block_rows, p[0].numel())
-        for start in range(0, p.shape[0], rows_per_block):
-            stop = min(start + rows_per_block, p.shape[0])
-            lo, hi = torch.searchsorted(rows, torch.tensor([start, stop], device=rows.device)).tolist()
+        per_block = aligned_block_rows(self.block_rows, p[0].numel())
+        starts = list(range(0, p.shape[0], per_block)) + [p.shape[0]]
+        bounds = torch.searchsorted(rows, torch.tensor(starts, device=rows.device)).tolist()  # one host sync
+        for (start, stop), (lo, hi) in zip(zip(starts, starts[1:]), zip(bounds, bounds[1:])):
             block = torch.zeros((stop - start, *p.shape[1:]), dtype=p.dtype, device=p.device)
             block.index_copy_(0, rows[lo:hi] - start, values[lo:hi].to(p.dtype))
             torch._fused_adamw_([p[start:stop]], [block], [state["exp_avg"][start:stop]],
@@ -163,3 +200,17 @@ class RowSparseAdamW(torch.optim.AdamW):
                                 **options)
         if inf is not None:
             step.sub_(inf)
+
+
+_UNSUPPORTED = {"amsgrad": True, "maximize": True, "capturable": True, "differentiable": True}
+
+
+def _check_group(group: dict) -> None:
+    """A group may not ask for AdamW options this class does not implement, nor for the for-loop/foreach kernel."""
+    bad = [f"{key}={group[key]!r}" for key, value in _UNSUPPORTED.items() if group.get(key) == value]
+    if group.get("fused") is False or group.get("foreach"):
+        bad.append(f"fused={group.get('fused')!r}, foreach={group.get('foreach')!r}")
+    if bad:
+        raise ValueError(f"RowSparseAdamW: a parameter group with {', '.join(bad)}: expected plain AdamW "
+                         "(amsgrad, maximize, capturable and differentiable off; the fused kernel); use "
+                         "torch.optim.AdamW for these")

@@ -245,6 +245,14 @@ def dense_grads_for_clipping(optimizer: torch.optim.Optimizer, gradient_clip_val
         densify_grads(p for group in optimizer.param_groups for p in group["params"])
 
 
+def release_sparse_grads(optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """Each :class:`RowSparseAdamW` among ``optimizers`` stops taking sparse gradients (see its ``release``)."""
+    for optimizer in optimizers:
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+        if isinstance(optimizer, RowSparseAdamW):
+            optimizer.release()
+
+
 # Where torch has a fused AdamW kernel (torch.utils._foreach_utils._get_fused_kernels_supported_devices, torch 2.13;
 # torch checks only at the first step, so it is checked here); other devices and dtypes get the for-loop version.
 _FUSED_DEVICES = ("cpu", "cuda")

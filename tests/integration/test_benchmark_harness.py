@@ -134,3 +134,19 @@ def test_checkpoint_save_benchmark_measures_lightnings_buffer(tmp_path):
     assert result["peak_growth_bytes"]["lightning"] >= 0.8 * size  # allocator reuse may hide a little of it
     assert result["peak_growth_bytes"]["ours"] < size / 4
     assert list(tmp_path.iterdir()) == []  # its temporary folder is gone (each run checks it held only the file)
+
+
+def test_step_memory_categories_sees_the_optimiser_state_of_a_first_step(tiny_bert_dir):
+    """``step_memory_categories.py``: the first step creates AdamW's two moments (twice the trainable parameters'
+    bytes) and keeps them, so its tensor peak is at least that; a later step creates none."""
+    import step_memory_categories
+
+    from splade_lightning.models import SpladeEncoder
+
+    params = sum(p.numel() * p.element_size() for p in SpladeEncoder(tiny_bert_dir).parameters())
+    first = step_memory_categories.measure("ours", tiny_bert_dir, 4, steady=False)
+    assert first["tensor_peak_bytes"] >= 2 * params and first["rss_growth_bytes"] > 0
+    assert sum(first["by_kind_bytes"].values()) == first["tensor_peak_bytes"]
+    later = step_memory_categories.measure("ours", tiny_bert_dir, 4, steady=True)
+    assert later["by_kind_bytes"].get("OPTIMIZER_STATE", 0) < params
+    assert later["tensor_peak_bytes"] < first["tensor_peak_bytes"]

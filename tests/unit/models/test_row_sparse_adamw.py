@@ -2,6 +2,7 @@
 updated block by block; the vocabulary hook keeps the gradient sparse (coalesced) only for it; Lightning's gradient
 clipping still works (the gradient is made dense first)."""
 
+import copy
 import functools
 import gc
 import io
@@ -74,6 +75,58 @@ def test_grad_scaler_attributes_are_honoured_as_by_torch():
             o.step()
         assert torch.equal(ours[0], ref[0]) and torch.equal(opt.state[ours[0]]["step"], ref_opt.state[ref[0]]["step"])
     assert opt.state[ours[0]]["step"].item() == 2
+
+
+def test_non_contiguous_parameters_and_other_sparse_layouts_take_the_dense_path_correctly():
+    """A column-major parameter (a transposed matrix) cannot be stepped block by block (the kernel walks a block's
+    memory), nor a gradient with two sparse dimensions: both are made dense, in the parameter's layout."""
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(4, 40, generator=gen).t()  # (40, 4), strides (1, 40)
+    for grad in (torch.sparse_coo_tensor(torch.tensor([[3, 20]]), torch.randn(2, 4, generator=gen), (40, 4)),
+                 torch.zeros(40, 4).index_fill_(0, torch.tensor([3, 20]), 1.5).to_sparse()):  # sparse_dim 2
+        ours, ref = torch.nn.Parameter(start.clone().t().contiguous().t()), torch.nn.Parameter(start.clone())
+        assert not ours.is_contiguous() and ours.stride() == ref.stride()
+        opt = RowSparseAdamW([ours], lr=1e-2, weight_decay=0.0, block_rows=8)
+        ref_opt = torch.optim.AdamW([ref], lr=1e-2, weight_decay=0.0, fused=True)
+        ours.grad, ref.grad = grad, torch.empty_like(ref).copy_(grad.to_dense())
+        opt.step()
+        ref_opt.step()
+        assert torch.equal(ours, ref)
+        assert (ours != start).any(dim=1).nonzero().flatten().tolist() == [3, 20]  # only the rows with a gradient
+
+
+def test_options_it_does_not_implement_are_refused_also_from_a_loaded_state_and_nothing_is_half_added():
+    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+    for option in ("maximize", "amsgrad", "capturable", "differentiable"):
+        with pytest.raises(ValueError, match=f"{option}=True"):
+            RowSparseAdamW([{"params": params[:1], option: True}])
+    opt = RowSparseAdamW(params[:1])
+    with pytest.raises(ValueError, match="complex64"):
+        opt.add_param_group({"params": [params[1], torch.nn.Parameter(torch.randn(2, dtype=torch.complex64))]})
+    assert len(opt.param_groups) == 1 and not takes_row_sparse_grad(params[1])  # refused before anything changed
+    maximizing = torch.optim.AdamW(params[:1], maximize=True)
+    with pytest.raises(ValueError, match="maximize=True"):
+        RowSparseAdamW(params[:1]).load_state_dict(maximizing.state_dict())
+    ours, ref = twins((20, 3))
+    loop = torch.optim.AdamW(groups(ref), lr=1e-2)  # the for-loop AdamW (fused=None) of another run, one step in
+    ref[0].grad, ref[1].grad = torch.ones(20, 3), torch.ones(3)
+    loop.step()
+    opt = RowSparseAdamW(groups(ours), lr=1e-2)
+    opt.load_state_dict(copy.deepcopy(loop.state_dict()))  # a copy each: loading shares same-device tensors
+    with torch.no_grad():
+        for a, b in zip(ours, ref):
+            a.copy_(b)
+    fused = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+    fused.load_state_dict(copy.deepcopy(loop.state_dict()))  # torch takes the saved groups' fused=None: set it back
+    for group in fused.param_groups:
+        group["fused"] = True
+    assert all(g["fused"] for g in opt.param_groups)
+    for o, params_ in ((opt, ours), (fused, ref)):
+        params_[0].grad, params_[1].grad = sparse_grad(7, (20, 3)).coalesce(), torch.ones(3)
+        if o is fused:
+            params_[0].grad = params_[0].grad.to_dense()
+        o.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, ref))
 
 
 def test_unsupported_parameters_are_refused_with_the_reason():
@@ -177,3 +230,10 @@ def test_lightning_gradient_clipping_works_on_the_sparse_gradient(tiny_bert_dir,
     assert seen.norms == pytest.approx(ref_seen.norms, rel=1e-5)
     for a, b in zip(ours.parameters(), ref.parameters()):  # gradient sums in another order, amplified by Adam
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    vocab = ours.encoder.mlm.get_input_embeddings().weight
+    assert not takes_row_sparse_grad(vocab)  # released when fit ended, though the trainer keeps its optimiser
+    ids, mask = batch(tiny_bert_dir)
+    ours.encoder.zero_grad(set_to_none=True)
+    (ours.encoder(ids, mask) ** 2).sum().backward()
+    assert vocab.grad.layout == torch.strided
+    torch.optim.Adam(ours.encoder.parameters()).step()  # training on with another optimiser gets dense gradients

@@ -54,11 +54,27 @@ def densify_grads(params: Iterable[torch.Tensor]) -> None:
 
 
 def _check_fused(p: torch.Tensor) -> None:
-    """torch's fused AdamW runs on CPU and CUDA floating-point tensors (``_get_fused_kernels_supported_devices``)."""
+    """torch's fused AdamW runs on CPU and CUDA floating-point tensors (``_get_fused_kernels_supported_devices``) and
+    walks their memory as one dense block: a strided view (``buf[:, ::2]``) would be updated on the wrong elements
+    (torch's own fused AdamW does that silently), so it is refused."""
     if p.device.type not in ("cpu", "cuda") or not torch.is_floating_point(p):
         raise ValueError(f"RowSparseAdamW: a parameter of dtype {p.dtype} on {p.device.type}: expected a "
                          "floating-point tensor on the CPU or a CUDA device (torch's fused AdamW); use "
                          "torch.optim.AdamW there")
+    if not _is_dense(p):
+        raise ValueError(f"RowSparseAdamW: a parameter of shape {tuple(p.shape)} with strides {p.stride()} is a view "
+                         "with gaps (e.g. buf[:, ::2]): expected a parameter whose elements fill its memory (any "
+                         "dimension order); make it contiguous, or use torch.optim.AdamW(fused=False)")
+
+
+def _is_dense(p: torch.Tensor) -> bool:
+    """Whether ``p``'s elements exactly fill a block of memory (contiguous in some order of its dimensions)."""
+    expected = 1
+    for dim in sorted(range(p.dim()), key=p.stride):
+        if p.shape[dim] != 1 and p.stride(dim) != expected:
+            return False
+        expected *= p.shape[dim]
+    return True
 
 
 # The fused CPU kernel splits a tensor into cache-line units for its threads and runs a vectorised loop over each,
@@ -78,8 +94,8 @@ class RowSparseAdamW(torch.optim.AdamW):
     """``torch.optim.AdamW(fused=True)`` that updates parameters with a row-sparse COO ``.grad`` block by block.
 
     While it holds a parameter (from construction until :meth:`release`, or until it is garbage-collected; the
-    Lightning modules release theirs when ``fit`` ends), ``models/vocab_grad.py`` leaves that parameter's gradient
-    sparse. Another optimiser stepping the same parameter meanwhile would be handed the sparse gradient.
+    Lightning modules release theirs when ``fit`` ends or fails), ``models/vocab_grad.py`` leaves that parameter's
+    gradient sparse. Another optimiser stepping the same parameter meanwhile would be handed the sparse gradient.
 
     Args:
         params: parameters or parameter groups (as for any torch optimiser; groups may set ``lr`` and
@@ -108,10 +124,12 @@ class RowSparseAdamW(torch.optim.AdamW):
         """torch's, after checking the group; its parameters are registered as ones this optimiser takes sparse
         gradients for."""
         params = param_group["params"]
-        param_group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
-        _check_group(param_group)
-        for p in param_group["params"]:
-            _check_fused(p)
+        if not isinstance(params, set):  # torch refuses sets (their order varies between runs); let it say so
+            param_group["params"] = [params] if isinstance(params, torch.Tensor) else list(params)
+            _check_group(param_group)
+            for p in param_group["params"]:
+                if isinstance(p, torch.Tensor):  # torch refuses the rest
+                    _check_fused(p)
         super().add_param_group(param_group)
         _purge()
         for p in self.param_groups[-1]["params"]:
@@ -124,10 +142,12 @@ class RowSparseAdamW(torch.optim.AdamW):
             del _OWNERS[key]
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """torch's; the groups are checked again, and run fused (the saved optimiser may have been another AdamW)."""
+        """torch's; the saved groups are checked first (nothing is loaded when one is refused), and run fused (the
+        saved optimiser may have been another AdamW)."""
+        for group in state_dict["param_groups"]:
+            _check_group({**group, "fused": None, "foreach": None})
         super().load_state_dict(state_dict)
         for group in self.param_groups:
-            _check_group({**group, "fused": None, "foreach": None})
             group["fused"], group["foreach"] = True, None
             for p in group["params"]:
                 state = self.state.get(p)

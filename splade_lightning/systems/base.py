@@ -276,11 +276,10 @@ class RetrievalModule(pl.LightningModule):
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, optim.linear_warmup_decay(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def teardown(self, stage: str) -> None:
-        """After ``fit``, the default optimiser stops taking sparse gradients (``RowSparseAdamW.release``): training
-        the encoder on afterwards with another optimiser gets dense ones, as it would without this module."""
-        if stage == "fit" and self._trainer is not None:
-            optim.release_sparse_grads(self.trainer.optimizers)
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """:class:`~splade_lightning.systems.optim.ReleaseSparseGrads`: when ``fit`` ends or fails, the default
+        optimiser stops taking sparse gradients."""
+        return [optim.ReleaseSparseGrads()]
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Lightning's clipping, after making the vocabulary matrix's sparse gradient dense (``RowSparseAdamW``)."""

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import lightning.pytorch as pl
 import torch
 from torch import nn
 
@@ -251,6 +252,20 @@ def release_sparse_grads(optimizers: Sequence[torch.optim.Optimizer]) -> None:
         optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
         if isinstance(optimizer, RowSparseAdamW):
             optimizer.release()
+
+
+class ReleaseSparseGrads(pl.Callback):
+    """When ``fit`` ends, normally or by an exception, the trainer's :class:`RowSparseAdamW` stops taking sparse
+    gradients: the trainer keeps its optimiser, and training the encoder on with another optimiser (or code that
+    needs dense gradients) must get dense ones, as without this module. The modules add it themselves
+    (``configure_callbacks``); a module's ``teardown`` would not run after an exception."""
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            release_sparse_grads(trainer.optimizers)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        release_sparse_grads(trainer.optimizers)
 
 
 # Where torch has a fused AdamW kernel (torch.utils._foreach_utils._get_fused_kernels_supported_devices, torch 2.13;

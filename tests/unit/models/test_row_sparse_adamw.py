@@ -105,8 +105,16 @@ def test_options_it_does_not_implement_are_refused_also_from_a_loaded_state_and_
         opt.add_param_group({"params": [params[1], torch.nn.Parameter(torch.randn(2, dtype=torch.complex64))]})
     assert len(opt.param_groups) == 1 and not takes_row_sparse_grad(params[1])  # refused before anything changed
     maximizing = torch.optim.AdamW(params[:1], maximize=True)
+    refusing = RowSparseAdamW(params[:1])
     with pytest.raises(ValueError, match="maximize=True"):
-        RowSparseAdamW(params[:1]).load_state_dict(maximizing.state_dict())
+        refusing.load_state_dict(maximizing.state_dict())
+    assert refusing.param_groups[0]["maximize"] is False and refusing.param_groups[0]["fused"] is True  # unchanged
+    with pytest.raises(TypeError, match="set"):  # torch's refusal of a set (its order varies between runs)
+        RowSparseAdamW([{"params": set(params)}])
+    buffer = torch.randn(6, 8)
+    with pytest.raises(ValueError, match=r"strides \(8, 2\) is a view with gaps"):
+        RowSparseAdamW([torch.nn.Parameter(buffer[:, ::2])])  # torch's fused AdamW would update other elements
+    RowSparseAdamW([torch.nn.Parameter(buffer.t())])  # a transposed matrix fills its memory: accepted
     ours, ref = twins((20, 3))
     loop = torch.optim.AdamW(groups(ref), lr=1e-2)  # the for-loop AdamW (fused=None) of another run, one step in
     ref[0].grad, ref[1].grad = torch.ones(20, 3), torch.ones(3)
@@ -218,6 +226,25 @@ def clipped_fit(tiny_bert_dir, toy_triplets, optimizer=None):
                          num_sanity_val_steps=0, limit_val_batches=0, gradient_clip_val=1e-3)
     trainer.fit(module, datamodule=data)
     return module, seen
+
+
+class FailsAtStep(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        raise RuntimeError("a failure in the middle of fit")
+
+
+def test_a_failed_fit_releases_the_optimiser_too(tiny_bert_dir, toy_triplets):
+    """Lightning runs no module ``teardown`` after an exception; the module's own callback releases the optimiser."""
+    module = SpladeModule(encoder(tiny_bert_dir, True, 300), lr_warmup_steps=0)
+    data = RetrievalDataModule(TextTriplets([str(toy_triplets)], negative_columns=["neg"], sampling="first"),
+                               tokenizer=tiny_bert_dir, batch_size=2, max_query_length=8, max_doc_length=8)
+    trainer = pl.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[FailsAtStep()],
+                         num_sanity_val_steps=0, limit_val_batches=0)
+    with pytest.raises(RuntimeError, match="a failure in the middle of fit"):
+        trainer.fit(module, datamodule=data)
+    assert isinstance(trainer.optimizers[0], RowSparseAdamW)  # the trainer still holds it
+    assert not takes_row_sparse_grad(module.encoder.mlm.get_input_embeddings().weight)
 
 
 def test_lightning_gradient_clipping_works_on_the_sparse_gradient(tiny_bert_dir, toy_triplets):

@@ -53,11 +53,16 @@ def densify_grads(params: Iterable[torch.Tensor]) -> None:
             p.grad = torch.empty_like(p).copy_(p.grad.to_dense())
 
 
+#: devices where torch has a fused AdamW kernel (``torch.utils._foreach_utils._get_fused_kernels_supported_devices``,
+#: torch 2.13; ``systems/optim.py``'s ``default_optimizer`` picks this optimiser on them)
+FUSED_DEVICES = ("cpu", "cuda")
+
+
 def _check_fused(p: torch.Tensor) -> None:
     """torch's fused AdamW runs on CPU and CUDA floating-point tensors (``_get_fused_kernels_supported_devices``) and
     walks their memory as one dense block: a strided view (``buf[:, ::2]``) would be updated on the wrong elements
     (torch's own fused AdamW does that silently), so it is refused."""
-    if p.device.type not in ("cpu", "cuda") or not torch.is_floating_point(p):
+    if p.device.type not in FUSED_DEVICES or not torch.is_floating_point(p):
         raise ValueError(f"RowSparseAdamW: a parameter of dtype {p.dtype} on {p.device.type}: expected a "
                          "floating-point tensor on the CPU or a CUDA device (torch's fused AdamW); use "
                          "torch.optim.AdamW there")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from splade_lightning.errors import ConfigError
-from splade_lightning.models.row_sparse_adamw import RowSparseAdamW, densify_grads
+from splade_lightning.models.row_sparse_adamw import FUSED_DEVICES, RowSparseAdamW, densify_grads
 
 DEFAULT_WARMUP_FRACTION = 0.1
 #: name of the groups of the parameters no rule claims (they train at the module's ``lr``)
@@ -235,7 +235,7 @@ def default_optimizer(groups: list[dict], lr: float) -> torch.optim.Optimizer:
     rounding (~1e-7). Parameters on other devices or of other dtypes get the for-loop version (torch's default
     there).
     """
-    fused = all(p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for g in groups for p in g["params"])
+    fused = all(p.device.type in FUSED_DEVICES and p.dtype in _FUSED_DTYPES for g in groups for p in g["params"])
     return RowSparseAdamW(groups, lr=lr) if fused else torch.optim.AdamW(groups, lr=lr)
 
 
@@ -268,7 +268,6 @@ class ReleaseSparseGrads(pl.Callback):
         release_sparse_grads(trainer.optimizers)
 
 
-# Where torch has a fused AdamW kernel (torch.utils._foreach_utils._get_fused_kernels_supported_devices, torch 2.13;
-# torch checks only at the first step, so it is checked here); other devices and dtypes get the for-loop version.
-_FUSED_DEVICES = ("cpu", "cuda")
+# The dtypes given torch's fused AdamW kernel (on FUSED_DEVICES; torch checks only at the first step, so it is checked
+# here); other devices and dtypes get the for-loop version.
 _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)

@@ -7,10 +7,16 @@ without a gradient), but it needs the gradient of one block of rows at a time on
 parameter's ``.grad`` a coalesced sparse COO tensor and runs torch's fused AdamW kernel (``torch._fused_adamw_``,
 the update of ``torch.optim.AdamW(fused=True)``, the Hugging Face trainer's default) block by block, each block's
 gradient made dense on its own. For a V = 250,002, hidden-384 matrix that is 366 MiB less at every step's peak
-(``benchmarks/README.md``); the update is bit for bit the one ``torch.optim.AdamW(fused=True)`` makes with the
-densified gradient (``tests/unit/models/test_row_sparse_adamw.py``), and the state (``step``, ``exp_avg``,
-``exp_avg_sq``) and its ``state_dict`` are that optimiser's. A parameter that is not contiguous, or a sparse gradient
-with more than one sparse dimension, is made dense and stepped in one call instead.
+(``benchmarks/README.md``). The moments of such a parameter are stored for the rows that ever had a gradient only
+(``models/row_moments.py``: rows never touched have zero moments, which the kernel leaves zero), a few thousand rows
+of 250,002 instead of two (V, H) tensors from the first step (733 MiB at H = 384). The update is bit for bit the one
+``torch.optim.AdamW(fused=True)`` makes with the densified gradient (``tests/unit/models/test_row_sparse_adamw.py``);
+the state has that optimiser's keys (``step``, ``exp_avg``, ``exp_avg_sq``), the moments as sparse COO tensors of
+the parameter's shape until they cover half of its rows (then dense), so a ``state_dict`` saved here resumes here
+(and holds the touched rows only), and one from ``torch.optim.AdamW`` loads here; to hand this optimiser's state to
+``torch.optim.AdamW``, make its moments dense first (``.to_dense()``). A parameter that is not contiguous, or a
+sparse gradient with more than one sparse dimension, is made dense and stepped in one call instead, with dense
+moments.
 
 Dense gradients (every other parameter; the vocabulary matrix where ``vocab_grad`` takes its dense path) go through
 the same kernel as in ``torch.optim.AdamW(fused=True)``. A sparse ``.grad`` is coalesced (one row per index, so norms
@@ -20,12 +26,13 @@ first (:func:`densify_grads`; the Lightning modules do that when gradient clippi
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Iterable
 
 import torch
 from torch.optim.adam import adam as adam_update
+
+from splade_lightning.models.row_moments import add_rows, blockwise_step, dense_moments, empty_moments, is_sparse
 
 # id(parameter) -> (weak reference to it, weak reference to the RowSparseAdamW that updates it). Not an attribute on
 # the tensor: a weak reference there would make ``torch.save(model)`` / pickling fail.
@@ -82,19 +89,6 @@ def _is_dense(p: torch.Tensor) -> bool:
     return True
 
 
-# The fused CPU kernel splits a tensor into cache-line units for its threads and runs a vectorised loop over each,
-# with scalar code for a remainder (aten/src/ATen/native/cpu/FusedAdamKernel.cpp); the two round differently (FMA).
-# Blocks that start and end at multiples of 64 elements (a cache line of any float dtype, a whole number of vectors)
-# meet the vectorised loop exactly where the whole-tensor call does, so the result is the same bit for bit.
-_ALIGN_ELEMENTS = 64
-
-
-def aligned_block_rows(block_rows: int, row_numel: int) -> int:
-    """``block_rows`` rounded up so that a block holds a multiple of 64 elements."""
-    unit = _ALIGN_ELEMENTS // math.gcd(row_numel, _ALIGN_ELEMENTS)
-    return -(-block_rows // unit) * unit
-
-
 class RowSparseAdamW(torch.optim.AdamW):
     """``torch.optim.AdamW(fused=True)`` that updates parameters with a row-sparse COO ``.grad`` block by block.
 
@@ -109,8 +103,8 @@ class RowSparseAdamW(torch.optim.AdamW):
         betas: coefficients of the running averages of the gradient and its square.
         eps: term added to the denominator.
         weight_decay: decoupled weight decay.
-        block_rows: rows of a sparse-gradient parameter updated at once (the dense gradient of that many rows is the
-            only temporary: 12 MiB at hidden 384), rounded up to a multiple of 64 elements.
+        block_rows: rows of a sparse-gradient parameter updated at once (the dense gradient and moments of that many
+            rows are the only temporaries: 12 MiB each at hidden 384), rounded up to a multiple of 64 elements.
 
     Raises:
         ValueError: a parameter is not on a device / of a dtype torch's fused AdamW supports (``default_optimizer``
@@ -188,18 +182,21 @@ class RowSparseAdamW(torch.optim.AdamW):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            state = self.state[p]
+            state, grad = self.state[p], p.grad
+            blockwise = grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 and p.is_contiguous()
             if not state:
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            grad = p.grad
-            if grad.layout != torch.strided:
-                blockwise = grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 and all(
-                    t.is_contiguous() for t in (p, state["exp_avg"], state["exp_avg_sq"]))
                 if blockwise:
-                    sparse.append(p)
-                    continue
+                    state["exp_avg"], state["exp_avg_sq"] = empty_moments(p)
+                else:
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if blockwise and all(is_sparse(state[k]) or state[k].is_contiguous()
+                                 for k in ("exp_avg", "exp_avg_sq")):
+                sparse.append(p)
+                continue
+            dense_moments(state, p)
+            if grad.layout != torch.strided:
                 grad = torch.empty_like(p).copy_(grad.to_dense())
             for out, value in zip(dense, (p, grad, state["exp_avg"], state["exp_avg_sq"])):
                 out.append(value)
@@ -209,22 +206,14 @@ class RowSparseAdamW(torch.optim.AdamW):
         """AdamW on ``p`` (V, ...) from its row-sparse COO gradient, ``block_rows`` rows at a time."""
         state = self.state[p]
         grad = p.grad.coalesce()
-        rows, values = grad.indices()[0], grad.values()
-        step = state["step"]
-        step.add_(1)
+        if is_sparse(state["exp_avg"]):
+            add_rows(state, p, grad.indices()[0])
+        state["step"].add_(1)
         scale = None if grad_scale is None else grad_scale.to(p.device)
         inf = None if found_inf is None else found_inf.to(p.device)
-        per_block = aligned_block_rows(self.block_rows, p[0].numel())
-        starts = list(range(0, p.shape[0], per_block)) + [p.shape[0]]
-        bounds = torch.searchsorted(rows, torch.tensor(starts, device=rows.device)).tolist()  # one host sync
-        for (start, stop), (lo, hi) in zip(zip(starts, starts[1:]), zip(bounds, bounds[1:])):
-            block = torch.zeros((stop - start, *p.shape[1:]), dtype=p.dtype, device=p.device)
-            block.index_copy_(0, rows[lo:hi] - start, values[lo:hi].to(p.dtype))
-            torch._fused_adamw_([p[start:stop]], [block], [state["exp_avg"][start:stop]],
-                                [state["exp_avg_sq"][start:stop]], [], [step], grad_scale=scale, found_inf=inf,
-                                **options)
+        blockwise_step(p, grad, state, self.block_rows, options, scale, inf)
         if inf is not None:
-            step.sub_(inf)
+            state["step"].sub_(inf)
 
 
 _UNSUPPORTED = {"amsgrad": True, "maximize": True, "capturable": True, "differentiable": True}

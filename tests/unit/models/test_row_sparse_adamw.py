@@ -37,14 +37,23 @@ def groups(params):
     return [{"params": params[:1], "weight_decay": 0.1}, {"params": params[1:], "weight_decay": 0.0, "lr": 3e-3}]
 
 
-@pytest.mark.parametrize("shape,block_rows", [((101, 24), 10), ((101, 7), 1), ((37, 5), 16), ((64, 16), 1000)])
+def dense(moment: torch.Tensor) -> torch.Tensor:
+    return moment.to_dense() if moment.layout == torch.sparse_coo else moment
+
+
+@pytest.mark.parametrize("shape,block_rows", [((101, 24), 10), ((101, 7), 1), ((37, 5), 16), ((64, 16), 1000),
+                                              ((1000, 24), 64), ((1000, 7), 1), ((999, 5), 1000)])
 @pytest.mark.parametrize("coalesced", [True, False])
 def test_updates_equal_torch_fused_adamw_on_the_dense_gradient_bit_for_bit(shape, block_rows, coalesced):
+    """Small matrices (40 rows a step of up to 101) get dense moments in the first steps, large ones (1,000) keep
+    moments for the touched rows only: both update as torch's fused AdamW does, bit for bit."""
     ours, ref = twins(shape)
     opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=block_rows)
     ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+    touched = set()
     for step in range(4):
         grad = sparse_grad(step, shape)
+        touched |= set(grad.coalesce().indices()[0].tolist())
         grad = grad.coalesce() if coalesced else grad
         dense_bias = torch.randn(shape[1], generator=torch.Generator().manual_seed(100 + step))
         ours[0].grad, ours[1].grad = grad, dense_bias.clone()
@@ -54,27 +63,94 @@ def test_updates_equal_torch_fused_adamw_on_the_dense_gradient_bit_for_bit(shape
     for a, b in zip(ours, ref):
         assert torch.equal(a, b)
         for key in ("step", "exp_avg", "exp_avg_sq"):
-            assert torch.equal(opt.state[a][key], ref_opt.state[b][key])
+            assert torch.equal(dense(opt.state[a][key]), ref_opt.state[b][key])
+    moments = opt.state[ours[0]]["exp_avg"]
+    if shape[0] >= 999:  # 4 x 40 rows of about 1,000: the touched rows only
+        assert moments.layout == torch.sparse_coo and moments.indices()[0].tolist() == sorted(touched)
+    else:  # more than half of the rows: dense
+        assert moments.layout == torch.strided
     assert not torch.equal(ours[0], twins(shape)[0][0])  # the four steps moved the weights
-    reloaded = torch.optim.AdamW(groups(twins(shape)[1]), lr=1e-2, fused=True)
-    reloaded.load_state_dict(opt.state_dict())  # the same state layout as torch's AdamW
 
 
-def test_grad_scaler_attributes_are_honoured_as_by_torch():
+def test_moments_become_dense_past_half_of_the_rows_and_for_a_dense_gradient_bit_for_bit():
+    ours, ref = twins((100, 8))
+    opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=16)
+    ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+    layouts = []
+    for step, rows in enumerate([range(0, 30), range(10, 40), range(40, 70), None, range(0, 10)]):
+        values = torch.randn(100, 8, generator=torch.Generator().manual_seed(step))
+        if rows is None:  # a dense gradient (clipping makes one): sparse moments are made dense
+            ours[0].grad, ref[0].grad = values.clone(), values.clone()
+        else:
+            index = torch.tensor(list(rows))
+            ours[0].grad = torch.sparse_coo_tensor(index[None], values[index], (100, 8), check_invariants=True)
+            ref[0].grad = ours[0].grad.to_dense()
+        ours[1].grad, ref[1].grad = values[0].clone(), values[0].clone()
+        opt.step()
+        ref_opt.step()
+        layouts.append(opt.state[ours[0]]["exp_avg"].layout)
+        assert torch.equal(ours[0], ref[0]) and torch.equal(dense(opt.state[ours[0]]["exp_avg_sq"]),
+                                                            ref_opt.state[ref[0]]["exp_avg_sq"])
+    assert layouts == [torch.sparse_coo] * 2 + [torch.strided] * 3  # 40 rows, then 70 of 100
+    ours, ref = twins((100, 8))
+    opt, ref_opt = RowSparseAdamW(groups(ours), lr=1e-2), torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+    for step in range(2):  # sparse moments, then a hand-made dense .grad: the moments are made dense
+        index = torch.tensor([3, 50])
+        grad = torch.sparse_coo_tensor(index[None], torch.ones(2, 8) * (step + 1), (100, 8), check_invariants=True)
+        ours[0].grad = grad if step == 0 else grad.to_dense()
+        ref[0].grad, ours[1].grad, ref[1].grad = grad.to_dense(), torch.ones(8), torch.ones(8)
+        opt.step()
+        ref_opt.step()
+    assert torch.equal(ours[0], ref[0]) and opt.state[ours[0]]["exp_avg"].layout == torch.strided
+
+
+def test_a_checkpoint_holds_the_touched_rows_and_resumes_bit_for_bit():
+    ours, ref = twins((2000, 16))
+    opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=64)
+    ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+
+    def step(o, params, seed):
+        grad = sparse_grad(seed, (2000, 16)).coalesce()
+        params[0].grad = grad if isinstance(o, RowSparseAdamW) else grad.to_dense()
+        params[1].grad = torch.ones(16) * seed
+        o.step()
+
+    for seed in range(2):
+        step(opt, ours, seed)
+        step(ref_opt, ref, seed)
+    saved, dense_saved = io.BytesIO(), io.BytesIO()
+    torch.save(opt.state_dict(), saved)
+    torch.save(ref_opt.state_dict(), dense_saved)
+    assert saved.tell() * 10 < dense_saved.tell()  # 2 x 40 of 2,000 rows
+    saved.seek(0)
+    resumed = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    resumed_opt = RowSparseAdamW(groups(resumed), lr=1e-2, block_rows=64)
+    resumed_opt.load_state_dict(torch.load(saved))
+    for seed in range(2, 4):
+        for o, params in ((opt, ours), (resumed_opt, resumed), (ref_opt, ref)):
+            step(o, params, seed)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(ours, resumed, ref))
+    assert resumed_opt.state[resumed[0]]["exp_avg"].layout == torch.sparse_coo
+
+
+@pytest.mark.parametrize("rows", [50, 500])
+def test_grad_scaler_attributes_are_honoured_as_by_torch(rows):
     """GradScaler hands fused optimisers ``grad_scale`` / ``found_inf``: an inf step changes nothing, not even
-    ``step``; otherwise gradients are divided by the scale."""
-    ours, ref = twins((50, 8))
+    ``step``; otherwise gradients are divided by the scale. Dense moments (50 rows) and sparse ones (500)."""
+    ours, ref = twins((rows, 8))
     opt, ref_opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=7), torch.optim.AdamW(groups(ref), fused=True,
                                                                                        lr=1e-2)
     for step, inf in enumerate([0.0, 1.0, 0.0]):
-        grad = sparse_grad(step, (50, 8)).coalesce()
+        grad = sparse_grad(step, (rows, 8)).coalesce()
         for o, params in ((opt, ours), (ref_opt, ref)):
             o.grad_scale, o.found_inf = torch.tensor(4.0), torch.tensor(inf)
             params[0].grad = grad if o is opt else grad.to_dense()
             params[1].grad = torch.ones(8)
             o.step()
         assert torch.equal(ours[0], ref[0]) and torch.equal(opt.state[ours[0]]["step"], ref_opt.state[ref[0]]["step"])
+        assert torch.equal(dense(opt.state[ours[0]]["exp_avg"]), ref_opt.state[ref[0]]["exp_avg"])
     assert opt.state[ours[0]]["step"].item() == 2
+    assert opt.state[ours[0]]["exp_avg"].layout == (torch.sparse_coo if rows == 500 else torch.strided)
 
 
 def test_non_contiguous_parameters_and_other_sparse_layouts_take_the_dense_path_correctly():
@@ -82,7 +158,8 @@ def test_non_contiguous_parameters_and_other_sparse_layouts_take_the_dense_path_
     memory), nor a gradient with two sparse dimensions: both are made dense, in the parameter's layout."""
     gen = torch.Generator().manual_seed(0)
     start = torch.randn(4, 40, generator=gen).t()  # (40, 4), strides (1, 40)
-    for grad in (torch.sparse_coo_tensor(torch.tensor([[3, 20]]), torch.randn(2, 4, generator=gen), (40, 4)),
+    for grad in (torch.sparse_coo_tensor(torch.tensor([[3, 20]]), torch.randn(2, 4, generator=gen), (40, 4),
+                                         check_invariants=True),
                  torch.zeros(40, 4).index_fill_(0, torch.tensor([3, 20]), 1.5).to_sparse()):  # sparse_dim 2
         ours, ref = torch.nn.Parameter(start.clone().t().contiguous().t()), torch.nn.Parameter(start.clone())
         assert not ours.is_contiguous() and ours.stride() == ref.stride()

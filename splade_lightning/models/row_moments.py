@@ -9,8 +9,9 @@ are two (V, H) tensors from the first step (733 MiB at H = 384, nine tenths of t
 
 The moments are kept as coalesced sparse COO tensors of the parameter's shape (``state["exp_avg"]``, sorted rows, the
 same rows for both), so ``state_dict``, ``torch.save`` and moving to a device work as for dense ones, and a
-checkpoint holds the touched rows only. Each step adds the gradient's rows; past half of the matrix's rows the
-moments are made dense for good (a sparse row costs as much as a dense one, plus its index and the copy on growth).
+checkpoint holds the touched rows only. Each step adds the gradient's rows; once the sparse moments would take half
+of the dense moments' memory (half of the rows of a matrix) they are made dense for good (a sparse row costs as much
+as a dense one, plus its index and the copy on growth).
 
 The update itself is torch's fused AdamW kernel on one block of rows at a time, on dense block buffers: the block's
 gradient and, for sparse moments, the block's moments scattered in, stepped, and the touched rows gathered back. Rows
@@ -30,8 +31,8 @@ import torch
 # meet the vectorised loop exactly where the whole-tensor call does, so the result is the same bit for bit.
 _ALIGN_ELEMENTS = 64
 
-#: sparse moments are made dense once their rows exceed 1 / this of the parameter's rows
-DENSE_ROWS_FRACTION = 2
+#: sparse moments are made dense once they would take more than 1 / this of the dense moments' memory
+DENSE_FRACTION = 2
 
 
 def aligned_block_rows(block_rows: int, row_numel: int) -> int:
@@ -56,15 +57,43 @@ def empty_moments(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def dense_moments(state: dict, p: torch.Tensor) -> None:
-    """Make ``state``'s sparse moments dense, in ``p``'s memory layout (a no-op for dense ones)."""
+    """Make ``state``'s sparse moments dense, in ``p``'s memory layout (a no-op for dense ones). Each sparse moment
+    is scattered into zeros and dropped before the next is made dense: at most one dense moment more than the dense
+    state holds."""
     for key in ("exp_avg", "exp_avg_sq"):
         if is_sparse(state[key]):
-            state[key] = torch.empty_like(p).copy_(state[key].to_dense())
+            moment = state.pop(key).coalesce()
+            dense = torch.zeros_like(p, memory_format=torch.preserve_format)
+            dense.index_put_((moment.indices()[0],), moment.values().to(p.dtype))
+            del moment
+            state[key] = dense
+
+
+def nonzero_rows(grad: torch.Tensor, block_rows: int) -> torch.Tensor:
+    """The rows of the dense, contiguous ``grad`` (V, ...) that hold a non-zero (or NaN) value, as a coalesced sparse
+    COO tensor; found ``block_rows`` rows at a time, so the only temporary is a block's mask."""
+    flat = grad.reshape(grad.shape[0], -1)
+    rows = [start + (flat[start:start + block_rows] != 0).any(dim=1).nonzero().flatten()
+            for start in range(0, grad.shape[0], block_rows)]
+    rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long, device=grad.device)
+    return _rows_tensor(rows, grad.index_select(0, rows), grad.shape)
+
+
+def _sparse_bytes(rows: int, p: torch.Tensor) -> int:
+    """Bytes of both moments of ``rows`` rows stored by rows (values and one int64 index each)."""
+    return 2 * rows * (math.prod(p.shape[1:]) * p.element_size() + 8)
 
 
 def add_rows(state: dict, p: torch.Tensor, rows: torch.Tensor) -> None:
-    """Store zero moments for those of ``rows`` (sorted, unique) not stored yet; the moments become dense when more
-    than 1 / ``DENSE_ROWS_FRACTION`` of ``p``'s rows would be stored."""
+    """Store zero moments for those of ``rows`` (sorted, unique) not stored yet; the moments become dense when they
+    would take more than 1 / ``DENSE_FRACTION`` of the dense moments' memory (half of the rows of a matrix).
+
+    Adding rows copies the stored ones into tensors one size larger (sorted rows keep the COO tensors coalesced): while
+    the moments are sparse that is at most the dense moments' memory, and a step that adds rows to many stored ones
+    costs a copy of them (tens of milliseconds at 100,000 rows of 128)."""
+    if not all(is_sparse(state[key]) for key in ("exp_avg", "exp_avg_sq")):  # a hand-edited state: one layout
+        dense_moments(state, p)
+        return
     for key in ("exp_avg", "exp_avg_sq"):
         state[key] = state[key].coalesce()  # a no-op for the optimiser's own; a loaded tensor may not say so
     stored = state["exp_avg"].indices()[0]
@@ -74,7 +103,7 @@ def add_rows(state: dict, p: torch.Tensor, rows: torch.Tensor) -> None:
     new = rows[~torch.isin(rows, stored)]
     if new.numel() == 0:
         return
-    if (stored.numel() + new.numel()) * DENSE_ROWS_FRACTION > p.shape[0]:
+    if _sparse_bytes(stored.numel() + new.numel(), p) * DENSE_FRACTION > 2 * p.numel() * p.element_size():
         dense_moments(state, p)
         return
     union = torch.sort(torch.cat([stored, new])).values
@@ -103,7 +132,7 @@ def blockwise_step(p: torch.Tensor, grad: torch.Tensor, state: dict, block_rows:
     sparse = is_sparse(state["exp_avg"])
     stored = state["exp_avg"].indices()[0] if sparse else rows[:0]
     moments = [state[key].values() for key in ("exp_avg", "exp_avg_sq")] if sparse else None
-    per_block = aligned_block_rows(block_rows, p[0].numel())
+    per_block = aligned_block_rows(block_rows, math.prod(p.shape[1:]))
     starts = list(range(0, p.shape[0], per_block)) + [p.shape[0]]
     edges = torch.tensor(starts, device=rows.device)
     bounds = torch.stack([torch.searchsorted(rows, edges), torch.searchsorted(stored, edges)]).tolist()  # one sync

@@ -21,7 +21,8 @@ moments.
 Dense gradients (every other parameter; the vocabulary matrix where ``vocab_grad`` takes its dense path) go through
 the same kernel as in ``torch.optim.AdamW(fused=True)``. A sparse ``.grad`` is coalesced (one row per index, so norms
 of it are right); operations without sparse support, such as ``torch.nn.utils.clip_grad_norm_``, need it made dense
-first (:func:`densify_grads`; the Lightning modules do that when gradient clipping is on).
+first (:meth:`RowSparseAdamW.densify_grads`, which keeps the moments stored by rows; the Lightning modules call it
+when gradient clipping is on), or :func:`densify_grads` for any parameters.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from collections.abc import Iterable
 import torch
 from torch.optim.adam import adam as adam_update
 
-from splade_lightning.models.row_moments import add_rows, blockwise_step, dense_moments, empty_moments, is_sparse
+from splade_lightning.models.row_moments import (
+    add_rows,
+    blockwise_step,
+    dense_moments,
+    empty_moments,
+    is_sparse,
+    nonzero_rows,
+)
 
 # id(parameter) -> (weak reference to it, weak reference to the RowSparseAdamW that updates it). Not an attribute on
 # the tensor: a weak reference there would make ``torch.save(model)`` / pickling fail.
@@ -134,6 +142,24 @@ class RowSparseAdamW(torch.optim.AdamW):
         for p in self.param_groups[-1]["params"]:
             _OWNERS[id(p)] = (weakref.ref(p), weakref.ref(self))
 
+    def __getstate__(self) -> dict:
+        """torch's (``defaults``, ``state``, ``param_groups``) and ``block_rows``, for pickling and ``copy.deepcopy``
+        (a copy is not registered: its parameters' gradients come dense, and it steps them correctly)."""
+        return {**super().__getstate__(), "block_rows": self.block_rows}
+
+    def densify_grads(self) -> None:
+        """Make this optimiser's sparse gradients dense (for gradient clipping: torch's has no sparse kernels). A
+        parameter with a row-sparse gradient and no state yet gets its moments stored by rows first, so that they
+        stay so: :meth:`step` reads its dense gradient by rows."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                grad = p.grad
+                if grad is not None and grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 \
+                        and p.is_contiguous() and not self.state[p]:
+                    self.state[p]["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                    self.state[p]["exp_avg"], self.state[p]["exp_avg_sq"] = empty_moments(p)
+            densify_grads(group["params"])
+
     def release(self) -> None:
         """Stop taking sparse gradients: ``vocab_grad``'s hook makes this optimiser's parameters' gradients dense
         again (for another optimiser or code that needs them dense). A dense gradient is still stepped correctly."""
@@ -169,15 +195,18 @@ class RowSparseAdamW(torch.optim.AdamW):
                 steps = [self.state[p]["step"] for p in dense[0]]
                 adam_update(*dense, [], steps, fused=True, grad_scale=grad_scale, found_inf=found_inf,
                             decoupled_weight_decay=True, **options)
-            for p in sparse:
-                self._sparse_update(p, options, grad_scale, found_inf)
+            for p, grad in sparse:
+                self._sparse_update(p, grad, options, grad_scale, found_inf)
         return loss
 
     def _gather(self, group: dict) -> tuple[tuple[list, list, list, list], list]:
-        """(params, grads, exp_avgs, exp_avg_sqs) of the parameters updated in one call, and those updated block by
-        block; the state is created as ``torch.optim.AdamW(fused=True)`` creates it. A sparse gradient is updated
-        block by block when it is row-sparse (one sparse dimension) and the parameter and its moments are
-        contiguous (the kernel walks a block's memory); otherwise it is made dense, in the parameter's layout."""
+        """(params, grads, exp_avgs, exp_avg_sqs) of the parameters updated in one call, and the (parameter, row-sparse
+        gradient) pairs updated block by block. A sparse gradient is updated block by block when it is row-sparse (one
+        sparse dimension) and the parameter is contiguous (the kernel walks a block's memory); its moments are then
+        created sparse (``row_moments``), other parameters' as ``torch.optim.AdamW(fused=True)`` creates them. A dense
+        gradient of a parameter whose moments are sparse (:meth:`densify_grads` made it dense for clipping) is read as
+        the rows where it is non-zero, which is exact (zero gradients on zero moments leave them zero). Any other
+        sparse gradient is made dense, in the parameter's layout, and the moments with it."""
         dense, sparse = ([], [], [], []), []
         for p in group["params"]:
             if p.grad is None:
@@ -193,7 +222,11 @@ class RowSparseAdamW(torch.optim.AdamW):
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             if blockwise and all(is_sparse(state[k]) or state[k].is_contiguous()
                                  for k in ("exp_avg", "exp_avg_sq")):
-                sparse.append(p)
+                sparse.append((p, grad.coalesce()))
+                continue
+            if grad.layout == torch.strided and p.is_contiguous() and grad.is_contiguous() and all(
+                    is_sparse(state[k]) for k in ("exp_avg", "exp_avg_sq")):
+                sparse.append((p, nonzero_rows(grad, self.block_rows)))
                 continue
             dense_moments(state, p)
             if grad.layout != torch.strided:
@@ -202,11 +235,10 @@ class RowSparseAdamW(torch.optim.AdamW):
                 out.append(value)
         return dense, sparse
 
-    def _sparse_update(self, p: torch.Tensor, options: dict, grad_scale, found_inf) -> None:
-        """AdamW on ``p`` (V, ...) from its row-sparse COO gradient, ``block_rows`` rows at a time."""
+    def _sparse_update(self, p: torch.Tensor, grad: torch.Tensor, options: dict, grad_scale, found_inf) -> None:
+        """AdamW on ``p`` (V, ...) from its coalesced row-sparse COO gradient, ``block_rows`` rows at a time."""
         state = self.state[p]
-        grad = p.grad.coalesce()
-        if is_sparse(state["exp_avg"]):
+        if is_sparse(state["exp_avg"]) or is_sparse(state["exp_avg_sq"]):
             add_rows(state, p, grad.indices()[0])
         state["step"].add_(1)
         scale = None if grad_scale is None else grad_scale.to(p.device)

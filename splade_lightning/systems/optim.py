@@ -243,7 +243,11 @@ def dense_grads_for_clipping(optimizer: torch.optim.Optimizer, gradient_clip_val
     """Before Lightning clips gradients (``Trainer(gradient_clip_val=...)``), make sparse ones dense: torch's
     clipping functions have no sparse kernels. Without clipping nothing changes."""
     if gradient_clip_val:
-        densify_grads(p for group in optimizer.param_groups for p in group["params"])
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+        if isinstance(optimizer, RowSparseAdamW):
+            optimizer.densify_grads()  # its row-sparse parameters keep moments stored by rows
+        else:
+            densify_grads(p for group in optimizer.param_groups for p in group["params"])
 
 
 def release_sparse_grads(optimizers: Sequence[torch.optim.Optimizer]) -> None:

@@ -72,14 +72,14 @@ def test_updates_equal_torch_fused_adamw_on_the_dense_gradient_bit_for_bit(shape
     assert not torch.equal(ours[0], twins(shape)[0][0])  # the four steps moved the weights
 
 
-def test_moments_become_dense_past_half_of_the_rows_and_for_a_dense_gradient_bit_for_bit():
+def test_moments_become_dense_past_half_of_their_dense_memory_a_dense_gradient_is_read_by_rows_bit_for_bit():
     ours, ref = twins((100, 8))
     opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=16)
     ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
     layouts = []
     for step, rows in enumerate([range(0, 30), range(10, 40), range(40, 70), None, range(0, 10)]):
         values = torch.randn(100, 8, generator=torch.Generator().manual_seed(step))
-        if rows is None:  # a dense gradient (clipping makes one): sparse moments are made dense
+        if rows is None:  # a dense gradient (clipping makes one), non-zero everywhere
             ours[0].grad, ref[0].grad = values.clone(), values.clone()
         else:
             index = torch.tensor(list(rows))
@@ -94,14 +94,50 @@ def test_moments_become_dense_past_half_of_the_rows_and_for_a_dense_gradient_bit
     assert layouts == [torch.sparse_coo] * 2 + [torch.strided] * 3  # 40 rows, then 70 of 100
     ours, ref = twins((100, 8))
     opt, ref_opt = RowSparseAdamW(groups(ours), lr=1e-2), torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
-    for step in range(2):  # sparse moments, then a hand-made dense .grad: the moments are made dense
-        index = torch.tensor([3, 50])
-        grad = torch.sparse_coo_tensor(index[None], torch.ones(2, 8) * (step + 1), (100, 8), check_invariants=True)
+    for step, index in enumerate([[3, 50], [3, 60], [70]]):  # sparse, then dense .grads: still read by rows
+        values = torch.ones(len(index), 8) * (step + 1)
+        if step == 2:
+            values[0, :4] = -0.0  # a row that is zero in half of its values
+        grad = torch.sparse_coo_tensor(torch.tensor([index]), values, (100, 8), check_invariants=True)
         ours[0].grad = grad if step == 0 else grad.to_dense()
         ref[0].grad, ours[1].grad, ref[1].grad = grad.to_dense(), torch.ones(8), torch.ones(8)
         opt.step()
         ref_opt.step()
-    assert torch.equal(ours[0], ref[0]) and opt.state[ours[0]]["exp_avg"].layout == torch.strided
+        assert ours[0].grad.layout == (torch.sparse_coo if step == 0 else torch.strided)  # .grad left as it was
+    moments = opt.state[ours[0]]["exp_avg"]
+    assert torch.equal(ours[0], ref[0]) and torch.equal(moments.to_dense(), ref_opt.state[ref[0]]["exp_avg"])
+    assert moments.layout == torch.sparse_coo and moments.indices()[0].tolist() == [3, 50, 60, 70]
+    opt.state[ours[0]]["exp_avg"] = moments.to_dense()  # one moment made dense by hand: both become dense
+    for o, params in ((opt, ours), (ref_opt, ref)):
+        params[0].grad = torch.sparse_coo_tensor(torch.tensor([[5]]), torch.ones(1, 8), (100, 8))
+        params[0].grad = params[0].grad if o is opt else params[0].grad.to_dense()
+        params[1].grad = torch.ones(8)
+        o.step()
+    assert torch.equal(ours[0], ref[0]) and opt.state[ours[0]]["exp_avg_sq"].layout == torch.strided
+
+
+def test_zero_row_parameters_and_copies_of_the_optimiser_step_as_torch_does():
+    ours, ref = torch.nn.Parameter(torch.zeros(0, 4)), torch.nn.Parameter(torch.zeros(0, 4))
+    opt, ref_opt = RowSparseAdamW([ours]), torch.optim.AdamW([ref], fused=True)
+    ours.grad, ref.grad = torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, 4), (0, 4)), \
+        torch.zeros(0, 4)
+    opt.step()
+    ref_opt.step()
+    assert opt.state[ours]["step"].item() == ref_opt.state[ref]["step"].item() == 1
+    ours, ref = twins((500, 8))
+    opt = RowSparseAdamW(groups(ours), lr=1e-2, block_rows=64)
+    ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, fused=True)
+    for o, params in ((opt, ours), (ref_opt, ref)):
+        params[0].grad = sparse_grad(0, (500, 8)).coalesce()
+        params[0].grad = params[0].grad if o is opt else params[0].grad.to_dense()
+        params[1].grad = torch.ones(8)
+        o.step()
+    copied = copy.deepcopy({"params": ours, "opt": opt})
+    assert copied["opt"].block_rows == 64
+    for o, params in ((copied["opt"], copied["params"]), (ref_opt, ref)):
+        params[0].grad, params[1].grad = sparse_grad(1, (500, 8)).coalesce().to_dense(), torch.ones(8)
+        o.step()
+    assert all(torch.equal(a, b) for a, b in zip(copied["params"], ref))
 
 
 def test_a_checkpoint_holds_the_touched_rows_and_resumes_bit_for_bit():
@@ -335,6 +371,8 @@ def test_lightning_gradient_clipping_works_on_the_sparse_gradient(tiny_bert_dir,
     for a, b in zip(ours.parameters(), ref.parameters()):  # gradient sums in another order, amplified by Adam
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     vocab = ours.encoder.mlm.get_input_embeddings().weight
+    moments = ours.trainer.optimizers[0].state[vocab]["exp_avg"]  # the clipped (dense) gradient read by rows
+    assert moments.layout == torch.sparse_coo and moments.values().shape[0] < vocab.shape[0] / 10
     assert not takes_row_sparse_grad(vocab)  # released when fit ended, though the trainer keeps its optimiser
     ids, mask = batch(tiny_bert_dir)
     ours.encoder.zero_grad(set_to_none=True)

@@ -10,10 +10,11 @@ gradient made dense on its own. For a V = 250,002, hidden-384 matrix that is 366
 (``benchmarks/README.md``). The moments of such a parameter are stored for the rows that ever had a gradient only
 (``models/row_moments.py``: rows never touched have zero moments, which the kernel leaves zero), a few thousand rows
 of 250,002 instead of two (V, H) tensors from the first step (733 MiB at H = 384). The update is bit for bit the one
-``torch.optim.AdamW(fused=True)`` makes with the densified gradient (``tests/unit/models/test_row_sparse_adamw.py``);
-the state has that optimiser's keys (``step``, ``exp_avg``, ``exp_avg_sq``), the moments as sparse COO tensors of
-the parameter's shape until they cover half of its rows (then dense), so a ``state_dict`` saved here resumes here
-(and holds the touched rows only), and one from ``torch.optim.AdamW`` loads here; to hand this optimiser's state to
+``torch.optim.AdamW(fused=True)`` makes with the densified gradient
+(``tests/unit/models/test_row_sparse_adamw.py``); the state has that optimiser's keys (``step``, ``exp_avg``,
+``exp_avg_sq``), the moments as sparse COO tensors of the parameter's shape until they would take half of the dense
+moments' memory (about half of the rows; then dense), so a ``state_dict`` saved here resumes here (and holds the
+touched rows only), and one from ``torch.optim.AdamW`` loads here; to hand this optimiser's state to
 ``torch.optim.AdamW``, make its moments dense first (``.to_dense()``). A parameter that is not contiguous, or a
 sparse gradient with more than one sparse dimension, is made dense and stepped in one call instead, with dense
 moments.

@@ -66,7 +66,29 @@ def densify_grads(params: Iterable[torch.Tensor]) -> None:
     needs a strided gradient)."""
     for p in params:
         if p.grad is not None and p.grad.layout != torch.strided:
-            p.grad = torch.empty_like(p).copy_(p.grad.to_dense())
+            p.grad = _dense_grad(p, p.grad)
+
+
+def _dense_grad(p: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """The sparse ``grad`` made dense, in ``p``'s memory layout."""
+    return torch.empty_like(p).copy_(grad.to_dense())
+
+
+def _takes_blockwise(p: torch.Tensor, grad: torch.Tensor) -> bool:
+    """Whether ``grad`` is row-sparse (COO, one sparse dimension) and ``p`` contiguous (the kernel walks a block's
+    memory): such a gradient is stepped block by block, and ``p``'s moments are created stored by rows."""
+    return grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 and p.is_contiguous()
+
+
+def _new_state(p: torch.Tensor, by_rows: bool) -> dict:
+    """A fresh AdamW state of ``p``: ``step`` as the fused kernel reads it, and zero moments, stored by rows
+    (``row_moments``) or dense as ``torch.optim.AdamW(fused=True)`` creates them."""
+    if by_rows:
+        exp_avg, exp_avg_sq = empty_moments(p)
+    else:
+        exp_avg, exp_avg_sq = (torch.zeros_like(p, memory_format=torch.preserve_format) for _ in range(2))
+    return {"step": torch.zeros((), dtype=torch.float32, device=p.device), "exp_avg": exp_avg,
+            "exp_avg_sq": exp_avg_sq}
 
 
 #: devices where torch has a fused AdamW kernel (``torch.utils._foreach_utils._get_fused_kernels_supported_devices``,
@@ -154,11 +176,8 @@ class RowSparseAdamW(torch.optim.AdamW):
         stay so: :meth:`step` reads its dense gradient by rows."""
         for group in self.param_groups:
             for p in group["params"]:
-                grad = p.grad
-                if grad is not None and grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 \
-                        and p.is_contiguous() and not self.state[p]:
-                    self.state[p]["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                    self.state[p]["exp_avg"], self.state[p]["exp_avg_sq"] = empty_moments(p)
+                if p.grad is not None and _takes_blockwise(p, p.grad) and not self.state[p]:
+                    self.state[p] = _new_state(p, by_rows=True)
             densify_grads(group["params"])
 
     def release(self) -> None:
@@ -212,15 +231,11 @@ class RowSparseAdamW(torch.optim.AdamW):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            state, grad = self.state[p], p.grad
-            blockwise = grad.layout == torch.sparse_coo and grad.sparse_dim() == 1 and p.is_contiguous()
-            if not state:
-                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                if blockwise:
-                    state["exp_avg"], state["exp_avg_sq"] = empty_moments(p)
-                else:
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            grad = p.grad
+            blockwise = _takes_blockwise(p, grad)
+            if not self.state[p]:
+                self.state[p] = _new_state(p, by_rows=blockwise)
+            state = self.state[p]
             if blockwise and all(is_sparse(state[k]) or state[k].is_contiguous()
                                  for k in ("exp_avg", "exp_avg_sq")):
                 sparse.append((p, grad.coalesce()))
@@ -231,7 +246,7 @@ class RowSparseAdamW(torch.optim.AdamW):
                 continue
             dense_moments(state, p)
             if grad.layout != torch.strided:
-                grad = torch.empty_like(p).copy_(grad.to_dense())
+                grad = _dense_grad(p, grad)
             for out, value in zip(dense, (p, grad, state["exp_avg"], state["exp_avg_sq"])):
                 out.append(value)
         return dense, sparse

@@ -243,7 +243,7 @@ def dense_grads_for_clipping(optimizer: torch.optim.Optimizer, gradient_clip_val
     """Before Lightning clips gradients (``Trainer(gradient_clip_val=...)``), make sparse ones dense: torch's
     clipping functions have no sparse kernels. Without clipping nothing changes."""
     if gradient_clip_val:
-        optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+        optimizer = _torch_optimizer(optimizer)
         if isinstance(optimizer, RowSparseAdamW):
             optimizer.densify_grads()  # its row-sparse parameters keep moments stored by rows
         else:
@@ -252,10 +252,14 @@ def dense_grads_for_clipping(optimizer: torch.optim.Optimizer, gradient_clip_val
 
 def release_sparse_grads(optimizers: Sequence[torch.optim.Optimizer]) -> None:
     """Each :class:`RowSparseAdamW` among ``optimizers`` stops taking sparse gradients (see its ``release``)."""
-    for optimizer in optimizers:
-        optimizer = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+    for optimizer in map(_torch_optimizer, optimizers):
         if isinstance(optimizer, RowSparseAdamW):
             optimizer.release()
+
+
+def _torch_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The torch optimiser behind ``optimizer`` (a LightningOptimizer wraps one)."""
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 class ReleaseSparseGrads(pl.Callback):

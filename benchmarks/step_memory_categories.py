@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--model-dir", default=None, help="an MLM directory (default: V = 250,002, 6 x 384)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.model_dir is not None and not (Path(args.model_dir) / "config.json").is_file():
+        parser.error(f"--model-dir {args.model_dir}: expected a masked-LM directory with a config.json")
     if args.worker:
         print(json.dumps(measure(args.impl, args.model_dir, args.batch, args.steady)))
         return

@@ -93,6 +93,11 @@ class RetrievalDataModule(LightningDataModule):
             of ``val_sets``: jsonargparse merges a list given on the command line into the config's list item by
             item, so one list of two kinds could not be overridden.
         test_sts_sets: STS sets for ``test``.
+        pad_to_multiple_of: training queries and documents are padded to a multiple of this many tokens (never beyond
+            their max length; ``None``: to the longest text of the batch, as sentence-transformers does). The
+            padding is masked, so it changes the representations by float rounding only; it makes the batches
+            come in a few shapes, which keeps glibc's heap from fragmenting (the quickstart ``fit``'s peak RSS
+            drops by about 8%, ``docs/splade.md``) and bounds the shapes a compiled model sees.
     """
 
     def __init__(
@@ -113,6 +118,7 @@ class RetrievalDataModule(LightningDataModule):
         prompts: dict[str, str] | None = None,
         val_sts_sets: list[StsSet] | None = None,
         test_sts_sets: list[StsSet] | None = None,
+        pad_to_multiple_of: int | None = 16,
     ):
         super().__init__()
         self.train = train
@@ -122,6 +128,7 @@ class RetrievalDataModule(LightningDataModule):
         self.eval_max_query_length = max_query_length if eval_max_query_length is None else eval_max_query_length
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.pad_to_multiple_of = pad_to_multiple_of
         self.on_bad_record = on_bad_record
         self.skipped_records = SkippedRecords()
         self.prompts = check_prompts(prompts, f"{DATA}.prompts")
@@ -147,6 +154,8 @@ class RetrievalDataModule(LightningDataModule):
                     "eval_max_doc_length": self.eval_max_doc_length,
                     "eval_max_query_length": self.eval_max_query_length,
                     "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size}
+        if self.pad_to_multiple_of is not None:
+            positive["pad_to_multiple_of"] = self.pad_to_multiple_of
         problems = check_counts(positive, {"num_workers": self.num_workers})
         problems += check_choice("on_bad_record", self.on_bad_record, ("raise", "skip"), DATA)
         if self.train is not None and not isinstance(self.train, TrainSource):
@@ -257,7 +266,8 @@ class RetrievalDataModule(LightningDataModule):
             self.train_dataset.set_epoch(self.trainer.current_epoch)
         query_route, doc_route = self.train.routes
         collate = TrainCollator(self._get_tokenizer(), self.max_query_length, self.max_doc_length,
-                                query_route=query_route, doc_route=doc_route, prompts=self.prompts)
+                                query_route=query_route, doc_route=doc_route, prompts=self.prompts,
+                                pad_to_multiple_of=self.pad_to_multiple_of)
         return ResumableDataLoader(self.train_dataset, batch_sampler=self._train_sampler(), collate_fn=collate,
                                    num_workers=self.num_workers, persistent_workers=False)
 

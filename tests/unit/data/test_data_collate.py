@@ -50,3 +50,58 @@ def test_encode_and_eval_collators(tokenizer):
     assert collate([("doc", "d1", "one two three four")]).input_ids.shape == (1, 6)
     with pytest.raises(ValueError, match="one kind"):
         collate([("doc", "d1", "x"), ("query", "q1", "y")])
+
+
+def test_pad_to_multiple_of_rounds_up_within_max_length(tokenizer):
+    texts = ["one", "one two three four five"]  # 3 and 7 tokens with [CLS]/[SEP]
+    longest = TrainCollator(tokenizer, 9, 12)([(text, [text]) for text in texts])
+    padded = TrainCollator(tokenizer, 9, 12, pad_to_multiple_of=4)([(text, [text]) for text in texts])
+    assert longest.query_input_ids.shape == (2, 7) and padded.query_input_ids.shape == (2, 8)
+    assert padded.doc_input_ids.shape == (2, 8)  # 12 allows 8
+    capped = TrainCollator(tokenizer, 7, 12, pad_to_multiple_of=4)([(text, [text]) for text in texts])
+    assert capped.query_input_ids.shape == (2, 7)  # the multiple (8) is past max_query_length: stop there
+    for ids, mask, ref_ids, ref_mask in ((padded.query_input_ids, padded.query_attention_mask,
+                                          longest.query_input_ids, longest.query_attention_mask),
+                                         (padded.doc_input_ids, padded.doc_attention_mask,
+                                          longest.doc_input_ids, longest.doc_attention_mask)):
+        assert ids[:, :7].equal(ref_ids) and mask[:, :7].equal(ref_mask)
+        assert (ids[:, 7:] == tokenizer.pad_token_id).all() and (mask[:, 7:] == 0).all()
+    exact = TrainCollator(tokenizer, 9, 12, pad_to_multiple_of=7)([(text, [text]) for text in texts])
+    assert exact.query_input_ids.shape == (2, 7)  # already a multiple: unchanged
+    with pytest.raises(ConfigError, match="pad_to_multiple_of must be a positive int, got 0"):
+        TrainCollator(tokenizer, pad_to_multiple_of=0)
+
+
+def test_pad_to_multiple_of_follows_the_padding_side(tokenizer):
+    import copy
+
+    left = copy.deepcopy(tokenizer)
+    left.padding_side = "left"
+    batch = TrainCollator(left, 9, 12, pad_to_multiple_of=4)([("one", ["one"]), ("one two three four five", ["x"])])
+    assert batch.query_input_ids.shape == (2, 8)
+    assert batch.query_attention_mask[0].tolist() == [0] * 5 + [1] * 3
+    assert batch.query_attention_mask[1].tolist() == [0] + [1] * 7
+    assert batch.query_input_ids[1, 0].item() == left.pad_token_id
+    assert batch.query_input_ids[1, 1].item() == left.cls_token_id
+
+
+def test_pad_to_multiple_of_leaves_the_representations(tokenizer, tiny_bert_dir):
+    """The extra padding is masked: SPLADE representations of a padded batch equal the longest-padded ones (float
+    rounding of GEMMs of other shapes aside)."""
+    import torch
+
+    from splade_lightning.models import SpladeEncoder
+
+    encoder = SpladeEncoder(tiny_bert_dir).eval()
+    examples = [("what is a sparse retriever", ["a retriever of sparse vectors over the vocabulary"]),
+                ("bm25", ["okapi best matching twenty five, a ranking function"])]
+    reps = {}
+    for multiple in (None, 16):
+        batch = TrainCollator(tokenizer, 32, 64, pad_to_multiple_of=multiple)(examples)
+        with torch.no_grad():
+            reps[multiple] = (encoder(batch.query_input_ids, batch.query_attention_mask),
+                              encoder(batch.doc_input_ids, batch.doc_attention_mask), batch.doc_input_ids.shape[1])
+    assert reps[16][2] == 16 and reps[None][2] < 16
+    for padded, longest in zip(reps[16][:2], reps[None][:2]):
+        assert padded.shape == longest.shape and (padded > 0).sum() > 0
+        torch.testing.assert_close(padded, longest, atol=1e-5, rtol=1e-5)

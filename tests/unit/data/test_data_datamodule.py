@@ -259,3 +259,17 @@ def test_evaluation_query_length_is_its_own(toy_triplets, toy_beir, tokenizer_di
     assert widths == {None: 8, 24: 24}
     with pytest.raises(ConfigError, match="eval_max_query_length"):
         make(toy_triplets, toy_beir, tokenizer_dir, eval_max_query_length=0)
+
+
+def test_pad_to_multiple_of_reaches_the_batches_and_is_checked(toy_triplets, toy_beir, tokenizer_dir):
+    shapes = {}
+    for multiple in (None, 4):
+        dm = make(toy_triplets, toy_beir, tokenizer_dir, pad_to_multiple_of=multiple, max_query_length=32,
+                  max_doc_length=32)
+        dm.setup("fit")
+        shapes[multiple] = [(b.query_input_ids.shape[1], b.doc_input_ids.shape[1]) for b in dm.train_dataloader()]
+    assert all(q % 4 == 0 and d % 4 == 0 for q, d in shapes[4])
+    assert [(-(-q // 4) * 4, -(-d // 4) * 4) for q, d in shapes[None]] == shapes[4]
+    assert any(q % 4 or d % 4 for q, d in shapes[None])  # the toy data does need the padding
+    with pytest.raises(ConfigError, match=r"--data.init_args.pad_to_multiple_of: must be an int > 0, got -8"):
+        make(toy_triplets, toy_beir, tokenizer_dir, pad_to_multiple_of=-8)

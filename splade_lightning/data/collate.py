@@ -26,9 +26,14 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_lengt
              pad_to_multiple_of: int | None = None):
     """Tokenise ``texts``, padded to the longest and truncated to ``max_length``; no ``token_type_ids``.
 
-    ``pad_to_multiple_of`` pads further, on the tokenizer's padding side, to the next multiple of it, never beyond
-    ``max_length`` (unlike the tokenizer's own option of that name, which may exceed it): batches then come in a few
-    shapes, so the allocator reuses freed blocks instead of splitting them (see :class:`TrainCollator`).
+    ``pad_to_multiple_of`` appends masked pad columns up to the next multiple of it, never beyond ``max_length``
+    (unlike the tokenizer's own option of that name, which may exceed it): batches then come in a few shapes, so the
+    allocator reuses freed blocks instead of splitting them (see :class:`TrainCollator`). The columns go on the right
+    whatever the tokenizer's padding side: absolute position embeddings number positions from the first column, so
+    columns added on the left would move every text's tokens; on the right they leave the tokenizer's own layout.
+
+    Raises:
+        ConfigError: ``pad_to_multiple_of`` is not a positive int.
 
     Returns:
         ``(input_ids, attention_mask)``, each ``(N, L)`` with ``L <= max_length``.
@@ -36,15 +41,15 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_lengt
     encoded = tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length,
                         return_tensors="pt", return_token_type_ids=False)
     input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
-    if pad_to_multiple_of is None or tokenizer.pad_token_id is None:
+    if pad_to_multiple_of is None:
         return input_ids, attention_mask
+    _check_length("pad_to_multiple_of", pad_to_multiple_of)
     length = input_ids.shape[1]
     extra = min(max_length, -(-length // pad_to_multiple_of) * pad_to_multiple_of) - length
     if extra <= 0:
         return input_ids, attention_mask
-    pad = (extra, 0) if tokenizer.padding_side == "left" else (0, extra)
-    return (torch.nn.functional.pad(input_ids, pad, value=tokenizer.pad_token_id),
-            torch.nn.functional.pad(attention_mask, pad, value=0))
+    return (torch.nn.functional.pad(input_ids, (0, extra), value=tokenizer.pad_token_id),
+            torch.nn.functional.pad(attention_mask, (0, extra), value=0))
 
 
 class TrainCollator:
@@ -63,10 +68,12 @@ class TrainCollator:
         prompts: the model's ``{route: text}`` prompts (:mod:`splade_lightning.prompts`): each column's texts get the
             prompt of its route prepended before tokenisation, so the prompt counts against the max length.
         pad_to_multiple_of: pad queries and documents to a multiple of this many tokens (never beyond their max
-            length; ``None``: to the longest text of the batch). The padding is masked, so the representations are
-            the same up to float rounding; what changes is that the batches come in a few shapes instead of one per
-            longest text, and glibc's heap, which otherwise splits the freed activations of one shape to serve the
-            next, stays compact.
+            length; ``None``: to the longest text of the batch). The padding is masked and appended on the right, so
+            in eval mode the representations are the same up to float rounding; in training, dropout draws its
+            masks over the wider batch, so a run is another random realisation of the same training (as another
+            seed would be). What changes is that the batches come in a few shapes instead of one per longest text,
+            and glibc's heap, which otherwise splits the freed activations of one shape to serve the next, stays
+            compact.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_query_length: int = 32, max_doc_length: int = 256,

@@ -95,7 +95,8 @@ class RetrievalDataModule(LightningDataModule):
         test_sts_sets: STS sets for ``test``.
         pad_to_multiple_of: training queries and documents are padded to a multiple of this many tokens (never beyond
             their max length; ``None``: to the longest text of the batch, as sentence-transformers does). The
-            padding is masked, so it changes the representations by float rounding only; it makes the batches
+            padding is masked (eval-mode representations change by float rounding only; in training, dropout's
+            masks are drawn over the wider batch, as with another seed); it makes the batches
             come in a few shapes, which keeps glibc's heap from fragmenting (the quickstart ``fit``'s peak RSS
             drops by about 8%, ``docs/splade.md``) and bounds the shapes a compiled model sees.
     """

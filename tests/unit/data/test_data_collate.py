@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from splade_lightning.data import EncodeCollator, EvalCollator, TrainCollator
+from splade_lightning.data.collate import tokenize
 from splade_lightning.errors import ConfigError
 from splade_lightning.types import EncodeBatch, TrainBatch
 
@@ -70,19 +71,34 @@ def test_pad_to_multiple_of_rounds_up_within_max_length(tokenizer):
     assert exact.query_input_ids.shape == (2, 7)  # already a multiple: unchanged
     with pytest.raises(ConfigError, match="pad_to_multiple_of must be a positive int, got 0"):
         TrainCollator(tokenizer, pad_to_multiple_of=0)
+    with pytest.raises(ConfigError, match="pad_to_multiple_of must be a positive int, got 0"):
+        tokenize(tokenizer, texts, 9, pad_to_multiple_of=0)
 
 
-def test_pad_to_multiple_of_follows_the_padding_side(tokenizer):
+def test_pad_to_multiple_of_appends_on_the_right_whatever_the_padding_side(tokenizer, tiny_bert_dir):
+    """Columns added on the left would move every text's tokens to other absolute positions; on the right they
+    leave a left-padding tokenizer's own layout, so the representations stay those without the extra padding."""
     import copy
+
+    import torch
+
+    from splade_lightning.models import SpladeEncoder
 
     left = copy.deepcopy(tokenizer)
     left.padding_side = "left"
-    batch = TrainCollator(left, 9, 12, pad_to_multiple_of=4)([("one", ["one"]), ("one two three four five", ["x"])])
-    assert batch.query_input_ids.shape == (2, 8)
-    assert batch.query_attention_mask[0].tolist() == [0] * 5 + [1] * 3
-    assert batch.query_attention_mask[1].tolist() == [0] + [1] * 7
-    assert batch.query_input_ids[1, 0].item() == left.pad_token_id
-    assert batch.query_input_ids[1, 1].item() == left.cls_token_id
+    examples = [("one", ["one"]), ("one two three four five", ["x"])]
+    batch = TrainCollator(left, 9, 12, pad_to_multiple_of=4)(examples)
+    unpadded = TrainCollator(left, 9, 12)(examples)
+    assert batch.query_input_ids.shape == (2, 8) and unpadded.query_input_ids.shape == (2, 7)
+    assert batch.query_attention_mask[0].tolist() == [0] * 4 + [1] * 3 + [0]  # the tokenizer's left padding, then ours
+    assert batch.query_attention_mask[1].tolist() == [1] * 7 + [0]
+    assert batch.query_input_ids[:, :7].equal(unpadded.query_input_ids)
+    assert (batch.query_input_ids[:, 7] == left.pad_token_id).all()
+    encoder = SpladeEncoder(tiny_bert_dir).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(batch.query_input_ids, batch.query_attention_mask),
+                                   encoder(unpadded.query_input_ids, unpadded.query_attention_mask),
+                                   atol=1e-5, rtol=1e-5)
 
 
 def test_pad_to_multiple_of_leaves_the_representations(tokenizer, tiny_bert_dir):
